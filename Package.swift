@@ -1,0 +1,52 @@
+// swift-tools-version: 6.1
+//
+// ovlcfs: composefs images and the overlayfs "overlay option" from one image model.
+//
+// The target graph is the architecture (see README.md, "Layout"):
+//   ImageModel            pure values: the tree, inodes, xattrs, limits
+//   ComposefsDump         the composefs dump format (reader, writer)     -> ImageModel, LinuxSys
+//   LinuxSys              the only Swift module that touches C I/O APIs -> CZlib, SystemPackage
+//   ovlcfs                the command-line tool (thin)                  -> all of the above
+// C libraries come in as system libraries, each wrapped by exactly one module.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+let system = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "ovlcfs",
+    products: [
+        .executable(name: "ovlcfs", targets: ["ovlcfs"]),
+        .library(name: "ImageModel", targets: ["ImageModel"]),
+        .library(name: "ComposefsDump", targets: ["ComposefsDump"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // System libraries (apt packages named in `providers`; .ci/run installs them).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CSquashfs", pkgConfig: "libsquashfs1", providers: [.apt(["libsquashfs-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        .target(name: "LinuxSys", dependencies: ["CZlib", system], swiftSettings: strict),
+        .target(name: "ImageModel", swiftSettings: strict),
+        .target(name: "ComposefsDump", dependencies: ["ImageModel", "LinuxSys"], swiftSettings: strict),
+        .executableTarget(
+            name: "ovlcfs",
+            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys"],
+            swiftSettings: strict
+        ),
+
+        .target(name: "TestSupport", dependencies: ["ImageModel"], path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "ImageModelTests", dependencies: ["ImageModel", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ComposefsDumpTests", dependencies: ["ComposefsDump", "ImageModel", "LinuxSys", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,26 @@
+import ImageModel
+import LinuxSys
+
+/// Reading and writing dump files (plain, gzip-compressed or standard input).
+public enum DumpFile {
+    /// Reads a dump from `path` (`-` for standard input; gzip is detected by content).
+    public static func read(path: String, options: DumpOptions = .lenient) throws -> Image {
+        let reader = try InputReader(path: path)
+        var parser = DumpParser(input: reader.name, options: options)
+        try reader.forEachChunk { chunk in try parser.feed(chunk) }
+        return try parser.finish()
+    }
+
+    /// Writes the canonical dump of `image` to `path` atomically (`-` for standard output).
+    public static func write(_ image: Image, to path: String) throws {
+        if path == "-" {
+            let out = BufferedOutput.standardOutput()
+            try DumpWriter.write(image) { try out.write($0) }
+            try out.flush()
+            return
+        }
+        let file = try AtomicFileWriter(destination: path)
+        try DumpWriter.write(image) { try file.write($0) }
+        try file.commit()
+    }
+}

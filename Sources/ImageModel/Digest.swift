@@ -1,0 +1,106 @@
+/// A SHA-256 fs-verity digest: 32 bytes, stored inline (no heap allocation).
+public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
+    // Big-endian words: w0 holds bytes 0…7, so comparing words compares bytes.
+    private var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+
+    public static let byteCount = 32
+
+    /// Creates a digest from exactly 32 bytes.
+    public init?(bytes: some Collection<UInt8>) {
+        guard bytes.count == Self.byteCount else { return nil }
+        var words = Words()
+        for (i, byte) in bytes.enumerated() { words.shiftIn(UInt64(byte), bits: 8, word: i / 8) }
+        (w0, w1, w2, w3) = (words.w0, words.w1, words.w2, words.w3)
+    }
+
+    /// Parses exactly 64 hexadecimal digits (either case).
+    public init?(hex: some Collection<UInt8>) {
+        guard hex.count == 2 * Self.byteCount else { return nil }
+        var words = Words()
+        for (i, char) in hex.enumerated() {
+            guard let nibble = hexValue(char) else { return nil }
+            words.shiftIn(UInt64(nibble), bits: 4, word: i / 16)
+        }
+        (w0, w1, w2, w3) = (words.w0, words.w1, words.w2, words.w3)
+    }
+
+    public init?(hex: String) { self.init(hex: Array(hex.utf8)) }
+
+    /// Parses a canonical composefs object path: `xx/` + 62 lowercase hex digits.
+    public init?(objectPath bytes: [UInt8]) {
+        guard bytes.count == 65, bytes[2] == UInt8(ascii: "/") else { return nil }
+        var words = Words()
+        var n = 0
+        for (i, char) in bytes.enumerated() where i != 2 {
+            guard let nibble = hexValue(char), !(UInt8(ascii: "A")...UInt8(ascii: "F")).contains(char) else {
+                return nil
+            }
+            words.shiftIn(UInt64(nibble), bits: 4, word: n / 16)
+            n += 1
+        }
+        (w0, w1, w2, w3) = (words.w0, words.w1, words.w2, words.w3)
+    }
+
+    /// The 32 bytes.
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(Self.byteCount)
+        for word in [w0, w1, w2, w3] {
+            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: word >> shift)) }
+        }
+        return out
+    }
+
+    /// 64 lowercase hex digits, as ASCII bytes.
+    public var hexBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(2 * Self.byteCount)
+        for word in [w0, w1, w2, w3] {
+            for shift in stride(from: 60, through: 0, by: -4) {
+                out.append(hexDigits[Int(word >> UInt64(shift) & 0xF)])
+            }
+        }
+        return out
+    }
+
+    /// 64 lowercase hex digits.
+    public var hex: String { String(decoding: hexBytes, as: UTF8.self) }
+    public var description: String { hex }
+
+    /// The composefs object path for this digest: `xx/` + the remaining 62 hex digits.
+    public var objectPath: [UInt8] {
+        var hex = hexBytes
+        hex.insert(UInt8(ascii: "/"), at: 2)
+        return hex
+    }
+
+    public static func < (a: Digest, b: Digest) -> Bool {
+        (a.w0, a.w1, a.w2, a.w3) < (b.w0, b.w1, b.w2, b.w3)
+    }
+}
+
+/// Four accumulators, so parsing a digest allocates nothing.
+private struct Words {
+    var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0
+    @inline(__always)
+    mutating func shiftIn(_ value: UInt64, bits: UInt64, word: Int) {
+        switch word {
+        case 0: w0 = w0 << bits | value
+        case 1: w1 = w1 << bits | value
+        case 2: w2 = w2 << bits | value
+        default: w3 = w3 << bits | value
+        }
+    }
+}
+
+let hexDigits = Array("0123456789abcdef".utf8)
+
+@inline(__always)
+func hexValue(_ char: UInt8) -> UInt8? {
+    switch char {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): char &- UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): char &- UInt8(ascii: "a") &+ 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): char &- UInt8(ascii: "A") &+ 10
+    default: nil
+    }
+}

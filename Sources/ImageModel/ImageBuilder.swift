@@ -1,0 +1,124 @@
+/// Builds an ``Image`` entry by entry, in any order; ``build()`` sorts every directory and
+/// rejects duplicate names.
+public struct ImageBuilder: Sendable {
+    private var image: Image
+
+    /// Starts an image whose root has the given (directory) inode.
+    public init(root: Inode) throws(ModelError) {
+        guard root.type == .directory else { throw .rootNotDirectory }
+        image = Image(
+            names: [],
+            records: [EntryRecord(nameStart: 0, nameLength: 0, parent: .root, inode: InodeID(0), children: [])],
+            inodes: [root],
+            primaries: [.root],
+            xattrTable: XattrTable()
+        )
+    }
+
+    public var entryCount: Int { image.records.count }
+
+    /// Reserves room for about `count` entries.
+    public mutating func reserveCapacity(entries count: Int) {
+        image.records.reserveCapacity(count)
+        image.inodes.reserveCapacity(count)
+        image.primaries.reserveCapacity(count)
+        image.names.reserveCapacity(count * 12)
+    }
+
+    /// Interns an xattr list (keep its order; keys should be unique).
+    public mutating func internXattrs(_ xattrs: [Xattr]) -> XattrSetID { image.xattrTable.intern(xattrs) }
+
+    /// The xattrs of an interned set.
+    public func xattrs(_ id: XattrSetID) -> [Xattr] { image.xattrTable[id] }
+
+    public func inodeID(of entry: EntryID) -> InodeID { image.inodeID(of: entry) }
+    public func inode(of entry: EntryID) -> Inode { image.inode(of: entry) }
+    public subscript(inode id: InodeID) -> Inode { image.inodes[id.index] }
+
+    /// The child of `directory` called `name` (a linear scan: children are sorted only by
+    /// `build()`).
+    public func child(named name: some Collection<UInt8>, in directory: EntryID) -> EntryID? {
+        image.records[directory.index].children.first { image.name(of: $0).elementsEqual(name) }
+    }
+
+    /// Changes an inode in place.
+    public mutating func updateInode(_ id: InodeID, _ body: (inout Inode) -> Void) {
+        body(&image.inodes[id.index])
+    }
+
+    /// Adds an entry with a new inode under `parent`.
+    @discardableResult
+    public mutating func add(name: some Collection<UInt8>, in parent: EntryID, inode: Inode) throws(ModelError) -> EntryID {
+        let inodeID = InodeID(image.inodes.count)
+        let entry = try addRecord(name: name, parent: parent, inode: inodeID)
+        image.inodes.append(inode)
+        image.primaries.append(entry)
+        return entry
+    }
+
+    /// Adds an entry under `parent` that is another name (hard link) of an existing inode.
+    @discardableResult
+    public mutating func addHardLink(name: some Collection<UInt8>, in parent: EntryID, to inode: InodeID) throws(ModelError) -> EntryID {
+        guard image.inodes[inode.index].type != .directory else { throw .hardLinkToDirectory(inode: inode) }
+        return try addRecord(name: name, parent: parent, inode: inode)
+    }
+
+    /// Makes `entry` the primary path of its inode.
+    public mutating func makePrimary(_ entry: EntryID) {
+        image.primaries[image.records[entry.index].inode.index] = entry
+    }
+
+    /// Sorts every directory by name and returns the image; fails on duplicate names.
+    public consuming func build() throws(ModelError) -> Image {
+        var image = self.image
+        let sorted = try Self.sortedChildLists(names: image.names, records: image.records)
+        for (index, children) in sorted { image.records[index].children = children }
+        return image
+    }
+
+    /// Every directory's children sorted by name (lists of 0 or 1 are left out).
+    private static func sortedChildLists(names: [UInt8], records: [EntryRecord]) throws(ModelError) -> [(Int, [EntryID])] {
+        func name(_ id: EntryID) -> ArraySlice<UInt8> {
+            let record = records[id.index]
+            return names[Int(record.nameStart)..<Int(record.nameStart) + Int(record.nameLength)]
+        }
+        var result: [(Int, [EntryID])] = []
+        for index in records.indices where records[index].children.count > 1 {
+            let children = records[index].children.sorted { a, b in
+                let order = compareBytes(name(a), name(b))
+                return order < 0 || (order == 0 && a < b)
+            }
+            for (a, b) in zip(children, children.dropFirst()) where name(a) == name(b) {
+                throw .duplicateName(directory: EntryID(index), name: Array(name(a)), first: a, second: b)
+            }
+            result.append((index, children))
+        }
+        return result
+    }
+
+    private mutating func addRecord(name: some Collection<UInt8>, parent: EntryID, inode: InodeID) throws(ModelError) -> EntryID {
+        try Self.validate(name: name)
+        guard image.inode(of: parent).type == .directory else { throw .parentNotDirectory(parent: parent) }
+        let entry = EntryID(image.records.count)
+        let start = image.names.count
+        image.names.append(contentsOf: name)
+        image.records.append(EntryRecord(
+            nameStart: UInt32(start), nameLength: UInt16(name.count), parent: parent, inode: inode, children: []))
+        image.records[parent.index].children.append(entry)
+        return entry
+    }
+
+    /// Checks that `name` can be a path component: 1…255 bytes, no `/` or NUL, not `.`/`..`.
+    public static func validate(name: some Collection<UInt8>) throws(ModelError) {
+        let count = name.count
+        if count == 0 { throw .invalidName(name: [], reason: "empty path component") }
+        if count > Limits.maxNameLength {
+            throw .invalidName(name: Array(name), reason: "\(count) bytes, longer than \(Limits.maxNameLength)")
+        }
+        if name.contains(UInt8(ascii: "/")) { throw .invalidName(name: Array(name), reason: "contains '/'") }
+        if name.contains(0) { throw .invalidName(name: Array(name), reason: "contains a NUL byte") }
+        if (count == 1 || count == 2) && name.allSatisfy({ $0 == UInt8(ascii: ".") }) {
+            throw .invalidName(name: Array(name), reason: "'.' and '..' are not names")
+        }
+    }
+}

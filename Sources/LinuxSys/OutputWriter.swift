@@ -1,0 +1,116 @@
+import Glibc
+import SystemPackage
+
+/// A buffered writer to a file descriptor. `flush()` reports write errors; nothing is lost
+/// silently.
+public final class BufferedOutput {
+    public let name: String
+    private let fd: FileDescriptor
+    private var buffer: [UInt8] = []
+    private let capacity: Int
+
+    public init(fd: FileDescriptor, name: String, capacity: Int = 1 << 20) {
+        self.fd = fd
+        self.name = name
+        self.capacity = capacity
+        buffer.reserveCapacity(capacity)
+    }
+
+    /// Standard output.
+    public static func standardOutput() -> BufferedOutput { BufferedOutput(fd: .standardOutput, name: "<stdout>") }
+
+    public func write(_ bytes: some Sequence<UInt8>) throws(IOError) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= capacity { try flush() }
+    }
+
+    public func write(_ text: String) throws(IOError) { try write(text.utf8) }
+
+    public func flush() throws(IOError) {
+        guard !buffer.isEmpty else { return }
+        do {
+            _ = try buffer.withUnsafeBytes { try fd.writeAll($0) }
+        } catch {
+            buffer.removeAll(keepingCapacity: true)
+            throw IOError("write", path: name, errno: error as? Errno)
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Writes a file atomically: the bytes go to a temporary file in the destination's
+/// directory, which is flushed to disk and renamed over the destination only by `commit()`.
+/// Without `commit()` (an error, a crash) the destination is untouched and the temporary
+/// file is removed.
+public final class AtomicFileWriter {
+    public let destination: String
+    private let temporaryPath: String
+    private var output: BufferedOutput?
+    private var fd: FileDescriptor?
+
+    public init(destination: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead]) throws(IOError) {
+        self.destination = destination
+        let directory: String
+        let base: String
+        if let slash = destination.lastIndex(of: "/") {
+            directory = String(destination[..<slash]).isEmpty ? "/" : String(destination[..<slash])
+            base = String(destination[destination.index(after: slash)...])
+        } else {
+            directory = "."
+            base = destination
+        }
+        guard !base.isEmpty else { throw IOError("write", path: destination, detail: "not a file name") }
+        var st = stat()
+        if stat(destination, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
+            throw IOError("write", path: destination, detail: "is a directory")
+        }
+        var random = SystemRandomNumberGenerator()
+        temporaryPath = "\(directory)/.\(base).ovlcfs-\(getpid())-\(String(random.next() & 0xFFFF_FFFF, radix: 16))"
+        do {
+            let fd = try FileDescriptor.open(
+                temporaryPath, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec], permissions: permissions)
+            self.fd = fd
+            output = BufferedOutput(fd: fd, name: destination)
+        } catch {
+            throw IOError("create a temporary file for", path: destination, errno: error as? Errno)
+        }
+    }
+
+    deinit { abandon() }
+
+    public func write(_ bytes: some Sequence<UInt8>) throws(IOError) {
+        guard let output else { throw IOError("write", path: destination, detail: "writer already closed") }
+        try output.write(bytes)
+    }
+
+    public func write(_ text: String) throws(IOError) { try write(text.utf8) }
+
+    /// Flushes, syncs and renames the file into place.
+    public func commit() throws(IOError) {
+        guard let output, let fd else { throw IOError("write", path: destination, detail: "writer already closed") }
+        do {
+            try output.flush()
+            if fsync(fd.rawValue) != 0 { throw IOError("sync", path: destination, errno: Errno(rawValue: Glibc.errno)) }
+            try? fd.close()
+            self.fd = nil
+            self.output = nil
+            if rename(temporaryPath, destination) != 0 {
+                throw IOError("rename into place", path: destination, errno: Errno(rawValue: Glibc.errno))
+            }
+        } catch let error as IOError {
+            abandon()
+            throw error
+        } catch {
+            abandon()
+            throw IOError("write", path: destination, detail: "\(error)")
+        }
+    }
+
+    /// Discards the temporary file; the destination stays as it was.
+    public func abandon() {
+        if let fd { try? fd.close() }
+        if fd != nil || output != nil || access(temporaryPath, F_OK) == 0 { unlink(temporaryPath) }
+        fd = nil
+        output = nil
+    }
+}
