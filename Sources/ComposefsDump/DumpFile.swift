@@ -6,7 +6,7 @@ public enum DumpFile {
     /// Reads a dump from `path` (`-` for standard input; gzip is detected by content).
     public static func read(path: String, options: DumpOptions = .lenient) throws -> Image {
         let reader = try InputReader(path: path)
-        var parser = DumpParser(input: reader.name, options: options)
+        let parser = DumpParser(input: reader.name, options: options)
         try reader.forEachChunk { chunk in try parser.feed(chunk) }
         return try parser.finish()
     }

@@ -32,7 +32,7 @@ public struct DumpOptions: Sendable, Equatable {
 /// exactly 64 hex digits, numbers that overflow their field or are negative, duplicate paths,
 /// a missing or non-directory parent, `.`/`..`/empty path components, payloads that are
 /// absolute or contain `..`, and raw control bytes (binary garbage).
-public struct DumpParser {
+public final class DumpParser {
     public let input: String
     public let options: DumpOptions
 
@@ -48,6 +48,8 @@ public struct DumpParser {
     private var lastXattrs: (text: [UInt8], id: XattrSetID) = ([], .empty)
     private var xattrCache: [[UInt8]: XattrSetID] = [:]
     private var endedWithNewline = true
+    /// Field boundaries of the current line (kept to reuse its storage).
+    private var bounds: [Range<Int>] = []
 
     private struct PendingLink {
         var path: [UInt8]
@@ -66,13 +68,13 @@ public struct DumpParser {
 
     /// Parses a complete dump held in memory.
     public static func parse(_ bytes: [UInt8], input: String, options: DumpOptions = .lenient) throws(DumpError) -> Image {
-        var parser = DumpParser(input: input, options: options)
+        let parser = DumpParser(input: input, options: options)
         try parser.feed(bytes[...])
         return try parser.finish()
     }
 
     /// Feeds the next chunk of input.
-    public mutating func feed(_ chunk: ArraySlice<UInt8>) throws(DumpError) {
+    public func feed(_ chunk: ArraySlice<UInt8>) throws(DumpError) {
         guard !chunk.isEmpty else { return }
         var start = chunk.startIndex
         if !carry.isEmpty {
@@ -104,7 +106,7 @@ public struct DumpParser {
 
     /// Ends the input: parses a last line without newline, resolves hard links, checks for
     /// duplicates and returns the image.
-    public consuming func finish() throws(DumpError) -> Image {
+    public func finish() throws(DumpError) -> Image {
         if !carry.isEmpty {
             let line = carry
             carry = []
@@ -136,13 +138,12 @@ public struct DumpParser {
 
     // MARK: - One line
 
-    private mutating func parseLine(_ line: Span<UInt8>) throws(DumpError) {
+    private func parseLine(_ line: Span<UInt8>) throws(DumpError) {
         lineNumber += 1
         try checkRawBytes(line)
 
         // Split off the 11 fixed fields at the first 11 spaces.
-        var bounds: [Range<Int>] = []
-        bounds.reserveCapacity(11)
+        bounds.removeAll(keepingCapacity: true)
         var fieldStart = 0
         var xattrStart: Int? = nil
         var i = 0
@@ -215,7 +216,7 @@ public struct DumpParser {
                 throw error(.payload, "self-referential hardlink \(displayBytes(rawPath))")
             }
             let (parent, name) = try locateParent(path, rawPath: rawPath)
-            pendingLinks.append(PendingLink(path: path, parent: parent, name: name, target: targetPath, line: lineNumber))
+            pendingLinks.append(PendingLink(path: path, parent: parent, name: Array(name), target: targetPath, line: lineNumber))
             return
         }
 
@@ -245,7 +246,8 @@ public struct DumpParser {
                 guard size <= Limits.maxExternalFileSize else {
                     throw error(.size, "file too large: \(size) bytes exceeds the composefs maximum of 2^53 (\(Limits.maxExternalFileSize))")
                 }
-                let object = try payload.map { (bytes) throws(DumpError) -> Payload in try checkedPayload(bytes) }
+                var object: Payload? = nil
+                if let payload { object = try checkedPayload(payload) }
                 inode.data = .external(ExternalObject(payload: object, digest: digest))
             }
         case .symlink:
@@ -304,7 +306,8 @@ public struct DumpParser {
             throw error(field, "path \(displayBytes(raw)) is not absolute (it must start with \"/\")")
         }
         if raw.count == 1 { return [] }
-        let path = Array(raw.dropFirst())
+        var path = raw
+        path.removeFirst()
         var componentStart = 0
         for index in 0...path.count {
             guard index == path.count || path[index] == UInt8(ascii: "/") else { continue }
@@ -312,7 +315,7 @@ public struct DumpParser {
             if component.isEmpty {
                 throw error(field, "empty path component in \(displayBytes(raw))")
             }
-            if component.count <= 2 && component.allSatisfy({ $0 == UInt8(ascii: ".") }) {
+            if component.count <= 2 && component.first == UInt8(ascii: ".") && component.last == UInt8(ascii: ".") {
                 throw error(field, "invalid . or .. in path: \(displayBytes(raw))")
             }
             if component.count > Limits.maxNameLength {
@@ -338,11 +341,11 @@ public struct DumpParser {
     }
 
     /// Splits a checked path into its parent directory's entry and its name.
-    private mutating func locateParent(_ path: [UInt8], rawPath: [UInt8]) throws(DumpError) -> (EntryID, [UInt8]) {
+    private func locateParent(_ path: [UInt8], rawPath: [UInt8]) throws(DumpError) -> (EntryID, ArraySlice<UInt8>) {
         guard !path.isEmpty else { return (.root, []) }
         let slash = path.lastIndex(of: UInt8(ascii: "/"))
         let parentKey = slash.map { path[..<$0] } ?? []
-        let name = Array(slash.map { path[($0 + 1)...] } ?? path[...])
+        let name = slash.map { path[($0 + 1)...] } ?? path[...]
         if parentKey.elementsEqual(lastParent.key) { return (lastParent.entry, name) }
         let key = Array(parentKey)
         guard let parent = directories[key] else {
@@ -377,7 +380,7 @@ public struct DumpParser {
 
     // MARK: - Hard links
 
-    private mutating func resolveHardLinks(_ builder: inout ImageBuilder) throws(DumpError) {
+    private func resolveHardLinks(_ builder: inout ImageBuilder) throws(DumpError) {
         guard !pendingLinks.isEmpty else { return }
         var linkIndex: [[UInt8]: Int] = [:]
         for (index, link) in pendingLinks.enumerated() { linkIndex[link.path] = index }
@@ -468,11 +471,8 @@ public struct DumpParser {
 
     private func parseDigest(_ field: Span<UInt8>) throws(DumpError) -> Digest? {
         if field.count == 1 && field[0] == UInt8(ascii: "-") { return nil }
-        var hex: [UInt8] = []
-        hex.reserveCapacity(field.count)
-        for i in field.indices { hex.append(field[i]) }
-        guard let digest = Digest(hex: hex) else {
-            throw error(.digest, "DIGEST \(displayBytes(hex)) is not 64 hex digits (or '-')")
+        guard let digest = Digest(hex: field) else {
+            throw error(.digest, "DIGEST \(text(field)) is not 64 hex digits (or '-')")
         }
         return digest
     }
@@ -522,14 +522,14 @@ public struct DumpParser {
         return Timestamp(seconds: Int64(seconds), nanoseconds: UInt32(nanos))
     }
 
-    private mutating func parseXattrs(_ region: Span<UInt8>) throws(DumpError) -> XattrSetID {
+    private func parseXattrs(_ region: Span<UInt8>) throws(DumpError) -> XattrSetID {
         guard region.count <= 65535 else {
             throw error(.xattr, "too many xattrs: \(region.count) bytes of xattrs, the limit is 65535")
         }
+        if equal(region, lastXattrs.text) { return lastXattrs.id }
         var text: [UInt8] = []
         text.reserveCapacity(region.count)
         for i in region.indices { text.append(region[i]) }
-        if text == lastXattrs.text { return lastXattrs.id }
         if let id = xattrCache[text] {
             lastXattrs = (text, id)
             return id
@@ -572,6 +572,12 @@ public struct DumpParser {
         xattrCache[text] = id
         lastXattrs = (text, id)
         return id
+    }
+
+    private func equal(_ span: Span<UInt8>, _ bytes: [UInt8]) -> Bool {
+        guard span.count == bytes.count else { return false }
+        for i in span.indices where span[i] != bytes[i] { return false }
+        return true
     }
 
     // MARK: - Messages

@@ -5,6 +5,11 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     public static let byteCount = 32
 
+    /// All zero bytes.
+    public static let zero = Digest(words: 0, 0, 0, 0)
+
+    private init(words a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64) { (w0, w1, w2, w3) = (a, b, c, d) }
+
     /// Creates a digest from exactly 32 bytes.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == Self.byteCount else { return nil }
@@ -26,19 +31,24 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     public init?(hex: String) { self.init(hex: Array(hex.utf8)) }
 
+    /// Parses exactly 64 hexadecimal digits (either case) without copying them.
+    public init?(hex: Span<UInt8>) {
+        guard hex.count == 2 * Self.byteCount,
+              let a = hexWord(hex, from: 0), let b = hexWord(hex, from: 16),
+              let c = hexWord(hex, from: 32), let d = hexWord(hex, from: 48) else { return nil }
+        (w0, w1, w2, w3) = (a, b, c, d)
+    }
+
     /// Parses a canonical composefs object path: `xx/` + 62 lowercase hex digits.
     public init?(objectPath bytes: [UInt8]) {
         guard bytes.count == 65, bytes[2] == UInt8(ascii: "/") else { return nil }
-        var words = Words()
-        var n = 0
-        for (i, char) in bytes.enumerated() where i != 2 {
-            guard let nibble = hexValue(char), !(UInt8(ascii: "A")...UInt8(ascii: "F")).contains(char) else {
-                return nil
-            }
-            words.shiftIn(UInt64(nibble), bits: 4, word: n / 16)
-            n += 1
-        }
-        (w0, w1, w2, w3) = (words.w0, words.w1, words.w2, words.w3)
+        let span = bytes.span
+        guard let head = hexWord(span.extracting(0..<2), from: 0, count: 2, lowercaseOnly: true),
+              let a = hexWord(span, from: 3, count: 14, lowercaseOnly: true),
+              let b = hexWord(span, from: 17, lowercaseOnly: true),
+              let c = hexWord(span, from: 33, lowercaseOnly: true),
+              let d = hexWord(span, from: 49, lowercaseOnly: true) else { return nil }
+        (w0, w1, w2, w3) = (head << 56 | a, b, c, d)
     }
 
     /// The 32 bytes.
@@ -94,6 +104,24 @@ private struct Words {
 }
 
 let hexDigits = Array("0123456789abcdef".utf8)
+
+/// Parses `count` (≤ 16) hex digits of `span` starting at `start` into one word.
+@inline(__always)
+private func hexWord(_ span: Span<UInt8>, from start: Int, count: Int = 16, lowercaseOnly: Bool = false) -> UInt64? {
+    var word: UInt64 = 0
+    for i in start..<start + count {
+        let char = span[i]
+        let digit = char &- UInt8(ascii: "0")
+        if digit < 10 {
+            word = word << 4 | UInt64(digit)
+            continue
+        }
+        let letter = (lowercaseOnly ? char : char | 0x20) &- UInt8(ascii: "a")
+        guard letter < 6 else { return nil }
+        word = word << 4 | UInt64(letter &+ 10)
+    }
+    return word
+}
 
 @inline(__always)
 func hexValue(_ char: UInt8) -> UInt8? {

@@ -48,7 +48,13 @@ public struct ImageBuilder: Sendable {
 
     /// Adds an entry with a new inode under `parent`.
     @discardableResult
-    public mutating func add(name: some Collection<UInt8>, in parent: EntryID, inode: Inode) throws(ModelError) -> EntryID {
+    public mutating func add(name: [UInt8], in parent: EntryID, inode: Inode) throws(ModelError) -> EntryID {
+        try add(name: name[...], in: parent, inode: inode)
+    }
+
+    /// Adds an entry with a new inode under `parent`.
+    @discardableResult
+    public mutating func add(name: ArraySlice<UInt8>, in parent: EntryID, inode: Inode) throws(ModelError) -> EntryID {
         let inodeID = InodeID(image.inodes.count)
         let entry = try addRecord(name: name, parent: parent, inode: inodeID)
         image.inodes.append(inode)
@@ -58,9 +64,9 @@ public struct ImageBuilder: Sendable {
 
     /// Adds an entry under `parent` that is another name (hard link) of an existing inode.
     @discardableResult
-    public mutating func addHardLink(name: some Collection<UInt8>, in parent: EntryID, to inode: InodeID) throws(ModelError) -> EntryID {
+    public mutating func addHardLink(name: [UInt8], in parent: EntryID, to inode: InodeID) throws(ModelError) -> EntryID {
         guard image.inodes[inode.index].type != .directory else { throw .hardLinkToDirectory(inode: inode) }
-        return try addRecord(name: name, parent: parent, inode: inode)
+        return try addRecord(name: name[...], parent: parent, inode: inode)
     }
 
     /// Makes `entry` the primary path of its inode.
@@ -96,7 +102,7 @@ public struct ImageBuilder: Sendable {
         return result
     }
 
-    private mutating func addRecord(name: some Collection<UInt8>, parent: EntryID, inode: InodeID) throws(ModelError) -> EntryID {
+    private mutating func addRecord(name: ArraySlice<UInt8>, parent: EntryID, inode: InodeID) throws(ModelError) -> EntryID {
         try Self.validate(name: name)
         guard image.inode(of: parent).type == .directory else { throw .parentNotDirectory(parent: parent) }
         let entry = EntryID(image.records.count)
@@ -109,15 +115,16 @@ public struct ImageBuilder: Sendable {
     }
 
     /// Checks that `name` can be a path component: 1…255 bytes, no `/` or NUL, not `.`/`..`.
-    public static func validate(name: some Collection<UInt8>) throws(ModelError) {
+    public static func validate(name: ArraySlice<UInt8>) throws(ModelError) {
         let count = name.count
         if count == 0 { throw .invalidName(name: [], reason: "empty path component") }
         if count > Limits.maxNameLength {
             throw .invalidName(name: Array(name), reason: "\(count) bytes, longer than \(Limits.maxNameLength)")
         }
-        if name.contains(UInt8(ascii: "/")) { throw .invalidName(name: Array(name), reason: "contains '/'") }
-        if name.contains(0) { throw .invalidName(name: Array(name), reason: "contains a NUL byte") }
-        if (count == 1 || count == 2) && name.allSatisfy({ $0 == UInt8(ascii: ".") }) {
+        for byte in name where byte == UInt8(ascii: "/") || byte == 0 {
+            throw .invalidName(name: Array(name), reason: byte == 0 ? "contains a NUL byte" : "contains '/'")
+        }
+        if (count == 1 || count == 2) && name.first == UInt8(ascii: ".") && name.last == UInt8(ascii: ".") {
             throw .invalidName(name: Array(name), reason: "'.' and '..' are not names")
         }
     }

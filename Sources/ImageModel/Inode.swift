@@ -107,17 +107,42 @@ public enum Payload: Hashable, Sendable {
     }
 }
 
-/// What a regular file's content is: bytes kept in the image, or a reference to an object.
+/// Where a regular file's content lives in the objects store, and its fs-verity digest.
+///
+/// Stored compactly (48 bytes): in the common case the payload is the digest's own object
+/// path (`xx/<62 hex>`), and one 32-byte digest serves both.
 public struct ExternalObject: Hashable, Sendable {
-    /// Path of the backing object inside the objects store, if any.
-    public var payload: Payload?
-    /// The object's fs-verity SHA-256 digest, if known.
-    public var digest: Digest?
+    /// The digest, or the digest that the payload path spells, or zero.
+    private var storedDigest: Digest
+    private var flags: UInt8
+    /// A payload that is not the object path of `storedDigest`.
+    private var otherPayload: [UInt8]?
+
+    private static let hasDigest: UInt8 = 1
+    private static let payloadIsStoredDigest: UInt8 = 2
 
     public init(payload: Payload?, digest: Digest?) {
-        self.payload = payload
-        self.digest = digest
+        storedDigest = digest ?? Digest.zero
+        flags = digest == nil ? 0 : Self.hasDigest
+        otherPayload = nil
+        switch payload {
+        case nil: break
+        case .object(let spelled) where digest == nil || digest == spelled:
+            storedDigest = spelled
+            flags |= Self.payloadIsStoredDigest
+        case .some(let other):
+            otherPayload = other.bytes
+        }
     }
+
+    /// Path of the backing object inside the objects store, if any.
+    public var payload: Payload? {
+        if flags & Self.payloadIsStoredDigest != 0 { return .object(storedDigest) }
+        return otherPayload.map(Payload.init)
+    }
+
+    /// The object's fs-verity SHA-256 digest, if known.
+    public var digest: Digest? { flags & Self.hasDigest != 0 ? storedDigest : nil }
 }
 
 /// The type-specific data of an inode.

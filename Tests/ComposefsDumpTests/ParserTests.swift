@@ -229,7 +229,7 @@ struct ParserTests {
         let whole = try DumpParser.parse(bytes, input: "t")
         var rng = SeededGenerator(seed: 7)
         for _ in 0..<200 {
-            var parser = DumpParser(input: "t")
+            let parser = DumpParser(input: "t")
             var offset = 0
             while offset < bytes.count {
                 let size = Int.random(in: 1...40, using: &rng)

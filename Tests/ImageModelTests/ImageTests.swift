@@ -121,3 +121,24 @@ struct ImageTests {
         #expect(summary.whiteouts == 1)
     }
 }
+
+@Suite("External objects")
+struct ExternalObjectTests {
+    static let d1 = Digest(hex: "f582acdb8f0ae0d159b650c0b967c2770f2bc994a416f80db8780a70b256714b")!
+    static let d2 = Digest(hex: "babc284ee4ffe7f449377fbf6692715b43aec7bc39c094a95878904d34bac97e")!
+
+    @Test("payload and digest are kept in every combination", arguments: [
+        (Payload?.none, Digest?.none), (.object(d1), nil), (nil, d1), (.object(d1), d1), (.object(d1), d2),
+        (.path(Array("some/where".utf8)), d2), (.path(Array("x".utf8)), nil),
+    ])
+    func combinations(payload: Payload?, digest: Digest?) {
+        let object = ExternalObject(payload: payload, digest: digest)
+        #expect(object.payload == payload)
+        #expect(object.digest == digest)
+    }
+
+    @Test("the common case fits in 48 bytes")
+    func compact() {
+        #expect(MemoryLayout<ExternalObject>.stride <= 48)
+    }
+}
