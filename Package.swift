@@ -34,18 +34,25 @@ let package = Package(
         .systemLibrary(name: "CSquashfs", pkgConfig: "libsquashfs1", providers: [.apt(["libsquashfs-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
-        .target(name: "LinuxSys", dependencies: ["CZlib", system], swiftSettings: strict),
+        .target(name: "CSquashfsShim", dependencies: ["CSquashfs"]),
+
+        .target(name: "CLinux"),
+        .target(name: "LinuxSys", dependencies: ["CZlib", "CLinux", system], swiftSettings: strict),
         .target(name: "ImageModel", swiftSettings: strict),
         .target(name: "ComposefsDump", dependencies: ["ImageModel", "LinuxSys"], swiftSettings: strict),
+        .target(name: "OverlayTranslation", dependencies: ["ImageModel"], swiftSettings: strict),
+        .target(name: "SquashfsWriter", dependencies: ["ImageModel", "CSquashfsShim", "LinuxSys"], swiftSettings: strict),
         .executableTarget(
             name: "ovlcfs",
-            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys"],
+            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter"],
             swiftSettings: strict
         ),
 
         .target(name: "TestSupport", dependencies: ["ImageModel"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ImageModelTests", dependencies: ["ImageModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ComposefsDumpTests", dependencies: ["ComposefsDump", "ImageModel", "LinuxSys", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "OverlayTranslationTests", dependencies: ["OverlayTranslation", "ImageModel", "ComposefsDump", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "SquashfsWriterTests", dependencies: ["SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

@@ -129,3 +129,57 @@ public struct ImageBuilder: Sendable {
         }
     }
 }
+
+extension ImageBuilder {
+    /// Starts a builder holding a copy of `image`, for passes that turn one model into another.
+    ///
+    /// Entries are copied depth-first; an entry for which `keep` returns false is left out with
+    /// its subtree. `transform` sees each inode once (at its primary path, or at the first kept
+    /// path) with its xattrs as a list, and may change both. Hard links and primary paths are
+    /// preserved.
+    public init(
+        copying image: Image,
+        keep: (EntryID) -> Bool = { _ in true },
+        transform: (EntryID, inout Inode, inout [Xattr]) throws -> Void
+    ) throws {
+        var root = image.inode(of: .root)
+        var rootXattrs = image.xattrs(of: root)
+        try transform(.root, &root, &rootXattrs)
+        root.xattrs = .empty
+        var builder = try ImageBuilder(root: root)
+        let rootXattrID = builder.internXattrs(rootXattrs)
+        builder.updateInode(InodeID(0)) { $0.xattrs = rootXattrID }
+        var inodeMap: [InodeID: InodeID] = [image.inodeID(of: .root): InodeID(0)]
+        var entryMap: [EntryID: EntryID] = [.root: .root]
+        var stack = image.children(of: .root).reversed().map { $0 }
+        while let entry = stack.popLast() {
+            guard keep(entry), let parent = entryMap[image.parent(of: entry)] else { continue }
+            let oldInode = image.inodeID(of: entry)
+            let name = Array(image.name(of: entry))
+            let copied: EntryID
+            if let existing = inodeMap[oldInode] {
+                copied = try builder.addHardLink(name: name, in: parent, to: existing)
+            } else {
+                var inode = image[inode: oldInode]
+                var xattrs = image.xattrs(of: inode)
+                try transform(entry, &inode, &xattrs)
+                inode.xattrs = builder.internXattrs(xattrs)
+                copied = try builder.add(name: name, in: parent, inode: inode)
+                inodeMap[oldInode] = builder.inodeID(of: copied)
+            }
+            if image.isPrimary(entry) { builder.makePrimary(copied) }
+            entryMap[entry] = copied
+            stack.append(contentsOf: image.children(of: entry).reversed())
+        }
+        self = builder
+    }
+
+    /// The xattrs of an inode (resolved from its interned set).
+    public func xattrs(of inode: InodeID) -> [Xattr] { xattrs(self[inode: inode].xattrs) }
+
+    /// Replaces an inode's xattrs.
+    public mutating func setXattrs(_ xattrs: [Xattr], of inode: InodeID) {
+        let id = internXattrs(xattrs)
+        updateInode(inode) { $0.xattrs = id }
+    }
+}

@@ -19,6 +19,9 @@ public final class BufferedOutput {
     /// Standard output.
     public static func standardOutput() -> BufferedOutput { BufferedOutput(fd: .standardOutput, name: "<stdout>") }
 
+    /// Standard error.
+    public static func standardError() -> BufferedOutput { BufferedOutput(fd: .standardError, name: "<stderr>", capacity: 4096) }
+
     public func write(_ bytes: some Sequence<UInt8>) throws(IOError) {
         buffer.append(contentsOf: bytes)
         if buffer.count >= capacity { try flush() }
@@ -112,5 +115,51 @@ public final class AtomicFileWriter {
         if fd != nil || output != nil || access(temporaryPath, F_OK) == 0 { unlink(temporaryPath) }
         fd = nil
         output = nil
+    }
+}
+
+/// A temporary path next to a destination, for tools that write files themselves (such as
+/// libsquashfs): `commit()` syncs it and renames it over the destination; without a commit
+/// it is removed.
+public final class TemporarySibling {
+    public let destination: String
+    public let path: String
+    private var committed = false
+
+    public init(destination: String) throws(IOError) {
+        self.destination = destination
+        let slash = destination.lastIndex(of: "/")
+        let directory = slash.map { String(destination[..<$0]) } ?? "."
+        let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
+        guard !base.isEmpty else { throw IOError("write", path: destination, detail: "not a file name") }
+        var st = stat()
+        if stat(destination, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
+            throw IOError("write", path: destination, detail: "is a directory")
+        }
+        var random = SystemRandomNumberGenerator()
+        path = "\(directory.isEmpty ? "/" : directory)/.\(base).ovlcfs-\(getpid())-\(String(random.next() & 0xFFFF_FFFF, radix: 16))"
+        if access(directory.isEmpty ? "/" : directory, W_OK) != 0 {
+            throw IOError("write into the directory of", path: destination, errno: Errno(rawValue: Glibc.errno))
+        }
+    }
+
+    deinit { if !committed { unlink(path) } }
+
+    /// Flushes the temporary file to disk and renames it over the destination.
+    public func commit() throws(IOError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError("open", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw IOError("sync", path: destination, errno: Errno(rawValue: Glibc.errno)) }
+        if rename(path, destination) != 0 {
+            throw IOError("rename into place", path: destination, errno: Errno(rawValue: Glibc.errno))
+        }
+        committed = true
+    }
+
+    /// Removes the temporary file now.
+    public func discard() {
+        if !committed { unlink(path) }
+        committed = true
     }
 }

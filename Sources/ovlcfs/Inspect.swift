@@ -8,8 +8,9 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read an image model, validate it and print a summary, JSON counts or the canonical dump.",
         discussion: """
-            MODEL is a composefs dump file: plain text, gzip-compressed (detected by content, \
-            whatever the name), or `-` for standard input. Every rejection names the input, \
+            MODEL is a composefs dump file — plain text, gzip-compressed (detected by content, \
+            whatever the name), or `-` for standard input — or a squashfs image written by \
+            `ovlcfs build`, which is read back into the model. Every rejection names the input, \
             the line and the reason, e.g. `model.dump:17: xattr key is empty`.
 
             The reader is stricter than mkcomposefs by default: it refuses malformed digests, \
@@ -25,7 +26,7 @@ struct Inspect: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The model: a composefs dump (plain or .gz), or - for standard input.", valueName: "MODEL"))
+    @Argument(help: ArgumentHelp("The model: a composefs dump (plain or .gz), - for standard input, or an ovlcfs squashfs image.", valueName: "MODEL"))
     var model: String?
 
     @Flag(help: "Inspect the built-in example model instead of a file.")
@@ -61,7 +62,7 @@ struct Inspect: ParsableCommand {
             if example {
                 image = try DumpParser.parse(Array(ExampleModel.dump.utf8), input: "<example>", options: options)
             } else {
-                image = try DumpFile.read(path: model!, options: options)
+                image = try loadModel(model!, options: options).0
             }
             if dump {
                 try DumpFile.write(image, to: output ?? "-")

@@ -13,8 +13,10 @@ struct Ovlcfs: ParsableCommand {
               ovlcfs inspect --example              summary of the built-in example model
               ovlcfs inspect rootfs.dump.gz --json  counts as JSON
               ovlcfs inspect rootfs.dump --dump     the canonical dump (as composefs-info dump prints it)
+              ovlcfs build rootfs.dump -o rootfs.sqfs   the overlay option: a squashfs of metacopy stubs
+              ovlcfs inspect rootfs.sqfs --dump     read an image back into the model
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self]
+        subcommands: [Inspect.self, Build.self]
     )
 }

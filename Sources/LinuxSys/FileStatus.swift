@@ -1,0 +1,107 @@
+import CLinux
+import Glibc
+import SystemPackage
+
+/// What `lstat(2)` says of a path (symlinks are not followed).
+public struct FileStatus: Sendable, Equatable {
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var size: UInt64
+    public var nlink: UInt64
+    public var inode: UInt64
+    public var device: UInt64
+    public var rdev: UInt64
+    public var mtimeSeconds: Int64
+    public var mtimeNanoseconds: UInt32
+
+    public init(path: String) throws(IOError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw IOError("stat", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        mode = st.st_mode
+        uid = st.st_uid
+        gid = st.st_gid
+        size = UInt64(st.st_size)
+        nlink = UInt64(st.st_nlink)
+        inode = UInt64(st.st_ino)
+        device = UInt64(st.st_dev)
+        rdev = UInt64(st.st_rdev)
+        mtimeSeconds = Int64(st.st_mtim.tv_sec)
+        mtimeNanoseconds = UInt32(st.st_mtim.tv_nsec)
+    }
+
+    public var isDirectory: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFDIR) }
+    public var isSymlink: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFLNK) }
+    public var isRegular: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFREG) }
+}
+
+/// Path-based file queries that never follow a final symlink.
+public enum FileQueries {
+    /// The names in a directory (without `.` and `..`), as raw bytes, sorted.
+    public static func directoryEntries(_ path: String) throws(IOError) -> [[UInt8]] {
+        guard let dir = opendir(path) else { throw IOError("read directory", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        defer { closedir(dir) }
+        var names: [[UInt8]] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                Array(raw.prefix { $0 != 0 })
+            }
+            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            names.append(name)
+        }
+        return names.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    /// The target of a symlink.
+    public static func readLink(_ path: String) throws(IOError) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: 4097)
+        let count = buffer.withUnsafeMutableBytes { readlink(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), 4096) }
+        guard count >= 0 else { throw IOError("read link", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        return Array(buffer[0..<count])
+    }
+
+    /// The xattr names of a path (not following symlinks).
+    public static func xattrNames(_ path: String) throws(IOError) -> [[UInt8]] {
+        var size = llistxattr(path, nil, 0)
+        guard size >= 0 else { throw IOError("list xattrs of", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        if size == 0 { return [] }
+        var buffer = [UInt8](repeating: 0, count: size)
+        size = buffer.withUnsafeMutableBytes { llistxattr(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+        guard size >= 0 else { throw IOError("list xattrs of", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        return buffer[0..<size].split(separator: 0).map(Array.init)
+    }
+
+    /// The value of one xattr (not following symlinks).
+    public static func xattr(_ path: String, name: [UInt8]) throws(IOError) -> [UInt8] {
+        let key = name + [0]
+        let size = key.withUnsafeBufferPointer { k in
+            k.withMemoryRebound(to: CChar.self) { lgetxattr(path, $0.baseAddress, nil, 0) }
+        }
+        guard size >= 0 else { throw IOError("read xattr of", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        var value = [UInt8](repeating: 0, count: size)
+        let read = key.withUnsafeBufferPointer { k in
+            k.withMemoryRebound(to: CChar.self) { keyPointer in
+                value.withUnsafeMutableBytes { lgetxattr(path, keyPointer.baseAddress, $0.baseAddress, $0.count) }
+            }
+        }
+        guard read >= 0 else { throw IOError("read xattr of", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        return Array(value[0..<read])
+    }
+
+    /// The first `count` bytes of a regular file.
+    public static func readPrefix(_ path: String, count: Int) throws(IOError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError("open", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: count)
+        var total = 0
+        while total < count {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, count - total) }
+            if n < 0 && Glibc.errno == EINTR { continue }
+            guard n >= 0 else { throw IOError("read", path: path, errno: Errno(rawValue: Glibc.errno)) }
+            if n == 0 { break }
+            total += n
+        }
+        return Array(buffer[0..<total])
+    }
+}

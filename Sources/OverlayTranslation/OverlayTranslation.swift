@@ -1,0 +1,174 @@
+import ImageModel
+
+/// How the objects store is stacked under the image.
+public enum OverlayLayout: String, Sendable, CaseIterable, Codable {
+    /// Objects as a data-only lower layer (`lowerdir+` image, `datadir+` objects; kernel ≥ 6.5).
+    case dataOnly = "data-only"
+    /// Objects as an ordinary lower layer, for kernels without data-only layers: the image root
+    /// carries a whiteout for each of `00`…`ff` it lacks, so nothing of the store shows through.
+    case legacy
+}
+
+/// A model the translation refuses.
+public struct TranslationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// Model → overlay layer, and back. A pure pass (reference 02 §1, 06 §4):
+///
+/// - every `trusted.overlay.X` xattr of the model becomes `trusted.overlay.overlay.X`, which the
+///   mount shows as `trusted.overlay.X` again;
+/// - a regular file of size > 0 whose content is an external object keeps its size (the writer
+///   stores it as a sparse stub) and gains `trusted.overlay.metacopy` (the fs-verity digest, or
+///   an empty value) and `trusted.overlay.redirect` = `/` + payload;
+/// - a whiteout (character device 0/0) becomes an escaped xwhiteout: an empty regular file with
+///   `trusted.overlay.overlay.whiteout` and `user.overlay.whiteout`; its directory gains
+///   `trusted.overlay.overlay.whiteouts`, `user.overlay.whiteouts` and (format ≥ 1) the `x`
+///   opaque markers — so the mount shows the model as a composefs mount of it does;
+/// - legacy layout: 256 real whiteouts `00`…`ff` in the root.
+public enum OverlayTranslation {
+    public struct Options: Sendable, Equatable {
+        public var layout: OverlayLayout
+        /// composefs format version whose whiteout markers to write (1 adds `opaque=x`).
+        public var formatVersion: Int
+
+        public init(layout: OverlayLayout = .dataOnly, formatVersion: Int = 1) {
+            self.layout = layout
+            self.formatVersion = formatVersion
+        }
+    }
+
+    /// The overlay layer for `image`.
+    public static func translate(_ image: Image, options: Options = Options()) throws -> Image {
+        var whiteoutParents = Set<EntryID>()
+        for entry in image.entryIDs where entry != .root && image.inode(of: entry).isWhiteout {
+            whiteoutParents.insert(image.parent(of: entry))
+        }
+        var builder = try ImageBuilder(copying: image) { entry, inode, xattrs in
+            xattrs = xattrs.map { Xattr(key: OverlayXattr.escape($0.key), value: $0.value) }
+            switch inode.type {
+            case .regular:
+                guard case .external(let object) = inode.data else { break }
+                guard inode.size > 0 else {
+                    // composefs keeps no overlay xattrs on empty files: they are plain empty files.
+                    inode.data = .inline([])
+                    break
+                }
+                setXattr(&xattrs, OverlayXattr.metacopy, OverlayXattr.metacopyValue(digest: object.digest))
+                if let payload = object.payload {
+                    let redirect = try redirectValue(payload.bytes, path: image.displayPath(of: entry))
+                    setXattr(&xattrs, OverlayXattr.redirect, redirect)
+                }
+            case .charDevice where inode.isWhiteout:
+                inode.type = .regular
+                inode.size = 0
+                inode.rdev = 0
+                inode.data = .inline([])
+                setXattr(&xattrs, OverlayXattr.escapedWhiteout, [])
+                setXattr(&xattrs, OverlayXattr.userWhiteout, [])
+            case .directory where whiteoutParents.contains(entry):
+                setXattr(&xattrs, OverlayXattr.escapedWhiteouts, [])
+                setXattr(&xattrs, OverlayXattr.userWhiteouts, [])
+                if options.formatVersion >= 1 {
+                    setXattr(&xattrs, OverlayXattr.escapedOpaque, Array("x".utf8))
+                    setXattr(&xattrs, OverlayXattr.userOpaque, Array("x".utf8))
+                }
+            default:
+                break
+            }
+        }
+        if options.layout == .legacy {
+            try addRootWhiteouts(&builder)
+        }
+        return try builder.build()
+    }
+
+    /// The model an overlay layer describes: the inverse of ``translate(_:options:)``.
+    ///
+    /// What cannot be told apart afterwards: a model's own `user.overlay.whiteout(s)` and
+    /// `user.overlay.opaque=x` next to one of its whiteouts are dropped with the markers.
+    public static func untranslate(_ layer: Image) throws -> Image {
+        // Real whiteouts only ever come from the translation (a model's own are escaped).
+        var whiteoutDirectories = Set<EntryID>()
+        for entry in layer.entryIDs where entry != .root {
+            let inode = layer.inode(of: entry)
+            if inode.type == .regular, inode.size == 0,
+               layer.xattrs(of: inode).contains(where: { $0.key == OverlayXattr.escapedWhiteout }) {
+                whiteoutDirectories.insert(layer.parent(of: entry))
+            }
+        }
+        let builder = try ImageBuilder(copying: layer, keep: { !layer.inode(of: $0).isWhiteout }) { entry, inode, xattrs in
+            switch inode.type {
+            case .regular:
+                if let index = xattrs.firstIndex(where: { $0.key == OverlayXattr.escapedWhiteout }), inode.size == 0 {
+                    xattrs.remove(at: index)
+                    xattrs.removeAll { $0.key == OverlayXattr.userWhiteout }
+                    inode.type = .charDevice
+                    inode.rdev = 0
+                    inode.data = .none
+                } else if let metacopy = xattrs.first(where: { $0.key == OverlayXattr.metacopy }) {
+                    let redirect = xattrs.first(where: { $0.key == OverlayXattr.redirect })?.value
+                    let payload = redirect.map { Payload(Array($0.drop(while: { $0 == UInt8(ascii: "/") }))) }
+                    inode.data = .external(ExternalObject(payload: payload, digest: OverlayXattr.digest(fromMetacopy: metacopy.value)))
+                }
+            case .directory where whiteoutDirectories.contains(entry):
+                xattrs.removeAll {
+                    $0.key == OverlayXattr.escapedWhiteouts || $0.key == OverlayXattr.userWhiteouts
+                        || ($0.key == OverlayXattr.escapedOpaque || $0.key == OverlayXattr.userOpaque) && $0.value == Array("x".utf8)
+                }
+            default:
+                break
+            }
+            // Unescape one level; drop the overlay's own (unescaped) xattrs.
+            xattrs = xattrs.compactMap { xattr in
+                if xattr.key.starts(with: OverlayXattr.escapedPrefix) {
+                    return Xattr(key: OverlayXattr.prefix + xattr.key[OverlayXattr.escapedPrefix.count...], value: xattr.value)
+                }
+                return xattr.key.starts(with: OverlayXattr.prefix) ? nil : xattr
+            }
+        }
+        return try builder.build()
+    }
+
+    /// `/` + payload, checked against overlayfs's rules for absolute redirects (reference 03 §2).
+    static func redirectValue(_ payload: [UInt8], path: String) throws -> [UInt8] {
+        let components = payload.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        let shown = String(decoding: payload, as: UTF8.self)
+        if payload.isEmpty { throw TranslationError(path: path, reason: "empty payload path") }
+        if payload.first == UInt8(ascii: "/") {
+            throw TranslationError(path: path, reason: "payload \(shown) is absolute; it must be relative to the objects store")
+        }
+        if components.contains(where: { $0.elementsEqual("..".utf8) }) {
+            throw TranslationError(path: path, reason: "payload \(shown) has a '..' component; it must stay inside the objects store")
+        }
+        if components.contains(where: { $0.isEmpty || $0.elementsEqual(".".utf8) }) {
+            throw TranslationError(path: path, reason: "payload \(shown) has an empty or '.' component, which overlayfs rejects in a redirect")
+        }
+        return [UInt8(ascii: "/")] + payload
+    }
+
+    /// Adds a real whiteout for every name `00`…`ff` the root lacks (legacy layout).
+    static func addRootWhiteouts(_ builder: inout ImageBuilder) throws {
+        let root = builder[inode: InodeID(0)]
+        let selinux = builder.xattrs(of: InodeID(0)).filter { $0.key == OverlayXattr.selinux }
+        let xattrs = builder.internXattrs(selinux)
+        let digits = Array("0123456789abcdef".utf8)
+        for value in 0..<256 {
+            let name = [digits[value >> 4], digits[value & 0xF]]
+            guard builder.child(named: name, in: .root) == nil else { continue }
+            try builder.add(name: name, in: .root, inode: Inode(
+                type: .charDevice, permissions: 0o644, uid: root.uid, gid: root.gid, nlink: 1,
+                rdev: 0, size: 0, mtime: root.mtime, xattrs: xattrs, data: .none))
+        }
+    }
+
+    private static func setXattr(_ xattrs: inout [Xattr], _ key: [UInt8], _ value: [UInt8]) {
+        if let index = xattrs.firstIndex(where: { $0.key == key }) {
+            xattrs[index].value = value
+        } else {
+            xattrs.append(Xattr(key: key, value: value))
+        }
+    }
+}

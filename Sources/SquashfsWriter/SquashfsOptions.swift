@@ -1,0 +1,79 @@
+import CSquashfsShim
+
+/// How to write a squashfs image.
+public struct SquashfsOptions: Sendable, Equatable {
+    /// A compressor the kernel's squashfs can read (LZO is not built into libsquashfs 1.2, and
+    /// the kernel cannot read LZMA).
+    public enum Compression: String, Sendable, CaseIterable, Codable {
+        case none, gzip, lz4, zstd, xz
+
+        var id: SQFS_COMPRESSOR {
+            switch self {
+            case .none, .gzip: SQFS_COMP_GZIP
+            case .lz4: SQFS_COMP_LZ4
+            case .zstd: SQFS_COMP_ZSTD
+            case .xz: SQFS_COMP_XZ
+            }
+        }
+    }
+
+    /// The tables of an image, each of which can be stored uncompressed.
+    public enum Table: String, Sendable, CaseIterable, Codable, Comparable {
+        /// File data blocks and fragment blocks (only inline files have data).
+        case data
+        case inodes, directories, xattrs, ids
+
+        public static func < (a: Table, b: Table) -> Bool { a.rawValue < b.rawValue }
+
+        /// The metadata tables (everything but file data and fragments).
+        public static let metadata: Set<Table> = [.inodes, .directories, .xattrs, .ids]
+    }
+
+    /// The compressor for every table not in `uncompressedTables`. `.none` stores everything
+    /// raw (the superblock then names gzip, which every kernel has, as squashfs requires one).
+    public var compression: Compression
+    /// Compression level; nil takes libsquashfs's default for the compressor.
+    public var compressionLevel: Int?
+    /// Tables to store uncompressed even though `compression` is set.
+    public var uncompressedTables: Set<Table>
+    /// Data block size: a power of two from 4 KiB to 1 MiB. Stubs cost 4 bytes of inode per
+    /// block of logical size, so large blocks keep the inode table small.
+    public var blockSize: Int
+    /// Superblock modification time (fixed, so builds are reproducible).
+    public var modificationTime: UInt32
+
+    public init(compression: Compression = .zstd, compressionLevel: Int? = nil, uncompressedTables: Set<Table> = [],
+                blockSize: Int = 1 << 20, modificationTime: UInt32 = 0) {
+        self.compression = compression
+        self.compressionLevel = compressionLevel
+        self.uncompressedTables = uncompressedTables
+        self.blockSize = blockSize
+        self.modificationTime = modificationTime
+    }
+
+    func isRaw(_ table: Table) -> Bool { compression == .none || uncompressedTables.contains(table) }
+
+    /// Checks the values; the message names the option.
+    public func validate() throws(SquashfsOptionsError) {
+        guard blockSize >= 4096, blockSize <= 1 << 20, blockSize & (blockSize - 1) == 0 else {
+            throw SquashfsOptionsError("block size \(blockSize) must be a power of two from 4096 to 1048576")
+        }
+        if let level = compressionLevel {
+            let range: ClosedRange<Int>? = switch compression {
+            case .gzip: 1...9
+            case .zstd: 1...22
+            case .xz: 0...9
+            case .lz4, .none: nil
+            }
+            guard let range else { throw SquashfsOptionsError("\(compression.rawValue) takes no compression level") }
+            guard range.contains(level) else {
+                throw SquashfsOptionsError("\(compression.rawValue) level \(level) is outside \(range.lowerBound)…\(range.upperBound)")
+            }
+        }
+    }
+}
+
+public struct SquashfsOptionsError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,346 @@
+import CSquashfsShim
+import ImageModel
+import LinuxSys
+
+/// What `SquashfsWriter.write` produced.
+public struct SquashfsWriteResult: Sendable, Codable {
+    /// Size of the image file (padded to 4 KiB).
+    public var bytes: UInt64
+    public var inodes: Int
+    public var entries: Int
+    /// Regular files written as sparse stubs (external objects).
+    public var stubs: Int
+}
+
+/// Writes an overlay layer (the output of `OverlayTranslation.translate`) as a squashfs image
+/// with libsquashfs (reference 06 §2).
+///
+/// Regular files with an external object become extended file inodes of the object's size
+/// whose block list is all sparse — no zero byte goes through the data path. Inline files get
+/// real data (fragments). Inodes are written in post-order and numbered in that order; xattr
+/// sets are deduplicated; the output is a function of the model and options only, and goes to
+/// a temporary file that is renamed into place when complete.
+public enum SquashfsWriter {
+    /// Writes `layer` to `destination`. Check the model with ``SquashfsLosses`` first to
+    /// learn (or refuse) what the image will not hold.
+    @discardableResult
+    public static func write(_ layer: Image, to destination: String, options: SquashfsOptions = SquashfsOptions()) throws -> SquashfsWriteResult {
+        try options.validate()
+        try SquashfsLimits.check(layer, blockSize: options.blockSize)
+        let temporary = try TemporarySibling(destination: destination)
+        let stubs: Int
+        do {
+            let session = try Session(layer: layer, path: temporary.path, displayPath: destination, options: options)
+            stubs = try session.run()
+        }
+        try temporary.commit()
+        let st = try FileStatus(path: destination)
+        return SquashfsWriteResult(bytes: st.size, inodes: layer.inodeCount, entries: layer.entryCount, stubs: stubs)
+    }
+}
+
+/// Strict mode refused a model that the image would not hold completely.
+public struct SquashfsLossError: Error, Sendable, CustomStringConvertible {
+    public var losses: SquashfsLosses
+    public init(losses: SquashfsLosses) { self.losses = losses }
+    public var description: String {
+        "squashfs cannot hold everything in this model (--strict):\n" + losses.lines.map { "  " + $0 }.joined(separator: "\n")
+    }
+}
+
+/// One image being written: the libsquashfs objects and the walk over the layer.
+private final class Session {
+    let layer: Image
+    let options: SquashfsOptions
+    let path: String
+    let file: SqfsFile
+    let real: SqfsCompressor?
+    let raw: SqfsCompressor
+    var superblock = sqfs_super_t()
+    var numbers: [UInt32]
+    var order: [EntryID] = []
+    var refs: [UInt64]
+    var xattrIndex: [XattrSetID: UInt32] = [:]
+    let ids: SqfsObject
+    let xattrWriter: SqfsObject
+
+    init(layer: Image, path temporaryPath: String, displayPath: String, options: SquashfsOptions) throws {
+        self.layer = layer
+        self.options = options
+        self.path = displayPath
+        file = try SqfsFile(path: temporaryPath, flags: SQFS_FILE_OPEN_OVERWRITE)
+        let id = options.compression.id
+        real = options.compression == .none ? nil
+            : try SqfsCompressor(id: id, blockSize: options.blockSize, level: options.compressionLevel, raw: false, path: displayPath)
+        raw = try SqfsCompressor(id: id, blockSize: options.blockSize, level: nil, raw: true, path: displayPath)
+        numbers = [UInt32](repeating: 0, count: layer.inodeCount)
+        refs = [UInt64](repeating: 0, count: layer.inodeCount)
+        guard let ids = sqfs_id_table_create(0), let xw = sqfs_xattr_writer_create(0) else {
+            throw SquashfsError(path: displayPath, operation: "create the id and xattr tables", code: -1)
+        }
+        self.ids = SqfsObject(ids)
+        xattrWriter = SqfsObject(xw)
+    }
+
+    func compressor(for table: SquashfsOptions.Table) -> UnsafeMutablePointer<sqfs_compressor_t> {
+        options.isRaw(table) ? raw.pointer : real!.pointer
+    }
+
+    /// Writes the whole image; returns the number of stubs.
+    func run() throws -> Int {
+        planOrder()
+        try check(sqfs_super_init(&superblock, options.blockSize, options.modificationTime, options.compression.id),
+                  "initialise the superblock", path: path)
+        try check(sqfs_super_write(&superblock, file.pointer), "write the superblock", path: path)
+        if let real {
+            let written = ovl_sqfs_compressor_write_options(real.pointer, file.pointer)
+            try check(written, "write compressor options", path: path)
+            if written > 0 { superblock.flags |= UInt16(SQFS_FLAG_COMPRESSOR_OPTIONS.rawValue) }
+        }
+
+        // File data: only inline files have any. Must precede the inode table.
+        guard let fragments = sqfs_frag_table_create(0) else {
+            throw SquashfsError(path: path, operation: "create the fragment table", code: -1)
+        }
+        let fragmentTable = SqfsObject(fragments)
+        let dataInodes = try writeData(fragments: fragments)
+
+        superblock.inode_table_start = file.size
+        guard let inodeMeta = sqfs_meta_writer_create(file.pointer, compressor(for: .inodes), 0),
+              let dirMeta = sqfs_meta_writer_create(file.pointer, compressor(for: .directories),
+                                                    UInt32(SQFS_META_WRITER_KEEP_IN_MEMORY.rawValue)),
+              let dirWriter = sqfs_dir_writer_create(dirMeta, 0) else {
+            throw SquashfsError(path: path, operation: "create the metadata writers", code: -1)
+        }
+        let inodeMetaOwner = SqfsObject(inodeMeta), dirMetaOwner = SqfsObject(dirMeta), dirWriterOwner = SqfsObject(dirWriter)
+        var stubs = 0
+        for entry in order {
+            let id = layer.inodeID(of: entry)
+            var block: UInt64 = 0, offset: UInt32 = 0
+            sqfs_meta_writer_get_position(inodeMeta, &block, &offset)
+            refs[id.index] = block << 16 | UInt64(offset)
+            if try writeInode(entry, id: id, meta: inodeMeta, dirWriter: dirWriter, dataInode: dataInodes[id]) { stubs += 1 }
+        }
+        try check(sqfs_meta_writer_flush(inodeMeta), "flush the inode table", path: path)
+        try check(sqfs_meta_writer_flush(dirMeta), "flush the directory table", path: path)
+        superblock.root_inode_ref = refs[layer.inodeID(of: .root).index]
+        superblock.directory_table_start = file.size
+        try check(sqfs_meta_write_write_to_file(dirMeta), "write the directory table", path: path)
+        superblock.inode_count = UInt32(order.count)
+        try check(sqfs_frag_table_write(fragments, file.pointer, &superblock, compressor(for: .inodes)),
+                  "write the fragment table", path: path)
+        try check(sqfs_id_table_write(ids.pointer, file.pointer, &superblock, compressor(for: .ids)), "write the id table", path: path)
+        try check(sqfs_xattr_writer_flush(xattrWriter.pointer, file.pointer, &superblock, compressor(for: .xattrs)),
+                  "write the xattr table", path: path)
+        setUncompressedFlags()
+        superblock.bytes_used = file.size
+        try check(sqfs_super_write(&superblock, file.pointer), "rewrite the superblock", path: path)
+        let padding = Int((4096 - file.size % 4096) % 4096)
+        if padding > 0 { try file.write(at: file.size, [UInt8](repeating: 0, count: padding)) }
+        withExtendedLifetime((fragmentTable, inodeMetaOwner, dirMetaOwner, dirWriterOwner)) {}
+        return stubs
+    }
+
+    /// Post-order (children before their directory, in name order); each inode numbered at
+    /// its first path. The root is last, numbered N.
+    func planOrder() {
+        var stack: [(EntryID, Bool)] = [(.root, false)]
+        while let (entry, expanded) = stack.popLast() {
+            if !expanded && layer.inode(of: entry).type == .directory {
+                stack.append((entry, true))
+                for child in layer.children(of: entry).reversed() { stack.append((child, false)) }
+                continue
+            }
+            let id = layer.inodeID(of: entry)
+            if numbers[id.index] == 0 {
+                order.append(entry)
+                numbers[id.index] = UInt32(order.count)
+            }
+        }
+    }
+
+    /// Feeds every non-empty inline file through a block processor (fragments).
+    func writeData(fragments: OpaquePointer) throws -> [InodeID: SqfsInode] {
+        var inodes: [InodeID: SqfsInode] = [:]
+        let inline = order.filter { layer.inode(of: $0).inlineContent.map { !$0.isEmpty } ?? false }
+        guard !inline.isEmpty else { return inodes }
+        guard let blockWriter = sqfs_block_writer_create(file.pointer, 4096, 0) else {
+            throw SquashfsError(path: path, operation: "create the block writer", code: -1)
+        }
+        let writerOwner = SqfsObject(blockWriter)
+        guard let processor = sqfs_block_processor_create(options.blockSize, compressor(for: .data), 1, 16, blockWriter, fragments) else {
+            throw SquashfsError(path: path, operation: "create the block processor", code: -1)
+        }
+        let processorOwner = SqfsObject(processor)
+        // The processor keeps the address of each file's inode pointer and replaces the inode
+        // when it grows it, until `finish`: the slots must outlive the processor's work.
+        let slots = UnsafeMutablePointer<UnsafeMutablePointer<sqfs_inode_generic_t>?>.allocate(capacity: inline.count)
+        slots.initialize(repeating: nil, count: inline.count)
+        defer {
+            for index in 0..<inline.count where inodes[layer.inodeID(of: inline[index])] == nil { ovl_sqfs_free(slots[index]) }
+            slots.deallocate()
+        }
+        for (index, entry) in inline.enumerated() {
+            let content = layer.inode(of: entry).inlineContent!
+            try check(sqfs_block_processor_begin_file(processor, slots + index, nil, 0), "add \(layer.displayPath(of: entry))", path: path)
+            try check(content.withUnsafeBytes { sqfs_block_processor_append(processor, $0.baseAddress, $0.count) },
+                      "write data of \(layer.displayPath(of: entry))", path: path)
+            try check(sqfs_block_processor_end_file(processor), "finish \(layer.displayPath(of: entry))", path: path)
+        }
+        try check(sqfs_block_processor_finish(processor), "flush file data", path: path)
+        for (index, entry) in inline.enumerated() {
+            if let inode = slots[index] { inodes[layer.inodeID(of: entry)] = SqfsInode(inode) }
+        }
+        withExtendedLifetime((writerOwner, processorOwner)) {}
+        return inodes
+    }
+
+    /// The squashfs xattr index of an inode's xattr set (deduplicated by libsquashfs too).
+    func xattrIndex(of inode: Inode) throws -> UInt32 {
+        if inode.xattrs == .empty { return 0xFFFF_FFFF }
+        if let index = xattrIndex[inode.xattrs] { return index }
+        let xattrs = layer.xattrs(of: inode).filter { SquashfsLosses.isStorable($0.key) }
+        var index: UInt32 = 0xFFFF_FFFF
+        if !xattrs.isEmpty {
+            try check(sqfs_xattr_writer_begin(xattrWriter.pointer, 0), "begin an xattr set", path: path)
+            for xattr in xattrs {
+                let key = xattr.key + [0]
+                let rc = key.withUnsafeBufferPointer { keyBuffer in
+                    xattr.value.withUnsafeBytes { value in
+                        keyBuffer.withMemoryRebound(to: CChar.self) {
+                            sqfs_xattr_writer_add(xattrWriter.pointer, $0.baseAddress, value.baseAddress, value.count)
+                        }
+                    }
+                }
+                try check(rc, "add xattr \(String(decoding: xattr.key, as: UTF8.self))", path: path)
+            }
+            try check(sqfs_xattr_writer_end(xattrWriter.pointer, &index), "end an xattr set", path: path)
+        }
+        xattrIndex[inode.xattrs] = index
+        return index
+    }
+
+    /// Writes one inode; returns whether it was a sparse stub.
+    func writeInode(_ entry: EntryID, id: InodeID, meta: OpaquePointer, dirWriter: OpaquePointer, dataInode: SqfsInode?) throws -> Bool {
+        let inode = layer[inode: id]
+        let xattr = try xattrIndex(of: inode)
+        let extended = xattr != 0xFFFF_FFFF
+        let node: SqfsInode
+        var stubBlocks = 0
+        switch inode.type {
+        case .directory:
+            try check(sqfs_dir_writer_begin(dirWriter, 0), "begin directory \(layer.displayPath(of: entry))", path: path)
+            for child in layer.children(of: entry) {
+                let childID = layer.inodeID(of: child)
+                let name = Array(layer.name(of: child)) + [0]
+                let rc = name.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) {
+                        sqfs_dir_writer_add_entry(dirWriter, $0.baseAddress, numbers[childID.index], refs[childID.index],
+                                                  UInt16(truncatingIfNeeded: layer[inode: childID].mode))
+                    }
+                }
+                try check(rc, "add \(layer.displayPath(of: child)) to its directory", path: path)
+            }
+            try check(sqfs_dir_writer_end(dirWriter), "end directory \(layer.displayPath(of: entry))", path: path)
+            let parentNumber = entry == .root ? UInt32(order.count + 1) : numbers[layer.inodeID(of: layer.parent(of: entry)).index]
+            guard let created = sqfs_dir_writer_create_inode(dirWriter, 0, xattr, parentNumber) else {
+                throw SquashfsError(path: path, operation: "create the inode of \(layer.displayPath(of: entry))", code: -1)
+            }
+            node = SqfsInode(created)
+            let nlink = layer.nlink(of: id)
+            if node.pointer.pointee.base.type == UInt16(SQFS_INODE_DIR.rawValue) {
+                node.pointer.pointee.data.dir.nlink = nlink
+            } else {
+                node.pointer.pointee.data.dir_ext.nlink = nlink
+            }
+        case .regular:
+            if let dataInode {
+                node = dataInode
+                if extended || inode.nlink != 1 {
+                    try check(sqfs_inode_make_extended(node.pointer), "extend \(layer.displayPath(of: entry))", path: path)
+                    node.pointer.pointee.data.file_ext.nlink = inode.nlink
+                }
+            } else {
+                node = try SqfsInode(payloadBytes: 0, path: path)
+                let isStub = inode.externalObject != nil && inode.size > 0
+                if isStub || extended || inode.nlink != 1 {
+                    node.pointer.pointee.base.type = UInt16(SQFS_INODE_EXT_FILE.rawValue)
+                    node.pointer.pointee.data.file_ext = sqfs_inode_file_ext_t(
+                        blocks_start: superblock.inode_table_start, file_size: isStub ? inode.size : 0,
+                        sparse: isStub ? inode.size : 0, nlink: inode.nlink, fragment_idx: 0xFFFF_FFFF,
+                        fragment_offset: 0xFFFF_FFFF, xattr_idx: 0xFFFF_FFFF)
+                    if isStub {
+                        stubBlocks = Int((inode.size + UInt64(options.blockSize) - 1) / UInt64(options.blockSize))
+                    }
+                } else {
+                    node.pointer.pointee.base.type = UInt16(SQFS_INODE_FILE.rawValue)
+                    node.pointer.pointee.data.file = sqfs_inode_file_t(
+                        blocks_start: 0, fragment_index: 0xFFFF_FFFF, fragment_offset: 0xFFFF_FFFF, file_size: 0)
+                }
+            }
+        case .symlink:
+            let target = inode.symlinkTarget ?? []
+            node = try SqfsInode(payloadBytes: target.count, path: path)
+            node.pointer.pointee.base.type = UInt16((extended ? SQFS_INODE_EXT_SLINK : SQFS_INODE_SLINK).rawValue)
+            node.pointer.pointee.payload_bytes_used = UInt32(target.count)
+            node.pointer.pointee.data.slink_ext.nlink = inode.nlink
+            node.pointer.pointee.data.slink_ext.target_size = UInt32(target.count)
+            let extra = ovl_sqfs_inode_extra(node.pointer)!
+            for (i, byte) in target.enumerated() { extra[i] = byte }
+        case .blockDevice, .charDevice:
+            node = try SqfsInode(payloadBytes: 0, path: path)
+            let type = inode.type == .blockDevice ? (extended ? SQFS_INODE_EXT_BDEV : SQFS_INODE_BDEV)
+                                                  : (extended ? SQFS_INODE_EXT_CDEV : SQFS_INODE_CDEV)
+            node.pointer.pointee.base.type = UInt16(type.rawValue)
+            node.pointer.pointee.data.dev_ext.nlink = inode.nlink
+            node.pointer.pointee.data.dev_ext.devno = UInt32(truncatingIfNeeded: inode.rdev)
+        case .fifo, .socket:
+            node = try SqfsInode(payloadBytes: 0, path: path)
+            let type = inode.type == .fifo ? (extended ? SQFS_INODE_EXT_FIFO : SQFS_INODE_FIFO)
+                                           : (extended ? SQFS_INODE_EXT_SOCKET : SQFS_INODE_SOCKET)
+            node.pointer.pointee.base.type = UInt16(type.rawValue)
+            node.pointer.pointee.data.ipc_ext.nlink = inode.nlink
+        }
+        if extended && inode.type != .directory {
+            try check(sqfs_inode_set_xattr_index(node.pointer, xattr), "set xattrs of \(layer.displayPath(of: entry))", path: path)
+        }
+        try fillBase(node, inode: inode, number: numbers[id.index], entry: entry)
+        try check(sqfs_meta_writer_write_inode(meta, node.pointer), "write the inode of \(layer.displayPath(of: entry))", path: path)
+        if stubBlocks > 0 { try appendZeroBlockList(count: stubBlocks, meta: meta, entry: entry) }
+        return stubBlocks > 0
+    }
+
+    func fillBase(_ node: SqfsInode, inode: Inode, number: UInt32, entry: EntryID) throws {
+        var uid: UInt16 = 0, gid: UInt16 = 0
+        try check(sqfs_id_table_id_to_index(ids.pointer, inode.uid, &uid), "record uid \(inode.uid)", path: path)
+        try check(sqfs_id_table_id_to_index(ids.pointer, inode.gid, &gid), "record gid \(inode.gid)", path: path)
+        node.pointer.pointee.base.mode = inode.permissions
+        node.pointer.pointee.base.uid_idx = uid
+        node.pointer.pointee.base.gid_idx = gid
+        node.pointer.pointee.base.mod_time = UInt32(clamping: max(0, inode.mtime.seconds))
+        node.pointer.pointee.base.inode_number = number
+    }
+
+    /// A stub's block list: one zero word (a sparse block) per block of logical size, appended
+    /// in chunks — libsquashfs would copy a long list onto the stack.
+    func appendZeroBlockList(count: Int, meta: OpaquePointer, entry: EntryID) throws {
+        let chunkWords = 16384
+        let zeros = [UInt8](repeating: 0, count: 4 * min(count, chunkWords))
+        var remaining = count
+        while remaining > 0 {
+            let words = min(remaining, chunkWords)
+            try check(zeros.withUnsafeBytes { sqfs_meta_writer_append(meta, $0.baseAddress, 4 * words) },
+                      "write the block list of \(layer.displayPath(of: entry))", path: path)
+            remaining -= words
+        }
+    }
+
+    func setUncompressedFlags() {
+        let flags: [(SquashfsOptions.Table, SQFS_SUPER_FLAGS)] = [
+            (.inodes, SQFS_FLAG_UNCOMPRESSED_INODES), (.data, SQFS_FLAG_UNCOMPRESSED_DATA),
+            (.data, SQFS_FLAG_UNCOMPRESSED_FRAGMENTS), (.xattrs, SQFS_FLAG_UNCOMPRESSED_XATTRS),
+            (.ids, SQFS_FLAG_UNCOMPRESSED_IDS),
+        ]
+        for (table, flag) in flags where options.isRaw(table) { superblock.flags |= UInt16(flag.rawValue) }
+    }
+}

@@ -1,0 +1,138 @@
+import ArgumentParser
+import ComposefsDump
+import Foundation
+import ImageModel
+import LinuxSys
+import OverlayTranslation
+import SquashfsWriter
+
+extension OverlayLayout: ExpressibleByArgument {}
+extension SquashfsOptions.Compression: ExpressibleByArgument {}
+
+struct Build: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Translate a model into the overlay option: a squashfs of metacopy stubs.",
+        discussion: """
+            Every regular file whose content is an external object becomes a sparse stub of \
+            the object's exact size carrying trusted.overlay.metacopy (with the fs-verity \
+            digest when the model has one) and trusted.overlay.redirect=/PAYLOAD. Mount the \
+            image as the upper lower layer of a read-only overlayfs, with the objects store \
+            as a data-only layer (--layout data-only, kernel 6.5+), or as an ordinary lower \
+            layer (--layout legacy: the root hides 00…ff with whiteouts).
+
+            The output is deterministic (same model and options, same bytes) and written to \
+            a temporary file renamed into place when complete. What squashfs cannot hold \
+            (nanosecond mtimes, mtimes outside 1970…2106, xattrs outside user/trusted/security \
+            such as POSIX ACLs, device numbers above 32 bits) is reported as a warning; \
+            --strict refuses instead.
+
+            Examples:
+              ovlcfs build rootfs.dump.gz -o rootfs.sqfs
+              ovlcfs build rootfs.dump -o rootfs.sqfs --layout legacy --compression gzip
+              ovlcfs build rootfs.dump -o rootfs.sqfs --metadata-compression none --json
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The model: a composefs dump (plain, .gz or - for standard input) or an ovlcfs squashfs image.", valueName: "MODEL"))
+    var model: String
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("The image to write.", valueName: "IMAGE"))
+    var output: String
+
+    @Option(help: "How the objects are stacked: data-only (kernel 6.5+) or legacy.")
+    var layout: OverlayLayout = .dataOnly
+
+    @Option(help: "Compressor for data and metadata: none, gzip, lz4, zstd or xz.")
+    var compression: SquashfsOptions.Compression = .zstd
+
+    @Option(help: ArgumentHelp("Compression level (gzip 1–9, zstd 1–22, xz 0–9); default: libsquashfs's.", valueName: "N"))
+    var compressionLevel: Int?
+
+    @Option(help: ArgumentHelp("'none' stores inodes, directories, xattrs and ids uncompressed; 'same' uses --compression.", valueName: "none|same"))
+    var metadataCompression: String = "same"
+
+    @Option(help: ArgumentHelp("Tables to store uncompressed, comma-separated: data, inodes, directories, xattrs, ids.", valueName: "LIST"))
+    var uncompressedTables: String?
+
+    @Option(help: ArgumentHelp("Data block size in bytes (power of two, 4096–1048576).", valueName: "BYTES"))
+    var blockSize: Int = 1 << 20
+
+    @Flag(help: "Refuse the model if squashfs cannot hold all of it, instead of warning.")
+    var strict = false
+
+    @Flag(help: "Print a JSON summary of what was written.")
+    var json = false
+
+    @Flag(help: "Read the dump with mkcomposefs's CFS_PARSE_STRICT checks too.")
+    var strictDump = false
+
+    func squashfsOptions() throws -> SquashfsOptions {
+        var tables = Set<SquashfsOptions.Table>()
+        switch metadataCompression {
+        case "none": tables.formUnion(SquashfsOptions.Table.metadata)
+        case "same": break
+        default: throw ValidationError("--metadata-compression takes 'none' or 'same', not '\(metadataCompression)'.")
+        }
+        for name in (uncompressedTables ?? "").split(separator: ",") {
+            guard let table = SquashfsOptions.Table(rawValue: String(name)) else {
+                throw ValidationError("unknown table '\(name)' in --uncompressed-tables (data, inodes, directories, xattrs, ids).")
+            }
+            tables.insert(table)
+        }
+        let options = SquashfsOptions(compression: compression, compressionLevel: compressionLevel,
+                                      uncompressedTables: tables, blockSize: blockSize)
+        do { try options.validate() } catch { throw ValidationError(error.description) }
+        return options
+    }
+
+    func validate() throws { _ = try squashfsOptions() }
+
+    func run() throws {
+        try reportingErrors {
+            let started = ContinuousClock.now
+            let options = try squashfsOptions()
+            let (image, _) = try loadModel(model, options: DumpOptions(mode: strictDump ? .strict : .lenient))
+            let losses = SquashfsLosses(checking: image)
+            if strict && losses.losesData { throw SquashfsLossError(losses: losses) }
+            let layer = try OverlayTranslation.translate(image, options: .init(layout: layout))
+            let result = try SquashfsWriter.write(layer, to: output, options: options)
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            if !losses.isEmpty {
+                printError("ovlcfs: warning: the squashfs image does not hold everything in \(model)\(strict ? "" : " (--strict refuses what a mount would show differently)"):")
+                for line in losses.lines { printError("  " + line) }
+            }
+            let out = BufferedOutput.standardOutput()
+            if json {
+                let summary = BuildSummary(
+                    image: output, format: "squashfs", layout: layout, compression: compression,
+                    uncompressedTables: options.uncompressedTables.sorted().map(\.rawValue), blockSize: blockSize,
+                    bytes: result.bytes, entries: result.entries, inodes: result.inodes, stubs: result.stubs,
+                    seconds: seconds, losses: losses.items)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try out.write(encoder.encode(summary))
+                try out.write("\n")
+            } else {
+                try out.write("wrote \(output): squashfs, \(layout.rawValue) layout, \(result.entries) entries "
+                    + "(\(result.stubs) stubs), \(formatBytes(result.bytes)) in \(String(format: "%.2f", seconds)) s\n")
+            }
+            try out.flush()
+        }
+    }
+}
+
+struct BuildSummary: Codable {
+    var image: String
+    var format: String
+    var layout: OverlayLayout
+    var compression: SquashfsOptions.Compression
+    var uncompressedTables: [String]
+    var blockSize: Int
+    var bytes: UInt64
+    var entries: Int
+    var inodes: Int
+    var stubs: Int
+    var seconds: Double
+    var losses: [SquashfsLosses.Item]
+}
