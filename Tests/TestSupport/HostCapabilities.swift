@@ -1,0 +1,71 @@
+import Foundation
+
+/// What this host lets tests do; each property is a reason to skip when it is not there.
+public enum HostCapabilities {
+    public static var isRoot: Bool { geteuid() == 0 }
+
+    public static func kernelHasFilesystem(_ name: String) -> Bool {
+        guard let text = try? String(contentsOfFile: "/proc/filesystems", encoding: .utf8) else { return false }
+        return text.split(separator: "\n").contains { $0.split(separator: "\t").last.map(String.init) == name }
+    }
+
+    /// Root, loop devices, squashfs and overlayfs: the mount tests can run.
+    public static var canMountSquashfsOverlay: Bool {
+        isRoot && FileManager.default.fileExists(atPath: "/dev/loop-control")
+            && kernelHasFilesystem("squashfs") && kernelHasFilesystem("overlay")
+    }
+
+    public static let mountSkipReason = "needs root, /dev/loop-control and the squashfs and overlay filesystems"
+}
+
+/// Mounts made by a test through the system tools, undone in reverse order by `tearDown()`
+/// (call it in a `defer`, so it runs when the test fails too).
+public final class TestMounts: @unchecked Sendable {
+    private var loops: [String] = []
+    private var mountpoints: [String] = []
+    private let lock = NSLock()
+
+    public init() {}
+
+    /// Attaches `image` read-only to a free loop device.
+    public func attachLoop(_ image: String) throws -> String {
+        let result = try run("/sbin/losetup", ["--find", "--show", "--read-only", image])
+        guard result.status == 0 else { throw TestFailure("losetup \(image): \(result.stderrText)") }
+        let device = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        lock.withLock { loops.append(device) }
+        return device
+    }
+
+    /// `mount -t TYPE -o OPTIONS SOURCE TARGET`.
+    public func mount(_ type: String, _ source: String, _ target: String, options: String) throws {
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        let result = try run("/bin/mount", ["-t", type, "-o", options, source, target])
+        guard result.status == 0 else { throw TestFailure("mount -t \(type) -o \(options) \(source) \(target): \(result.stderrText)") }
+        lock.withLock { mountpoints.append(target) }
+    }
+
+    /// Unmounts everything (newest first) and detaches the loop devices.
+    public func tearDown() {
+        let (targets, devices) = lock.withLock { (mountpoints.reversed(), loops.reversed()) }
+        for target in targets { _ = try? run("/bin/umount", [target]) }
+        for device in devices { _ = try? run("/sbin/losetup", ["--detach", device]) }
+        lock.withLock { mountpoints = []; loops = [] }
+    }
+
+    /// Whether a path is a mount point now (from /proc/self/mountinfo).
+    public static func isMounted(_ path: String) -> Bool {
+        let text = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").contains { $0.split(separator: " ").dropFirst(4).first.map(String.init) == path }
+    }
+
+    /// Whether any loop device is backed by `image`.
+    public static func loopAttached(to image: String) -> Bool {
+        let result = try? run("/sbin/losetup", ["--associated", image])
+        return !(result?.stdoutText.isEmpty ?? true)
+    }
+}
+
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
