@@ -229,3 +229,17 @@ public struct XattrSetID: Hashable, Sendable {
     /// The empty set, always present.
     public static let empty = XattrSetID(rawValue: 0)
 }
+
+extension Image {
+    /// This image with each hard-linked inode's primary path set to its first path in
+    /// depth-first order — all that a filesystem image can tell when it is read back.
+    public func withFirstPathsPrimary() -> Image {
+        var copy = self
+        var seen = Set<InodeID>()
+        forEachDepthFirst { entry in
+            let id = inodeID(of: entry)
+            if seen.insert(id).inserted { copy.primaries[id.index] = entry }
+        }
+        return copy
+    }
+}

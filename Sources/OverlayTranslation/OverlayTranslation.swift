@@ -71,7 +71,9 @@ public enum OverlayTranslation {
             case .directory where whiteoutParents.contains(entry):
                 setXattr(&xattrs, OverlayXattr.escapedWhiteouts, [])
                 setXattr(&xattrs, OverlayXattr.userWhiteouts, [])
-                if options.formatVersion >= 1 {
+                // A directory the model marks opaque already hides everything below it; its
+                // `y` marker stays (an `x` would replace it).
+                if options.formatVersion >= 1 && !xattrs.contains(where: { $0.key == OverlayXattr.escapedOpaque }) {
                     setXattr(&xattrs, OverlayXattr.escapedOpaque, Array("x".utf8))
                     setXattr(&xattrs, OverlayXattr.userOpaque, Array("x".utf8))
                 }

@@ -1,0 +1,161 @@
+import ComposefsDump
+import Foundation
+import ImageModel
+import LinuxSys
+import OverlayTranslation
+import SquashfsWriter
+import Testing
+import TestSupport
+
+/// The model as a squashfs round trip should return it, given what `SquashfsLosses` reported:
+/// each reported loss applied, directory sizes (format-defined) and xattr order ignored.
+func expectedAfterRoundTrip(_ image: Image, losses: SquashfsLosses) throws -> Image {
+    let builder = try ImageBuilder(copying: image) { _, inode, xattrs in
+        if losses.count(.nanosecondMtime) > 0 { inode.mtime.nanoseconds = 0 }
+        if losses.count(.mtimeOutOfRange) > 0 { inode.mtime.seconds = min(max(inode.mtime.seconds, 0), Int64(UInt32.max)) }
+        if losses.count(.unsupportedXattr) > 0 { xattrs = xattrs.filter { SquashfsLosses.isStorable($0.key) } }
+        if losses.count(.specialFileSize) > 0, [.blockDevice, .charDevice, .fifo, .socket].contains(inode.type) { inode.size = 0 }
+        if losses.count(.emptyFileObject) > 0, inode.size == 0, inode.externalObject != nil { inode.data = .inline([]) }
+    }
+    return try builder.build()
+}
+
+/// A canonical form for comparing models: directory sizes (format-defined) zeroed, xattrs
+/// sorted (filesystems keep their own order), primaries the first path in depth-first order.
+func normalized(_ image: Image) throws -> [UInt8] {
+    let builder = try ImageBuilder(copying: image.withFirstPathsPrimary()) { _, inode, xattrs in
+        if inode.type == .directory { inode.size = 0 }
+        xattrs.sort { $0.key.lexicographicallyPrecedes($1.key) }
+    }
+    return DumpWriter.render(try builder.build())
+}
+
+@Suite("squashfs writer and reader", .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+struct SquashfsRoundTripTests {
+    static let vectors = (TestPaths.acceptedVectors + TestPaths.modelDumps.filter { $0.lastPathComponent != "dot-root.dump" })
+        .map(\.path).filter { !$0.contains("bigfile") }
+
+    @Test("build then read back gives the model, apart from the reported losses",
+          arguments: vectors, OverlayLayout.allCases)
+    func roundTrip(path: String, layout: OverlayLayout) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let image = try DumpFile.read(path: path)
+        let losses = SquashfsLosses(checking: image)
+        let layer = try OverlayTranslation.translate(image, options: .init(layout: layout))
+        let result = try SquashfsWriter.write(layer, to: dir.path("i.sqfs"))
+        #expect(result.bytes % 4096 == 0)
+        #expect(result.entries == layer.entryCount)
+        let (readLayer, superblock) = try SquashfsReader.read(path: dir.path("i.sqfs"))
+        #expect(superblock.inodes == layer.inodeCount)
+        let back = try OverlayTranslation.untranslate(readLayer)
+        let expected = try expectedAfterRoundTrip(image, losses: losses)
+        let a = try normalized(expected), b = try normalized(back)
+        if a != b {
+            let la = a.split(separator: 0x0A), lb = b.split(separator: 0x0A)
+            let first = (0..<min(la.count, lb.count)).first { la[$0] != lb[$0] } ?? min(la.count, lb.count)
+            Issue.record("first difference: \(first < la.count ? String(decoding: la[first], as: UTF8.self) : "<end>") vs \(first < lb.count ? String(decoding: lb[first], as: UTF8.self) : "<end>")")
+        }
+        #expect(a == b)
+    }
+
+    @Test("the loss report names exactly what is lost", arguments: [
+        ("/f 0 100644 1 0 0 0 5.123 - - -\n", SquashfsLosses.Kind.nanosecondMtime),
+        ("/f 0 100644 1 0 0 0 4294967296.0 - - -\n", .mtimeOutOfRange),
+        ("/f 0 100644 1 0 0 0 0.0 - - - system.posix_acl_access=x\n", .unsupportedXattr),
+        ("/f 0 20644 1 0 0 4294967296 0.0 - - -\n", .wideDeviceNumber),
+        ("/f 5 20644 1 0 0 7 0.0 - - -\n", .specialFileSize),
+        ("/f 0 100644 1 0 0 0 0.0 ab/cd - -\n", .emptyFileObject),
+        ("/b 0 @100644 2 0 0 0 0.0 /c - -\n/c 0 100644 2 0 0 0 0.0 - - -\n", .hardLinkPrimary),
+    ])
+    func lossReport(lines: String, kind: SquashfsLosses.Kind) throws {
+        let image = try DumpParser.parse(Array(("/ 4096 40755 2 0 0 0 0.0 - - -\n" + lines).utf8), input: "t")
+        let losses = SquashfsLosses(checking: image)
+        #expect(losses.items.map(\.kind) == [kind])
+        #expect(losses.items.first?.paths.first?.hasPrefix("/") == true)
+        #expect(losses.lines.count == 1)
+        let clean = try DumpParser.parse(Array("/ 4096 40755 2 0 0 0 0.0 - - -\n/f 0 100644 1 0 0 0 5.0 - - - user.a=b\n".utf8), input: "t")
+        #expect(SquashfsLosses(checking: clean).isEmpty)
+    }
+
+    @Test("two builds of cs9-x86_64-minimal are byte-identical")
+    func deterministic() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path)
+        let layer = try OverlayTranslation.translate(image)
+        try SquashfsWriter.write(layer, to: dir.path("a.sqfs"))
+        try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("b.sqfs"))
+        let a = try Data(contentsOf: dir.url.appendingPathComponent("a.sqfs"))
+        let b = try Data(contentsOf: dir.url.appendingPathComponent("b.sqfs"))
+        #expect(a.count > 100_000)
+        #expect(a == b)
+    }
+
+    @Test("every compression and table choice writes a readable image",
+          arguments: SquashfsOptions.Compression.allCases, [Set<SquashfsOptions.Table>(), SquashfsOptions.Table.metadata, [.data, .xattrs]])
+    func compressions(compression: SquashfsOptions.Compression, raw: Set<SquashfsOptions.Table>) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("special.dump").path)
+        let layer = try OverlayTranslation.translate(image)
+        try SquashfsWriter.write(layer, to: dir.path("i.sqfs"), options: SquashfsOptions(compression: compression, uncompressedTables: raw, blockSize: 4096))
+        let (back, superblock) = try SquashfsReader.read(path: dir.path("i.sqfs"))
+        #expect(try normalized(OverlayTranslation.untranslate(back)) == normalized(image))
+        #expect(superblock.blockSize == 4096)
+        #expect(superblock.compression == (compression == .none ? "gzip" : compression.rawValue))
+    }
+
+    @Test("unsquashfs agrees on names, types, sizes and link targets", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/unsquashfs"), "unsquashfs is not installed (apt: squashfs-tools)"))
+    func unsquashfsListing() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path)
+        try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs"))
+        let listing = try run("/usr/bin/unsquashfs", ["-lls", "-d", "", dir.path("i.sqfs")])
+        #expect(listing.status == 0, "\(listing.stderrText)")
+        var seen = 0
+        for line in listing.stdoutText.split(separator: "\n") where line.first.map({ "-dlcbps".contains($0) }) == true {
+            // perms owner size date time path [-> target]
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 6 else { continue }
+            let path = String(fields[5...].joined(separator: " ").split(separator: " -> ").first!)
+            guard path != "", let entry = image.lookup(path: Array(path.utf8)) else { continue }
+            let inode = image.inode(of: entry)
+            seen += 1
+            if inode.type == .regular { #expect(String(fields[2]) == String(inode.size), "\(path)") }
+            if inode.type == .symlink { #expect(line.hasSuffix(" -> " + String(decoding: inode.symlinkTarget!, as: UTF8.self)), "\(path)") }
+        }
+        #expect(seen == image.entryCount - 1)
+    }
+
+    @Test("stubs too large for squashfs are refused before anything is written")
+    func tooLarge() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("bigfile.dump").path)
+        #expect(throws: SquashfsLimitError.self) { try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs")) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).isEmpty)
+    }
+
+    @Test("a 3 GiB + 1 stub is 3073 sparse blocks and reads back with its size")
+    func largeStub() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let size: UInt64 = 3 << 30 + 1
+        let image = try DumpParser.parse(Array("/ 4096 40755 2 0 0 0 0.0 - - -\n/big \(size) 100644 1 0 0 0 0.0 ab/cd - -\n".utf8), input: "t")
+        let result = try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs"))
+        #expect(result.stubs == 1)
+        #expect(result.bytes < 64 * 1024)
+        let back = try OverlayTranslation.untranslate(try SquashfsReader.read(path: dir.path("i.sqfs")).0)
+        #expect(back.inode(of: back.lookup(path: Array("/big".utf8))!).size == size)
+    }
+
+    @Test("bad options are refused with the option named", arguments: [
+        SquashfsOptions(blockSize: 3000), SquashfsOptions(blockSize: 2 << 20), SquashfsOptions(compression: .gzip, compressionLevel: 12),
+        SquashfsOptions(compression: .lz4, compressionLevel: 1),
+    ])
+    func badOptions(options: SquashfsOptions) {
+        #expect(throws: SquashfsOptionsError.self) { try options.validate() }
+    }
+}
