@@ -208,6 +208,14 @@ public struct XattrTable: Sendable, Equatable {
 
     public init() {}
 
+    /// Adds a set without looking for an equal one: for sets known to be unique (a stub's
+    /// redirect and digest), where the lookup would only cost time and memory.
+    public mutating func append(_ xattrs: [Xattr]) -> XattrSetID {
+        if xattrs.isEmpty { return .empty }
+        sets.append(xattrs)
+        return XattrSetID(rawValue: UInt32(sets.count - 1))
+    }
+
     /// The id of `xattrs`, adding the set if it is new.
     public mutating func intern(_ xattrs: [Xattr]) -> XattrSetID {
         if let id = index[xattrs] { return id }

@@ -28,6 +28,9 @@ public struct ImageBuilder: Sendable {
     /// Interns an xattr list (keep its order; keys should be unique).
     public mutating func internXattrs(_ xattrs: [Xattr]) -> XattrSetID { image.xattrTable.intern(xattrs) }
 
+    /// Adds an xattr list known to be unique, without looking for an equal one.
+    public mutating func appendXattrs(_ xattrs: [Xattr]) -> XattrSetID { image.xattrTable.append(xattrs) }
+
     /// The xattrs of an interned set.
     public func xattrs(_ id: XattrSetID) -> [Xattr] { image.xattrTable[id] }
 
@@ -134,12 +137,14 @@ extension ImageBuilder {
     /// Starts a builder holding a copy of `image`, for passes that turn one model into another.
     ///
     /// Entries are copied depth-first; an entry for which `keep` returns false is left out with
-    /// its subtree. `transform` sees each inode once (at its primary path, or at the first kept
+    /// its subtree. Xattr sets of inodes for which `isUnique` (asked after `transform`) returns
+    /// true are stored without deduplication. `transform` sees each inode once (at its primary path, or at the first kept
     /// path) with its xattrs as a list, and may change both. Hard links and primary paths are
     /// preserved.
     public init(
         copying image: Image,
         keep: (EntryID) -> Bool = { _ in true },
+        isUnique: (Inode) -> Bool = { _ in false },
         transform: (EntryID, inout Inode, inout [Xattr]) throws -> Void
     ) throws {
         var root = image.inode(of: .root)
@@ -149,26 +154,30 @@ extension ImageBuilder {
         var builder = try ImageBuilder(root: root)
         let rootXattrID = builder.internXattrs(rootXattrs)
         builder.updateInode(InodeID(0)) { $0.xattrs = rootXattrID }
-        var inodeMap: [InodeID: InodeID] = [image.inodeID(of: .root): InodeID(0)]
-        var entryMap: [EntryID: EntryID] = [.root: .root]
+        // Old id → new id, indexed by the old id (nil: not copied yet / left out).
+        var inodeMap = [InodeID?](repeating: nil, count: image.inodeCount)
+        var entryMap = [EntryID?](repeating: nil, count: image.entryCount)
+        inodeMap[image.inodeID(of: .root).index] = InodeID(0)
+        entryMap[EntryID.root.index] = .root
+        builder.reserveCapacity(entries: image.entryCount)
         var stack = image.children(of: .root).reversed().map { $0 }
         while let entry = stack.popLast() {
-            guard keep(entry), let parent = entryMap[image.parent(of: entry)] else { continue }
+            guard keep(entry), let parent = entryMap[image.parent(of: entry).index] else { continue }
             let oldInode = image.inodeID(of: entry)
             let name = Array(image.name(of: entry))
             let copied: EntryID
-            if let existing = inodeMap[oldInode] {
+            if let existing = inodeMap[oldInode.index] {
                 copied = try builder.addHardLink(name: name, in: parent, to: existing)
             } else {
                 var inode = image[inode: oldInode]
                 var xattrs = image.xattrs(of: inode)
                 try transform(entry, &inode, &xattrs)
-                inode.xattrs = builder.internXattrs(xattrs)
+                inode.xattrs = isUnique(inode) ? builder.appendXattrs(xattrs) : builder.internXattrs(xattrs)
                 copied = try builder.add(name: name, in: parent, inode: inode)
-                inodeMap[oldInode] = builder.inodeID(of: copied)
+                inodeMap[oldInode.index] = builder.inodeID(of: copied)
             }
             if image.isPrimary(entry) { builder.makePrimary(copied) }
-            entryMap[entry] = copied
+            entryMap[entry.index] = copied
             stack.append(contentsOf: image.children(of: entry).reversed())
         }
         self = builder

@@ -63,6 +63,13 @@ public struct Timestamp: Hashable, Sendable, Comparable {
 
 /// One extended attribute. Keys and values are raw bytes (values may hold NULs).
 public struct Xattr: Hashable, Sendable {
+    /// Hashes the bytes in bulk (the synthesized hash feeds them one at a time).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(key.count)
+        key.withUnsafeBytes { hasher.combine(bytes: $0) }
+        value.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
     public var key: [UInt8]
     public var value: [UInt8]
 

@@ -46,7 +46,9 @@ public enum OverlayTranslation {
         for entry in image.entryIDs where entry != .root && image.inode(of: entry).isWhiteout {
             whiteoutParents.insert(image.parent(of: entry))
         }
-        var builder = try ImageBuilder(copying: image) { entry, inode, xattrs in
+        // A stub's xattrs name its object: unique, not worth deduplicating.
+        let isStub: (Inode) -> Bool = { $0.type == .regular && $0.externalObject != nil && $0.size > 0 }
+        var builder = try ImageBuilder(copying: image, isUnique: isStub) { entry, inode, xattrs in
             xattrs = xattrs.map { Xattr(key: OverlayXattr.escape($0.key), value: $0.value) }
             switch inode.type {
             case .regular:

@@ -32,8 +32,22 @@ public struct SquashfsOptions: Sendable, Equatable {
     /// The compressor for every table not in `uncompressedTables`. `.none` stores everything
     /// raw (the superblock then names gzip, which every kernel has, as squashfs requires one).
     public var compression: Compression
-    /// Compression level; nil takes libsquashfs's default for the compressor.
+    /// Compression level; nil takes ``defaultLevel(for:)``.
     public var compressionLevel: Int?
+
+    /// ovlcfs's default level per compressor. libsquashfs defaults zstd to 15 and gzip to 9,
+    /// which write 8× and 3× slower than 3 and 6 for a few percent of metadata size
+    /// (cs9-x86_64-minimal: zstd 15 880 KiB in 0.33 s, zstd 3 916 KiB in 0.04 s).
+    public static func defaultLevel(for compression: Compression) -> Int? {
+        switch compression {
+        case .zstd: 3
+        case .gzip: 6
+        case .xz, .lz4, .none: nil
+        }
+    }
+
+    /// The level actually used.
+    var effectiveLevel: Int? { compressionLevel ?? Self.defaultLevel(for: compression) }
     /// Tables to store uncompressed even though `compression` is set.
     public var uncompressedTables: Set<Table>
     /// Data block size: a power of two from 4 KiB to 1 MiB. Stubs cost 4 bytes of inode per

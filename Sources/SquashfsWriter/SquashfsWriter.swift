@@ -60,7 +60,8 @@ private final class Session {
     var numbers: [UInt32]
     var order: [EntryID] = []
     var refs: [UInt64]
-    var xattrIndex: [XattrSetID: UInt32] = [:]
+    /// squashfs xattr index per xattr set of the layer (nil: not written yet).
+    var xattrIndex: [UInt32?]
     let ids: SqfsObject
     let xattrWriter: SqfsObject
 
@@ -71,10 +72,11 @@ private final class Session {
         file = try SqfsFile(path: temporaryPath, flags: SQFS_FILE_OPEN_OVERWRITE)
         let id = options.compression.id
         real = options.compression == .none ? nil
-            : try SqfsCompressor(id: id, blockSize: options.blockSize, level: options.compressionLevel, raw: false, path: displayPath)
+            : try SqfsCompressor(id: id, blockSize: options.blockSize, level: options.effectiveLevel, raw: false, path: displayPath)
         raw = try SqfsCompressor(id: id, blockSize: options.blockSize, level: nil, raw: true, path: displayPath)
         numbers = [UInt32](repeating: 0, count: layer.inodeCount)
         refs = [UInt64](repeating: 0, count: layer.inodeCount)
+        xattrIndex = [UInt32?](repeating: nil, count: layer.xattrTable.sets.count)
         guard let ids = sqfs_id_table_create(0), let xw = sqfs_xattr_writer_create(0) else {
             throw SquashfsError(path: displayPath, operation: "create the id and xattr tables", code: -1)
         }
@@ -198,7 +200,7 @@ private final class Session {
     /// The squashfs xattr index of an inode's xattr set (deduplicated by libsquashfs too).
     func xattrIndex(of inode: Inode) throws -> UInt32 {
         if inode.xattrs == .empty { return 0xFFFF_FFFF }
-        if let index = xattrIndex[inode.xattrs] { return index }
+        if let index = xattrIndex[Int(inode.xattrs.rawValue)] { return index }
         let xattrs = layer.xattrs(of: inode).filter { SquashfsLosses.isStorable($0.key) }
         var index: UInt32 = 0xFFFF_FFFF
         if !xattrs.isEmpty {
@@ -216,7 +218,7 @@ private final class Session {
             }
             try check(sqfs_xattr_writer_end(xattrWriter.pointer, &index), "end an xattr set", path: path)
         }
-        xattrIndex[inode.xattrs] = index
+        xattrIndex[Int(inode.xattrs.rawValue)] = index
         return index
     }
 

@@ -45,7 +45,7 @@ struct Build: ParsableCommand {
     @Option(help: "Compressor for data and metadata: none, gzip, lz4, zstd or xz.")
     var compression: SquashfsOptions.Compression = .zstd
 
-    @Option(help: ArgumentHelp("Compression level (gzip 1–9, zstd 1–22, xz 0–9); default: libsquashfs's.", valueName: "N"))
+    @Option(help: ArgumentHelp("Compression level (gzip 1–9, default 6; zstd 1–22, default 3; xz 0–9).", valueName: "N"))
     var compressionLevel: Int?
 
     @Option(help: ArgumentHelp("'none' stores inodes, directories, xattrs and ids uncompressed; 'same' uses --compression.", valueName: "none|same"))
@@ -91,13 +91,16 @@ struct Build: ParsableCommand {
         try reportingErrors {
             let started = ContinuousClock.now
             let options = try squashfsOptions()
+            var clock = PhaseClock()
             let (image, _) = try loadModel(model, options: DumpOptions(mode: strictDump ? .strict : .lenient))
+            clock.lap("read")
             let losses = SquashfsLosses(checking: image)
             if strict && losses.losesData { throw SquashfsLossError(losses: losses) }
             let layer = try OverlayTranslation.translate(image, options: .init(layout: layout))
+            clock.lap("translate")
             let result = try SquashfsWriter.write(layer, to: output, options: options)
-            let elapsed = ContinuousClock.now - started
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            clock.lap("write")
+            let seconds = seconds(since: started)
             if !losses.isEmpty {
                 printError("ovlcfs: warning: the squashfs image does not hold everything in \(model)\(strict ? "" : " (--strict refuses what a mount would show differently)"):")
                 for line in losses.lines { printError("  " + line) }
@@ -108,7 +111,7 @@ struct Build: ParsableCommand {
                     image: output, format: "squashfs", layout: layout, compression: compression,
                     uncompressedTables: options.uncompressedTables.sorted().map(\.rawValue), blockSize: blockSize,
                     bytes: result.bytes, entries: result.entries, inodes: result.inodes, stubs: result.stubs,
-                    seconds: seconds, losses: losses.items)
+                    seconds: seconds, phases: clock.laps, losses: losses.items)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try out.write(encoder.encode(summary))
@@ -134,5 +137,24 @@ struct BuildSummary: Codable {
     var inodes: Int
     var stubs: Int
     var seconds: Double
+    /// Seconds per phase: read, translate, write.
+    var phases: [String: Double]
     var losses: [SquashfsLosses.Item]
+}
+
+/// Seconds elapsed since `start`.
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+/// Durations of consecutive phases of a command.
+struct PhaseClock {
+    private var last = ContinuousClock.now
+    private(set) var laps: [String: Double] = [:]
+
+    mutating func lap(_ name: String) {
+        laps[name] = seconds(since: last)
+        last = ContinuousClock.now
+    }
 }

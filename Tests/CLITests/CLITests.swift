@@ -99,3 +99,57 @@ struct CLITests {
         #expect(result.stderrText.contains("Error:"))
     }
 }
+
+@Suite("ovlcfs build", .enabled(if: FileManager.default.isExecutableFile(atPath: ovlcfs), "the ovlcfs binary was not built"))
+struct BuildCLITests {
+    @Test("build --json describes the image, and inspect reads it back into the same dump")
+    func buildAndInspect() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let model = try run(ovlcfs, ["inspect", "--example", "--dump"]).stdout
+        try Data(model).write(to: dir.url.appendingPathComponent("m.dump"))
+        let build = try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("m.sqfs"), "--json", "--compression", "lz4"])
+        #expect(build.status == 0, "\(build.stderrText)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(build.stdout)) as? [String: Any])
+        #expect(json["entries"] as? Int == 15)
+        #expect(json["stubs"] as? Int == 2)
+        #expect(json["layout"] as? String == "data-only")
+        #expect(json["compression"] as? String == "lz4")
+        #expect((json["bytes"] as? Int ?? 0) % 4096 == 0)
+        // The example has a nanosecond mtime: reported as a warning, with its path.
+        #expect(build.stderrText.contains("1 mtime(s) with nanoseconds"))
+        #expect(build.stderrText.contains("/etc/motd"))
+        let back = try run(ovlcfs, ["inspect", dir.path("m.sqfs"), "--dump"])
+        #expect(back.status == 0)
+        #expect(back.stdoutText.contains("/etc/motd 100000 100644 1 0 0 0 1700000000.0 f5/82acdb8f0ae0d159b650c0b967c2770f2bc994a416f80db8780a70b256714b - f582acdb8f0ae0d159b650c0b967c2770f2bc994a416f80db8780a70b256714b user.comment=hello\\x20world\n"))
+        #expect(back.stdoutText.contains("/etc/removed 0 20000 1 0 0 0 1700000000.0 - - -\n"))
+    }
+
+    @Test("--strict refuses a model squashfs cannot hold, and leaves no file")
+    func strictRefuses() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let result = try run(ovlcfs, ["build", "-", "-o", dir.path("x.sqfs"), "--strict"],
+                             input: Array("/ 4096 40755 2 0 0 0 0.0 - - -\n/f 0 100644 1 0 0 0 0.5 - - - system.posix_acl_access=x\n".utf8))
+        #expect(result.status == 1)
+        #expect(result.stderrText.contains("nanoseconds"))
+        #expect(result.stderrText.contains("POSIX ACLs"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).isEmpty)
+    }
+
+    @Test("bad payloads and bad options are refused before anything is written", arguments: [
+        (["build", "-", "-o", "OUT"], "/ 4096 40755 2 0 0 0 0.0 - - -\n/f 9 100644 1 0 0 0 0.0 /abs - -\n", 1, "is absolute"),
+        (["build", "-", "-o", "OUT"], "/ 4096 40755 2 0 0 0 0.0 - - -\n/f 9 100644 1 0 0 0 0.0 a/../../b - -\n", 1, "'..' component"),
+        (["build", "-", "-o", "OUT", "--block-size", "1000"], "", 64, "block size 1000"),
+        (["build", "-", "-o", "OUT", "--uncompressed-tables", "inodes,bogus"], "", 64, "unknown table 'bogus'"),
+        (["build", "-", "-o", "OUT", "--compression", "lzo"], "", 64, "lzo"),
+    ])
+    func refusals(arguments: [String], input: String, status: Int32, message: String) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let result = try run(ovlcfs, arguments.map { $0 == "OUT" ? dir.path("x.sqfs") : $0 }, input: Array(input.utf8))
+        #expect(result.status == status)
+        #expect(result.stderrText.contains(message), "\(result.stderrText)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).isEmpty)
+    }
+}
