@@ -23,6 +23,8 @@ let package = Package(
         .executable(name: "ovlcfs", targets: ["ovlcfs"]),
         .library(name: "ImageModel", targets: ["ImageModel"]),
         .library(name: "ComposefsDump", targets: ["ComposefsDump"]),
+        .library(name: "OverlayTranslation", targets: ["OverlayTranslation"]),
+        .library(name: "SquashfsWriter", targets: ["SquashfsWriter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -13,14 +13,29 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        .target(name: "BenchmarkSupport", path: "Support"),
         .executableTarget(
             name: "DumpParse",
             dependencies: [
+                "BenchmarkSupport",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "ComposefsDump", package: "ovlcfs"),
                 .product(name: "ImageModel", package: "ovlcfs"),
             ],
             path: "Benchmarks/DumpParse",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "SquashfsWrite",
+            dependencies: [
+                "BenchmarkSupport",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "ComposefsDump", package: "ovlcfs"),
+                .product(name: "ImageModel", package: "ovlcfs"),
+                .product(name: "OverlayTranslation", package: "ovlcfs"),
+                .product(name: "SquashfsWriter", package: "ovlcfs"),
+            ],
+            path: "Benchmarks/SquashfsWrite",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ],
