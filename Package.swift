@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "ComposefsDump", targets: ["ComposefsDump"]),
         .library(name: "OverlayTranslation", targets: ["OverlayTranslation"]),
         .library(name: "SquashfsWriter", targets: ["SquashfsWriter"]),
+        .library(name: "Verity", targets: ["Verity"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,10 +44,11 @@ let package = Package(
         .target(name: "ImageModel", swiftSettings: strict),
         .target(name: "ComposefsDump", dependencies: ["ImageModel", "LinuxSys"], swiftSettings: strict),
         .target(name: "OverlayTranslation", dependencies: ["ImageModel"], swiftSettings: strict),
+        .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", system], swiftSettings: strict),
         .target(name: "SquashfsWriter", dependencies: ["ImageModel", "CSquashfsShim", "LinuxSys"], swiftSettings: strict),
         .executableTarget(
             name: "ovlcfs",
-            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter"],
+            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity"],
             swiftSettings: strict
         ),
 
@@ -55,6 +57,7 @@ let package = Package(
         .testTarget(name: "ComposefsDumpTests", dependencies: ["ComposefsDump", "ImageModel", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "OverlayTranslationTests", dependencies: ["OverlayTranslation", "ImageModel", "ComposefsDump", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SquashfsWriterTests", dependencies: ["SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "VerityTests", dependencies: ["Verity", "ImageModel", "TestSupport", system], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: [
             "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport",
         ], swiftSettings: strict),
