@@ -1,0 +1,56 @@
+import ArgumentParser
+import ImageModel
+import LinuxSys
+import Verity
+
+struct DigestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "digest",
+        abstract: "Print the fs-verity digest of files, as `fsverity digest` does.",
+        discussion: """
+            SHA-256 over 4096-byte blocks, the digest composefs names objects by and overlayfs \
+            checks through trusted.overlay.metacopy. Computed in userspace: the files need no \
+            fs-verity support.
+
+            Examples:
+              ovlcfs digest /usr/bin/ls
+              ovlcfs digest --compact --salt 0011223344556677 file
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Files to digest.", valueName: "FILE"))
+    var files: [String]
+
+    @Option(help: ArgumentHelp("Salt as hex (up to 32 bytes).", valueName: "HEX"))
+    var salt: String = ""
+
+    @Flag(help: "Print only the hex digest.")
+    var compact = false
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("Give at least one FILE.") }
+        guard saltBytes != nil else { throw ValidationError("--salt must be an even number of hex digits, at most 64.") }
+    }
+
+    var saltBytes: [UInt8]? {
+        let chars = Array(salt.utf8)
+        guard chars.count % 2 == 0, chars.count <= 64 else { return nil }
+        var bytes: [UInt8] = []
+        for index in stride(from: 0, to: chars.count, by: 2) {
+            guard let byte = UInt8(String(decoding: chars[index...index + 1], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let out = BufferedOutput.standardOutput()
+            for file in files {
+                let digest = try FsVerity.digest(ofFile: file, salt: saltBytes ?? [])
+                try out.write(compact ? "\(digest.hex)\n" : "sha256:\(digest.hex) \(file)\n")
+            }
+            try out.flush()
+        }
+    }
+}
