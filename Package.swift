@@ -44,11 +44,12 @@ let package = Package(
         .target(name: "ImageModel", swiftSettings: strict),
         .target(name: "ComposefsDump", dependencies: ["ImageModel", "LinuxSys"], swiftSettings: strict),
         .target(name: "OverlayTranslation", dependencies: ["ImageModel"], swiftSettings: strict),
-        .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", system], swiftSettings: strict),
+        .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "LinuxSys", system], swiftSettings: strict),
+        .target(name: "ObjectStore", dependencies: ["ImageModel", "Verity", "LinuxSys", system], swiftSettings: strict),
         .target(name: "SquashfsWriter", dependencies: ["ImageModel", "CSquashfsShim", "LinuxSys"], swiftSettings: strict),
         .executableTarget(
             name: "ovlcfs",
-            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity"],
+            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity", "ObjectStore"],
             swiftSettings: strict
         ),
 

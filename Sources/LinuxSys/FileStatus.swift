@@ -14,6 +14,8 @@ public struct FileStatus: Sendable, Equatable {
     public var rdev: UInt64
     public var mtimeSeconds: Int64
     public var mtimeNanoseconds: UInt32
+    public var ctimeSeconds: Int64 = 0
+    public var ctimeNanoseconds: UInt32 = 0
 
     public init(path: String) throws(IOError) {
         var st = stat()
@@ -28,6 +30,8 @@ public struct FileStatus: Sendable, Equatable {
         rdev = UInt64(st.st_rdev)
         mtimeSeconds = Int64(st.st_mtim.tv_sec)
         mtimeNanoseconds = UInt32(st.st_mtim.tv_nsec)
+        ctimeSeconds = Int64(st.st_ctim.tv_sec)
+        ctimeNanoseconds = UInt32(st.st_ctim.tv_nsec)
     }
 
     public var isDirectory: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFDIR) }

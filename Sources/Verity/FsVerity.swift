@@ -1,4 +1,5 @@
 import ImageModel
+import LinuxSys
 import SystemPackage
 
 /// The fs-verity file digest (reference 04): SHA-256 over a Merkle tree of 4096-byte blocks,
@@ -53,6 +54,33 @@ public final class FsVerityHasher {
     /// Feeds the next bytes of the file.
     public func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
+    /// Feeds `count` zero bytes (a hole) without hashing each block: whole zero blocks reuse
+    /// one precomputed hash.
+    public func updateZeros(_ count: UInt64) {
+        var remaining = count
+        let zeros = [UInt8](repeating: 0, count: Self.blockSize)
+        // Fill a partial block first.
+        if !pending.isEmpty {
+            let take = Int(min(UInt64(Self.blockSize - pending.count), remaining))
+            update(Array(zeros[0..<take]))
+            remaining -= UInt64(take)
+        }
+        if remaining >= UInt64(Self.blockSize) {
+            if zeroBlockHash == nil {
+                var hash = [UInt8](repeating: 0, count: Self.hashSize)
+                hash.withUnsafeMutableBytes { out in zeros.withUnsafeBytes { sha.hash($0, into: out, at: 0) } }
+                zeroBlockHash = hash
+            }
+            let blocks = remaining / UInt64(Self.blockSize)
+            size += blocks * UInt64(Self.blockSize)
+            for _ in 0..<blocks { appendHash(zeroBlockHash!, level: 0) }
+            remaining -= blocks * UInt64(Self.blockSize)
+        }
+        if remaining > 0 { update(Array(zeros[0..<Int(remaining)])) }
+    }
+
+    private var zeroBlockHash: [UInt8]?
+
     /// The file digest of everything fed so far.
     public func finalize() -> Digest {
         var root = [UInt8](repeating: 0, count: Self.hashSize)
@@ -103,6 +131,18 @@ public final class FsVerityHasher {
 
     /// Hashes one full block into the given level (the block itself belongs to the level below).
     private func hashBlock(_ block: UnsafeRawBufferPointer, level: Int) {
+        let start = reserveHash(level: level)
+        levels[level].withUnsafeMutableBytes { sha.hash(block, into: $0, at: start) }
+    }
+
+    /// Appends an already computed hash to a level.
+    private func appendHash(_ hash: [UInt8], level: Int) {
+        let start = reserveHash(level: level)
+        levels[level].replaceSubrange(start..<start + Self.hashSize, with: hash)
+    }
+
+    /// Makes room for one hash in a level (flushing a full block upward first); returns its offset.
+    private func reserveHash(level: Int) -> Int {
         if level == levels.count {
             levels.append([])
             levels[level].reserveCapacity(Self.blockSize)
@@ -111,8 +151,8 @@ public final class FsVerityHasher {
         if levels[level].count == Self.blockSize { flush(level) }
         let start = levels[level].count
         levels[level].append(contentsOf: repeatElement(0, count: Self.hashSize))
-        levels[level].withUnsafeMutableBytes { sha.hash(block, into: $0, at: start) }
         levelUsed[level] = true
+        return start
     }
 
     /// Pads a level's partial block, hashes it into the level above and empties it.
@@ -140,11 +180,41 @@ public enum FsVerity {
     /// Read size for hashing: large reads, one reused buffer per call.
     public static let readSize = 1 << 20
 
-    /// The fs-verity digest of the file at `path`, read to its end.
+    /// The fs-verity digest of the file at `path`.
     public static func digest(ofFile path: String, salt: [UInt8] = []) throws -> Digest {
         let fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
         defer { try? fd.close() }
-        return try digest(of: fd, salt: salt)
+        let size = try FileStatus(fd: fd).size
+        return try digest(of: fd, size: size, path: path, salt: salt).digest
+    }
+
+    /// The fs-verity digest of the first `size` bytes of `fd`, read with `pread` in large
+    /// chunks. Holes (`SEEK_HOLE`) are not read: their whole zero blocks reuse one hash.
+    /// `onData` sees every data region's bytes with their offset (to copy the file on the way).
+    /// Returns the digest and the bytes actually present (less than `size` if it shrank).
+    public static func digest(of fd: FileDescriptor, size: UInt64, path: String, salt: [UInt8] = [],
+                              onData: ((UInt64, [UInt8], Int) throws -> Void)? = nil) throws -> (digest: Digest, count: UInt64) {
+        let hasher = try FsVerityHasher(salt: salt)
+        var buffer = [UInt8](repeating: 0, count: readSize)
+        var offset: UInt64 = 0
+        while offset < size {
+            let dataStart = min(try FileIO.nextData(fd, from: offset, path: path) ?? size, size)
+            if dataStart > offset {
+                hasher.updateZeros(dataStart - offset)
+                offset = dataStart
+                continue
+            }
+            let dataEnd = min(try FileIO.nextHole(fd, from: offset, path: path), size)
+            while offset < dataEnd {
+                let want = Int(min(UInt64(buffer.count), dataEnd - offset))
+                let count = try FileIO.read(fd, at: offset, into: &buffer, count: want, path: path)
+                if count == 0 { return (hasher.finalize(), offset) }
+                buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                try onData?(offset, buffer, count)
+                offset += UInt64(count)
+            }
+        }
+        return (hasher.finalize(), hasher.count)
     }
 
     /// The fs-verity digest of everything readable from `fd` (from its current offset).

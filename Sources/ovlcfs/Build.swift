@@ -3,11 +3,13 @@ import ComposefsDump
 import Foundation
 import ImageModel
 import LinuxSys
+import ObjectStore
 import OverlayTranslation
 import SquashfsWriter
 
 extension OverlayLayout: ExpressibleByArgument {}
 extension SquashfsOptions.Compression: ExpressibleByArgument {}
+extension StoreMode: ExpressibleByArgument {}
 
 struct Build: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,15 +28,40 @@ struct Build: ParsableCommand {
             such as POSIX ACLs, device numbers above 32 bits) is reported as a warning; \
             --strict refuses instead.
 
+            MODEL may also be a directory tree (an unpacked root filesystem): it is ingested \
+            first, as mkcomposefs --digest-store does — every file of more than 64 bytes is \
+            hashed (fs-verity SHA-256) and copied (--store-mode copy), hard-linked \
+            (hardlink) or only hashed (none) into the objects store OBJECTS/xx/<62 hex>; \
+            smaller files become inline content.
+
             Examples:
               ovlcfs build rootfs.dump.gz -o rootfs.sqfs
+              ovlcfs build /srv/rootfs -o rootfs.sqfs --objects /srv/objects --dump-out rootfs.dump
               ovlcfs build rootfs.dump -o rootfs.sqfs --layout legacy --compression gzip
               ovlcfs build rootfs.dump -o rootfs.sqfs --metadata-compression none --json
             """
     )
 
-    @Argument(help: ArgumentHelp("The model: a composefs dump (plain, .gz or - for standard input) or an ovlcfs squashfs image.", valueName: "MODEL"))
+    @Argument(help: ArgumentHelp("The model: a directory tree, a composefs dump (plain, .gz or - for standard input) or an ovlcfs squashfs image.", valueName: "MODEL"))
     var model: String
+
+    @Option(help: ArgumentHelp("Objects store to ingest a directory into (created if missing).", valueName: "OBJECTS"))
+    var objects: String?
+
+    @Option(help: "How a directory's files go into the store: copy, hardlink or none (digests only).")
+    var storeMode: StoreMode = .copy
+
+    @Option(help: ArgumentHelp("Also write the ingested model as a composefs dump.", valueName: "MODEL.dump"))
+    var dumpOut: String?
+
+    @Flag(help: "Ingest: descend into directories on other filesystems.")
+    var crossDevices = false
+
+    @Flag(help: "Ingest: warn about unreadable entries and leave them out instead of failing.")
+    var skipUnreadable = false
+
+    @Flag(help: "No progress output.")
+    var quiet = false
 
     @Option(name: .shortAndLong, help: ArgumentHelp("The image to write.", valueName: "IMAGE"))
     var output: String
@@ -92,7 +119,13 @@ struct Build: ParsableCommand {
             let started = ContinuousClock.now
             let options = try squashfsOptions()
             var clock = PhaseClock()
-            let (image, _) = try loadModel(model, options: DumpOptions(mode: strictDump ? .strict : .lenient))
+            let image: Image
+            if (try? FileStatus(path: model))?.isDirectory == true {
+                image = try ingest()
+                if let dumpOut { try DumpFile.write(image, to: dumpOut) }
+            } else {
+                image = try loadModel(model, options: DumpOptions(mode: strictDump ? .strict : .lenient)).0
+            }
             clock.lap("read")
             let losses = SquashfsLosses(checking: image)
             if strict && losses.losesData { throw SquashfsLossError(losses: losses) }
@@ -123,6 +156,43 @@ struct Build: ParsableCommand {
             try out.flush()
         }
     }
+}
+
+extension Build {
+    /// Ingests the directory `model` into the objects store.
+    func ingest() throws -> Image {
+        if storeMode != .none && objects == nil {
+            throw ValidationError("building from a directory needs --objects OBJECTS (or --store-mode none for digests only).")
+        }
+        let store = try objects.map { try ObjectStore(path: $0, create: storeMode != .none) }
+        var options = IngestOptions(storeMode: storeMode, crossDevices: crossDevices, skipUnreadable: skipUnreadable)
+        let showProgress = !quiet && FileIO.standardErrorIsTerminal
+        if showProgress { options.progress = { printProgress($0) } }
+        let result = try Ingest.ingest(directory: model, store: store, options: options)
+        if showProgress { printError("") }
+        if !result.skipped.isEmpty {
+            printError("ovlcfs: warning: \(result.skipped.count) unreadable entr\(result.skipped.count == 1 ? "y" : "ies") left out (--skip-unreadable):")
+            for line in result.skipped.prefix(5) { printError("  " + line) }
+        }
+        if !quiet {
+            printError("ingested \(model): \(result.filesHashed) files hashed (\(formatBytes(result.bytesHashed))), "
+                + "\(result.objectsAdded) objects added, \(result.objectsPresent) already present")
+        }
+        return result.image
+    }
+}
+
+/// One progress line, redrawn in place on a terminal.
+func printProgress(_ progress: IngestProgress) {
+    let rate = progress.seconds > 0 ? Double(progress.bytesHashed) / progress.seconds : 0
+    var line = "\r\u{1B}[Kingest: \(progress.filesHashed)/\(progress.filesFound)\(progress.walkDone ? "" : "+") files, "
+        + "\(formatBytes(progress.bytesHashed)) of \(formatBytes(progress.bytesFound)), \(formatBytes(UInt64(rate)))/s"
+    if progress.walkDone && rate > 0 {
+        line += String(format: ", ETA %.0f s", Double(progress.bytesFound - progress.bytesHashed) / rate)
+    }
+    let out = BufferedOutput.standardError()
+    try? out.write(line)
+    try? out.flush()
 }
 
 struct BuildSummary: Codable {

@@ -68,3 +68,18 @@ struct FsVerityTests {
         #expect(try FsVerity.digest(ofFile: path, salt: salt).hex == tool.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
+
+@Suite("fs-verity digest of holes")
+struct ZeroBlockTests {
+    @Test("feeding zeros as a hole gives the same digest as feeding zero bytes", arguments: [
+        (0, 4096 * 3), (5, 10_000), (4096, 4096 * 200), (100, 1 << 20), (7, 1),
+    ])
+    func zeros(prefix: Int, zeros: Int) throws {
+        let head = pattern(prefix), tail = pattern(333)
+        let a = try FsVerityHasher()
+        a.update(head)
+        a.updateZeros(UInt64(zeros))
+        a.update(tail)
+        #expect(a.finalize() == (try FsVerity.digest(of: head + [UInt8](repeating: 0, count: zeros) + tail)))
+    }
+}

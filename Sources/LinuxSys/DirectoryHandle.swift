@@ -1,0 +1,273 @@
+import CLinux
+import Glibc
+import SystemPackage
+
+/// An open directory, for walks anchored on file descriptors: every lookup is relative to it
+/// and never follows a symlink, so a walk cannot leave the tree however it changes meanwhile.
+public final class DirectoryHandle: @unchecked Sendable {
+    public let fd: Int32
+    /// The path used in messages.
+    public let path: String
+
+    /// Opens the directory at `path` (which must not be a symlink).
+    public init(path: String) throws(IOError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError("open directory", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        self.fd = fd
+        self.path = path
+    }
+
+    private init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    /// Creates (if missing) and opens the directory at `path`.
+    public static func create(path: String, permissions: mode_t = 0o755) throws(IOError) -> DirectoryHandle {
+        if mkdir(path, permissions) != 0 && Glibc.errno != EEXIST {
+            throw IOError("create directory", path: path, errno: Errno(rawValue: Glibc.errno))
+        }
+        return try DirectoryHandle(path: path)
+    }
+
+    func childPath(_ name: [UInt8]) -> String {
+        path + "/" + String(decoding: name, as: UTF8.self)
+    }
+
+    /// Calls `body` with `name` as a C string.
+    func withName<T>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) -> T) -> T {
+        (name + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) } }
+    }
+
+    /// Opens the child directory `name` (not following a symlink).
+    public func openDirectory(_ name: [UInt8]) throws(IOError) -> DirectoryHandle {
+        let child = withName(name) { openat(fd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        guard child >= 0 else { throw IOError("open directory", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+        return DirectoryHandle(fd: child, path: childPath(name))
+    }
+
+    /// Creates (if missing) and opens the child directory `name`.
+    public func createDirectory(_ name: [UInt8], permissions: mode_t = 0o755) throws(IOError) -> DirectoryHandle {
+        let rc = withName(name) { mkdirat(fd, $0, permissions) }
+        if rc != 0 && Glibc.errno != EEXIST {
+            throw IOError("create directory", path: childPath(name), errno: Errno(rawValue: Glibc.errno))
+        }
+        return try openDirectory(name)
+    }
+
+    /// The names in this directory (without `.` and `..`), sorted by bytes.
+    public func entries() throws(IOError) -> [[UInt8]] {
+        let copy = dup(fd)
+        guard copy >= 0, let dir = fdopendir(copy) else {
+            throw IOError("read directory", path: path, errno: Errno(rawValue: Glibc.errno))
+        }
+        defer { closedir(dir) }
+        rewinddir(dir)
+        var names: [[UInt8]] = []
+        Glibc.errno = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            names.append(name)
+        }
+        if Glibc.errno != 0 { throw IOError("read directory", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        return names.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    /// `fstatat(…, AT_SYMLINK_NOFOLLOW)` of a child (or of this directory for an empty name).
+    public func status(_ name: [UInt8]) throws(IOError) -> FileStatus {
+        var st = stat()
+        let rc = name.isEmpty ? fstat(fd, &st) : withName(name) { fstatat(fd, $0, &st, AT_SYMLINK_NOFOLLOW) }
+        guard rc == 0 else { throw IOError("stat", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+        return FileStatus(st)
+    }
+
+    /// The target of the symlink `name`.
+    public func readLink(_ name: [UInt8]) throws(IOError) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: 4097)
+        let count = withName(name) { cName in
+            buffer.withUnsafeMutableBytes { readlinkat(fd, cName, $0.baseAddress!.assumingMemoryBound(to: CChar.self), 4096) }
+        }
+        guard count >= 0 else { throw IOError("read link", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+        return Array(buffer[0..<count])
+    }
+
+    /// Opens the regular file `name` for reading (not following a symlink).
+    public func openFile(_ name: [UInt8]) throws(IOError) -> FileDescriptor {
+        let file = withName(name) { openat(fd, $0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
+        guard file >= 0 else { throw IOError("open", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+        return FileDescriptor(rawValue: file)
+    }
+
+    /// The xattrs of child `name` (or of this directory for an empty name), not following a
+    /// final symlink. Named through `/proc/self/fd`, so the lookup stays anchored here.
+    public func xattrs(_ name: [UInt8]) throws(IOError) -> [(key: [UInt8], value: [UInt8])] {
+        // Names that are not valid UTF-8 cannot go through a Swift String: build the C path.
+        let pathBytes = Array("/proc/self/fd/\(fd)".utf8) + (name.isEmpty ? [] : [0x2F] + name) + [0]
+        let shown = name.isEmpty ? path : childPath(name)
+        return try pathBytes.withUnsafeBufferPointer { buffer throws(IOError) in
+            try buffer.withMemoryRebound(to: CChar.self) { cPath throws(IOError) in
+                let p = cPath.baseAddress!
+                var size = llistxattr(p, nil, 0)
+                if size < 0 && (Glibc.errno == ENOTSUP || Glibc.errno == EOPNOTSUPP) { return [] }
+                guard size >= 0 else { throw IOError("list xattrs of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
+                if size == 0 { return [] }
+                var names = [UInt8](repeating: 0, count: size)
+                size = names.withUnsafeMutableBytes { llistxattr(p, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+                guard size >= 0 else { throw IOError("list xattrs of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
+                var result: [(key: [UInt8], value: [UInt8])] = []
+                for key in names[0..<size].split(separator: 0) {
+                    let keyBytes = Array(key) + [0]
+                    let value = try keyBytes.withUnsafeBufferPointer { k throws(IOError) in
+                        try k.withMemoryRebound(to: CChar.self) { kp throws(IOError) -> [UInt8] in
+                            let length = lgetxattr(p, kp.baseAddress, nil, 0)
+                            guard length >= 0 else { throw IOError("read xattr of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
+                            var value = [UInt8](repeating: 0, count: length)
+                            let read = value.withUnsafeMutableBytes { lgetxattr(p, kp.baseAddress, $0.baseAddress, $0.count) }
+                            guard read >= 0 else { throw IOError("read xattr of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
+                            return Array(value[0..<read])
+                        }
+                    }
+                    result.append((Array(key), value))
+                }
+                return result
+            }
+        }
+    }
+
+    /// Hard-links `name` in `source` to `target` here. Returns false if `target` exists.
+    public func link(from source: DirectoryHandle, name: [UInt8], to target: [UInt8]) throws(IOError) -> Bool {
+        let rc = source.withName(name) { s in withName(target) { linkat(source.fd, s, fd, $0, 0) } }
+        if rc == 0 { return true }
+        if Glibc.errno == EEXIST { return false }
+        throw IOError("link \(source.childPath(name)) into", path: childPath(target), errno: Errno(rawValue: Glibc.errno))
+    }
+
+    /// Creates a new file `name` here for writing (fails if it exists).
+    public func createFile(_ name: [UInt8], permissions: mode_t = 0o644) throws(IOError) -> FileDescriptor {
+        let file = withName(name) { openat(fd, $0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions) }
+        guard file >= 0 else { throw IOError("create", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+        return FileDescriptor(rawValue: file)
+    }
+
+    /// Removes the file `name` (errors ignored: used for cleanup).
+    public func removeFile(_ name: [UInt8]) {
+        _ = withName(name) { unlinkat(fd, $0, 0) }
+    }
+
+    /// Whether an entry `name` exists.
+    public func exists(_ name: [UInt8]) -> Bool {
+        var st = stat()
+        return withName(name) { fstatat(fd, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
+    }
+}
+
+extension FileStatus {
+    init(_ st: stat) {
+        mode = st.st_mode
+        uid = st.st_uid
+        gid = st.st_gid
+        size = UInt64(st.st_size)
+        nlink = UInt64(st.st_nlink)
+        inode = UInt64(st.st_ino)
+        device = UInt64(st.st_dev)
+        rdev = UInt64(st.st_rdev)
+        mtimeSeconds = Int64(st.st_mtim.tv_sec)
+        mtimeNanoseconds = UInt32(st.st_mtim.tv_nsec)
+        ctimeSeconds = Int64(st.st_ctim.tv_sec)
+        ctimeNanoseconds = UInt32(st.st_ctim.tv_nsec)
+    }
+
+    /// `fstat` of an open file.
+    public init(fd: FileDescriptor) throws(IOError) {
+        var st = stat()
+        guard fstat(fd.rawValue, &st) == 0 else { throw IOError("stat", path: "fd \(fd.rawValue)", errno: Errno(rawValue: Glibc.errno)) }
+        self.init(st)
+    }
+}
+
+/// File data operations on open descriptors.
+public enum FileIO {
+    /// Reads up to `buffer.count` bytes (retrying on EINTR); 0 at the end.
+    public static func read(_ fd: FileDescriptor, into buffer: inout [UInt8], path: String) throws(IOError) -> Int {
+        do {
+            return try buffer.withUnsafeMutableBytes { try fd.read(into: $0, retryOnInterrupt: true) }
+        } catch {
+            throw IOError("read", path: path, errno: error as? Errno)
+        }
+    }
+
+    /// Writes all of `bytes[range]`.
+    public static func write(_ fd: FileDescriptor, _ bytes: [UInt8], count: Int, path: String) throws(IOError) {
+        do {
+            _ = try bytes.withUnsafeBytes { try fd.writeAll(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        } catch {
+            throw IOError("write", path: path, errno: error as? Errno)
+        }
+    }
+
+    /// The start of the next data region at or after `offset` (`SEEK_DATA`); nil when only a
+    /// hole follows. Filesystems without hole support report all data.
+    public static func nextData(_ fd: FileDescriptor, from offset: UInt64, path: String) throws(IOError) -> UInt64? {
+        let result = lseek(fd.rawValue, off_t(offset), ovl_seek_data)
+        if result < 0 {
+            if Glibc.errno == ENXIO { return nil }
+            throw IOError("seek", path: path, errno: Errno(rawValue: Glibc.errno))
+        }
+        return UInt64(result)
+    }
+
+    /// The start of the next hole at or after `offset` (`SEEK_HOLE`; the end counts as one).
+    public static func nextHole(_ fd: FileDescriptor, from offset: UInt64, path: String) throws(IOError) -> UInt64 {
+        let result = lseek(fd.rawValue, off_t(offset), ovl_seek_hole)
+        guard result >= 0 else { throw IOError("seek", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        return UInt64(result)
+    }
+
+    /// Reads up to `count` bytes at `offset` into `buffer` (retrying on EINTR); 0 at the end.
+    public static func read(_ fd: FileDescriptor, at offset: UInt64, into buffer: inout [UInt8], count: Int, path: String) throws(IOError) -> Int {
+        do {
+            return try buffer.withUnsafeMutableBytes {
+                try fd.read(fromAbsoluteOffset: Int64(offset), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), retryOnInterrupt: true)
+            }
+        } catch {
+            throw IOError("read", path: path, errno: error as? Errno)
+        }
+    }
+
+    /// Writes all of `bytes[0..<count]` at `offset`.
+    public static func write(_ fd: FileDescriptor, at offset: UInt64, _ bytes: [UInt8], count: Int, path: String) throws(IOError) {
+        do {
+            _ = try bytes.withUnsafeBytes {
+                try fd.writeAll(toAbsoluteOffset: Int64(offset), UnsafeRawBufferPointer(rebasing: $0[0..<count]))
+            }
+        } catch {
+            throw IOError("write", path: path, errno: error as? Errno)
+        }
+    }
+
+    /// Sets a file's size (extending with a hole).
+    public static func truncate(_ fd: FileDescriptor, to size: UInt64, path: String) throws(IOError) {
+        guard ftruncate(fd.rawValue, off_t(size)) == 0 else { throw IOError("truncate", path: path, errno: Errno(rawValue: Glibc.errno)) }
+    }
+
+    /// Flushes a file to disk.
+    public static func sync(_ fd: FileDescriptor, path: String) throws(IOError) {
+        guard fsync(fd.rawValue) == 0 else { throw IOError("sync", path: path, errno: Errno(rawValue: Glibc.errno)) }
+    }
+
+    /// Makes `target` share `source`'s data (reflink); false where the filesystem cannot.
+    public static func clone(_ source: FileDescriptor, into target: FileDescriptor) -> Bool {
+        ioctl(target.rawValue, ovl_ficlone_request(), source.rawValue) == 0
+    }
+
+    /// Sets the permission bits of an open file.
+    public static func setPermissions(_ fd: FileDescriptor, _ mode: mode_t) {
+        _ = fchmod(fd.rawValue, mode)
+    }
+
+    /// Whether standard error is a terminal.
+    public static var standardErrorIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import ImageModel
+import LinuxSys
+import SystemPackage
+import Verity
+
+/// How ingest puts file contents into the objects store.
+public enum StoreMode: String, Sendable, CaseIterable, Codable {
+    /// Copy each file into the store (default).
+    case copy
+    /// Hard-link each file into the store: no data copied; store and tree must share a filesystem.
+    case hardlink
+    /// Compute digests only; write nothing.
+    case none
+}
+
+/// An error of the objects store or of ingest, naming the path.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// A content-addressed objects store laid out as composefs does: `OBJECTS/xx/<62 hex>`,
+/// named by the fs-verity SHA-256 digest of the content.
+///
+/// Publishing is atomic: content goes to a temporary file in the store root (`.tmp-…`), is
+/// flushed to disk and hard-linked to its final name; an object already there counts as
+/// present. A killed ingest leaves temporary files, never a partial object under its name.
+/// `.ovlcfs-store.json` at the root records the layout version and the hash algorithm.
+public final class ObjectStore: @unchecked Sendable {
+    public let path: String
+    let root: DirectoryHandle
+    private var fanout: [UInt8: DirectoryHandle] = [:]
+    private let lock = NSLock()
+
+    public static let metadataName = ".ovlcfs-store.json"
+
+    struct Metadata: Codable, Equatable {
+        var layout: Int
+        var algorithm: String
+        var blockSize: Int
+    }
+
+    static let currentMetadata = Metadata(layout: 1, algorithm: "sha256", blockSize: 4096)
+
+    /// Opens (creating it if `create`) the store at `path`.
+    public init(path: String, create: Bool) throws {
+        self.path = path
+        root = create ? try DirectoryHandle.create(path: path) : try DirectoryHandle(path: path)
+        let metadataPath = path + "/" + Self.metadataName
+        if let data = FileManager.default.contents(atPath: metadataPath) {
+            guard let metadata = try? JSONDecoder().decode(Metadata.self, from: data), metadata == Self.currentMetadata else {
+                throw StoreError(path: metadataPath, reason: "unsupported objects store (expected layout 1, sha256, 4096-byte blocks)")
+            }
+        } else if create {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let writer = try AtomicFileWriter(destination: metadataPath)
+            try writer.write(Array(try encoder.encode(Self.currentMetadata)) + [0x0A])
+            try writer.commit()
+        }
+    }
+
+    /// The directory `xx` for a digest, created on first use.
+    func directory(for digest: Digest) throws -> DirectoryHandle {
+        let name = Array(digest.objectPath[0..<2])
+        let key = digest.bytes[0]
+        lock.lock()
+        defer { lock.unlock() }
+        if let handle = fanout[key] { return handle }
+        let handle = try root.createDirectory(name)
+        fanout[key] = handle
+        return handle
+    }
+
+    /// The object's name inside its `xx` directory.
+    static func leafName(_ digest: Digest) -> [UInt8] { Array(digest.objectPath[3...]) }
+
+    /// Publishes a finished temporary file (in the store root) under `digest`; returns false
+    /// if the object was already present. The temporary file is removed either way.
+    func publish(temporary name: [UInt8], as digest: Digest) throws -> Bool {
+        defer { root.removeFile(name) }
+        return try directory(for: digest).link(from: root, name: name, to: Self.leafName(digest))
+    }
+
+    /// Hard-links `name` in `source` into the store under `digest`; false if already present.
+    func link(from source: DirectoryHandle, name: [UInt8], as digest: Digest) throws -> Bool {
+        do {
+            return try directory(for: digest).link(from: source, name: name, to: Self.leafName(digest))
+        } catch let error as IOError where error.errno == .improperLink {
+            throw StoreError(path: source.path + "/" + String(decoding: name, as: UTF8.self),
+                             reason: "--store-mode hardlink needs the objects store (\(path)) on the same filesystem as the tree; use --store-mode copy")
+        }
+    }
+
+    /// A fresh temporary file name in the store root.
+    func temporaryName() -> [UInt8] {
+        var random = SystemRandomNumberGenerator()
+        return Array(".tmp-\(getpid())-\(String(random.next(), radix: 16))".utf8)
+    }
+
+    /// Whether the object for `digest` exists.
+    public func contains(_ digest: Digest) -> Bool {
+        FileManager.default.fileExists(atPath: path + "/" + String(decoding: digest.objectPath, as: UTF8.self))
+    }
+}

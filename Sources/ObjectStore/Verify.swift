@@ -1,0 +1,102 @@
+import Dispatch
+import Foundation
+import ImageModel
+import LinuxSys
+import SystemPackage
+import Verity
+
+/// What `verify` found wrong in an objects store.
+public struct VerifyReport: Sendable, Codable {
+    public var checked = 0
+    public var missing: [String] = []
+    public var wrongSize: [String] = []
+    public var wrongDigest: [String] = []
+    public var unreadable: [String] = []
+
+    public var isClean: Bool { missing.isEmpty && wrongSize.isEmpty && wrongDigest.isEmpty && unreadable.isEmpty }
+}
+
+extension ObjectStore {
+    /// One object to check: its path in the store, expected size (if known) and digest.
+    struct Expectation: Sendable {
+        var relativePath: String
+        var size: UInt64?
+        var digest: Digest?
+    }
+
+    /// Re-hashes the store — every object, or only those `model` references — and reports
+    /// missing objects, wrong sizes and wrong digests by path.
+    public func verify(model: Image? = nil, workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> VerifyReport {
+        var expectations: [Expectation] = []
+        if let model {
+            var seen = Set<[UInt8]>()
+            for inode in model.inodes where inode.type == .regular && inode.size > 0 {
+                guard let object = inode.externalObject, let payload = object.payload else { continue }
+                guard seen.insert(payload.bytes).inserted else { continue }
+                var digest = object.digest
+                if digest == nil, case .object(let named) = payload { digest = named }
+                expectations.append(Expectation(relativePath: String(decoding: payload.bytes, as: UTF8.self), size: inode.size, digest: digest))
+            }
+        } else {
+            for fan in try root.entries() where fan.count == 2 && fan.allSatisfy({ hexDigit($0) }) {
+                let dir = try root.openDirectory(fan)
+                for leaf in try dir.entries() {
+                    let relative = String(decoding: fan + [0x2F] + leaf, as: UTF8.self)
+                    expectations.append(Expectation(relativePath: relative, size: nil, digest: Digest(objectPath: Array(relative.utf8))))
+                }
+            }
+        }
+        let report = LockedReport()
+        let storePath = path
+        let work = expectations
+        DispatchQueue.concurrentPerform(iterations: max(1, workers)) { worker in
+            for index in stride(from: worker, to: work.count, by: max(1, workers)) {
+                let expectation = work[index]
+                let full = storePath + "/" + expectation.relativePath
+                do {
+                    let status = try FileStatus(path: full)
+                    if let size = expectation.size, status.size != size {
+                        report.add { $0.wrongSize.append("\(full): \(status.size) bytes, expected \(size)") }
+                        continue
+                    }
+                    let digest = try FsVerity.digest(ofFile: full)
+                    // Without a digest (a payload not named by one), existence and size are all we check.
+                    if let expected = expectation.digest, digest != expected {
+                        report.add { $0.wrongDigest.append("\(full): fs-verity digest \(digest.hex), expected \(expected.hex)") }
+                    }
+                    report.add { $0.checked += 1 }
+                } catch let error as IOError where error.errno == .noSuchFileOrDirectory {
+                    report.add { $0.missing.append(full) }
+                } catch {
+                    report.add { $0.unreadable.append("\(error)") }
+                }
+            }
+        }
+        var result = report.value
+        result.missing.sort()
+        result.wrongSize.sort()
+        result.wrongDigest.sort()
+        result.unreadable.sort()
+        return result
+    }
+}
+
+private func hexDigit(_ byte: UInt8) -> Bool {
+    (0x30...0x39).contains(byte) || (0x61...0x66).contains(byte)
+}
+
+
+private final class LockedReport: @unchecked Sendable {
+    private let lock = NSLock()
+    private var report = VerifyReport()
+    func add(_ body: (inout VerifyReport) -> Void) {
+        lock.lock()
+        body(&report)
+        lock.unlock()
+    }
+    var value: VerifyReport {
+        lock.lock()
+        defer { lock.unlock() }
+        return report
+    }
+}
