@@ -153,3 +153,42 @@ struct BuildCLITests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).isEmpty)
     }
 }
+
+@Suite("ovlcfs ingest", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: ovlcfs), "the ovlcfs binary was not built"))
+struct IngestCLITests {
+    @Test("kill -9 during ingest leaves no partial object under its name; verify finds nothing wrong")
+    func killDuringIngest() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let tree = dir.path("tree")
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
+        var rng = SeededGenerator(seed: 9)
+        for i in 0..<24 {
+            var bytes = [UInt8](repeating: 0, count: 8 << 20)
+            for j in stride(from: 0, to: bytes.count, by: 8) {
+                let word = rng.next()
+                for k in 0..<8 { bytes[j + k] = UInt8(truncatingIfNeeded: word >> (8 * UInt64(k))) }
+            }
+            FileManager.default.createFile(atPath: tree + "/f\(i)", contents: Data(bytes))
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ovlcfs)
+        process.arguments = ["build", tree, "-o", dir.path("i.sqfs"), "--objects", dir.path("objects"), "--quiet"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: 0.15)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal, "ingest finished before it could be killed")
+        #expect(!FileManager.default.fileExists(atPath: dir.path("i.sqfs")))
+        let verify = try run(ovlcfs, ["verify", "--objects", dir.path("objects")])
+        #expect(verify.status == 0, "\(verify.stdoutText)\(verify.stderrText)")
+        #expect(verify.stdoutText.contains("0 missing, 0 wrong size, 0 wrong digest"))
+        // A second run completes, and every object is whole.
+        let again = try run(ovlcfs, ["build", tree, "-o", dir.path("i.sqfs"), "--objects", dir.path("objects"), "--quiet"])
+        #expect(again.status == 0, "\(again.stderrText)")
+        let full = try run(ovlcfs, ["verify", "--objects", dir.path("objects")])
+        #expect(full.stdoutText.contains("24 objects checked, 0 missing"))
+    }
+}
