@@ -61,10 +61,10 @@ let package = Package(
         .testTarget(name: "SquashfsWriterTests", dependencies: ["SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "VerityTests", dependencies: ["Verity", "ImageModel", "TestSupport", system], swiftSettings: strict),
         .testTarget(name: "ObjectStoreTests", dependencies: [
-            "ObjectStore", "Verity", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport", system,
+            "ObjectStore", "Verity", "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "TestSupport", system,
         ], exclude: ["make_tree.py"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "ObjectStore", "TestSupport",
+            "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "ObjectStore", "Verity", "TestSupport", system,
         ], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: strict),
     ],

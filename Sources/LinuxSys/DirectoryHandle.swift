@@ -110,22 +110,27 @@ public final class DirectoryHandle: @unchecked Sendable {
         return try pathBytes.withUnsafeBufferPointer { buffer throws(IOError) in
             try buffer.withMemoryRebound(to: CChar.self) { cPath throws(IOError) in
                 let p = cPath.baseAddress!
-                var size = llistxattr(p, nil, 0)
+                // The directory itself: follow the /proc magic link (l* would list the link's own).
+                let list: (UnsafeMutablePointer<CChar>?, Int) -> Int = name.isEmpty
+                    ? { listxattr(p, $0, $1) } : { llistxattr(p, $0, $1) }
+                let get: (UnsafePointer<CChar>?, UnsafeMutableRawPointer?, Int) -> Int = name.isEmpty
+                    ? { getxattr(p, $0, $1, $2) } : { lgetxattr(p, $0, $1, $2) }
+                var size = list(nil, 0)
                 if size < 0 && (Glibc.errno == ENOTSUP || Glibc.errno == EOPNOTSUPP) { return [] }
                 guard size >= 0 else { throw IOError("list xattrs of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
                 if size == 0 { return [] }
                 var names = [UInt8](repeating: 0, count: size)
-                size = names.withUnsafeMutableBytes { llistxattr(p, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+                size = names.withUnsafeMutableBytes { list($0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
                 guard size >= 0 else { throw IOError("list xattrs of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
                 var result: [(key: [UInt8], value: [UInt8])] = []
                 for key in names[0..<size].split(separator: 0) {
                     let keyBytes = Array(key) + [0]
                     let value = try keyBytes.withUnsafeBufferPointer { k throws(IOError) in
                         try k.withMemoryRebound(to: CChar.self) { kp throws(IOError) -> [UInt8] in
-                            let length = lgetxattr(p, kp.baseAddress, nil, 0)
+                            let length = get(kp.baseAddress, nil, 0)
                             guard length >= 0 else { throw IOError("read xattr of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
                             var value = [UInt8](repeating: 0, count: length)
-                            let read = value.withUnsafeMutableBytes { lgetxattr(p, kp.baseAddress, $0.baseAddress, $0.count) }
+                            let read = value.withUnsafeMutableBytes { get(kp.baseAddress, $0.baseAddress, $0.count) }
                             guard read >= 0 else { throw IOError("read xattr of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
                             return Array(value[0..<read])
                         }

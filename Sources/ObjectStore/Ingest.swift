@@ -289,7 +289,7 @@ private final class Walker {
                 }
                 return (result.digest, added)
             }
-            if let temporary = result.temporary { store?.root.removeFile(temporary) }
+            if let temporary = result.temporary { store?.staging.removeFile(temporary) }
         }
         throw StoreError(path: job.path, reason: "file changed during ingest (size, mtime or ctime differ before and after hashing)")
     }
@@ -302,11 +302,11 @@ private final class Walker {
         var copy: FileDescriptor? = nil
         if mode == .copy, let store {
             let name = store.temporaryName()
-            copy = try store.root.createFile(name)
+            copy = try store.staging.createFile(name)
             temporary = name
         }
         defer { try? copy?.close() }
-        let copyPath = temporary.map { store!.path + "/" + String(decoding: $0, as: UTF8.self) } ?? ""
+        let copyPath = temporary.map { store!.staging.path + "/" + String(decoding: $0, as: UTF8.self) } ?? ""
         do {
             let size = job.before.size
             let (digest, count) = try FsVerity.digest(of: job.file, size: size, path: job.path) { offset, bytes, count in
@@ -319,7 +319,7 @@ private final class Walker {
             }
             return (digest, count, temporary)
         } catch {
-            if let temporary { store?.root.removeFile(temporary) }
+            if let temporary { store?.staging.removeFile(temporary) }
             throw error
         }
     }

@@ -28,7 +28,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 /// A content-addressed objects store laid out as composefs does: `OBJECTS/xx/<62 hex>`,
 /// named by the fs-verity SHA-256 digest of the content.
 ///
-/// Publishing is atomic: content goes to a temporary file in the store root (`.tmp-…`), is
+/// Publishing is atomic: content goes to a temporary file in `.ovlcfs-tmp/`, is
 /// flushed to disk and hard-linked to its final name; an object already there counts as
 /// present. A killed ingest leaves temporary files, never a partial object under its name.
 /// `.ovlcfs-store.json` at the root records the layout version and the hash algorithm.
@@ -39,6 +39,10 @@ public final class ObjectStore: @unchecked Sendable {
     private let lock = NSLock()
 
     public static let metadataName = ".ovlcfs-store.json"
+    /// Where content is staged before it is linked under its name.
+    public static let temporaryDirectoryName = ".ovlcfs-tmp"
+    // The legacy overlay layout hides these two names (OverlayTranslation.storePrivateNames).
+    let staging: DirectoryHandle
 
     struct Metadata: Codable, Equatable {
         var layout: Int
@@ -52,6 +56,7 @@ public final class ObjectStore: @unchecked Sendable {
     public init(path: String, create: Bool) throws {
         self.path = path
         root = create ? try DirectoryHandle.create(path: path) : try DirectoryHandle(path: path)
+        staging = create ? try root.createDirectory(Array(Self.temporaryDirectoryName.utf8), permissions: 0o700) : root
         let metadataPath = path + "/" + Self.metadataName
         if let data = FileManager.default.contents(atPath: metadataPath) {
             guard let metadata = try? JSONDecoder().decode(Metadata.self, from: data), metadata == Self.currentMetadata else {
@@ -81,11 +86,11 @@ public final class ObjectStore: @unchecked Sendable {
     /// The object's name inside its `xx` directory.
     static func leafName(_ digest: Digest) -> [UInt8] { Array(digest.objectPath[3...]) }
 
-    /// Publishes a finished temporary file (in the store root) under `digest`; returns false
-    /// if the object was already present. The temporary file is removed either way.
+    /// Publishes a finished temporary file (in the staging directory) under `digest`; returns
+    /// false if the object was already present. The temporary file is removed either way.
     func publish(temporary name: [UInt8], as digest: Digest) throws -> Bool {
-        defer { root.removeFile(name) }
-        return try directory(for: digest).link(from: root, name: name, to: Self.leafName(digest))
+        defer { staging.removeFile(name) }
+        return try directory(for: digest).link(from: staging, name: name, to: Self.leafName(digest))
     }
 
     /// Hard-links `name` in `source` into the store under `digest`; false if already present.

@@ -153,14 +153,19 @@ public enum OverlayTranslation {
         return [UInt8(ascii: "/")] + payload
     }
 
-    /// Adds a real whiteout for every name `00`…`ff` the root lacks (legacy layout).
+    /// Names an ovlcfs objects store keeps at its root besides the `xx` fan-out directories
+    /// (its metadata and staging directory); the legacy layout hides them too.
+    public static let storePrivateNames = [".ovlcfs-store.json", ".ovlcfs-tmp"]
+
+    /// Adds a real whiteout for every name `00`…`ff` (and the store's private names) the root
+    /// lacks (legacy layout).
     static func addRootWhiteouts(_ builder: inout ImageBuilder) throws {
         let root = builder[inode: InodeID(0)]
         let selinux = builder.xattrs(of: InodeID(0)).filter { $0.key == OverlayXattr.selinux }
         let xattrs = builder.internXattrs(selinux)
         let digits = Array("0123456789abcdef".utf8)
-        for value in 0..<256 {
-            let name = [digits[value >> 4], digits[value & 0xF]]
+        let names = (0..<256).map { [digits[$0 >> 4], digits[$0 & 0xF]] } + storePrivateNames.map { Array($0.utf8) }
+        for name in names {
             guard builder.child(named: name, in: .root) == nil else { continue }
             try builder.add(name: name, in: .root, inode: Inode(
                 type: .charDevice, permissions: 0o644, uid: root.uid, gid: root.gid, nlink: 1,

@@ -3,6 +3,7 @@ import Foundation
 import ImageModel
 import LinuxSys
 import ObjectStore
+import OverlayTranslation
 import SystemPackage
 import Testing
 import TestSupport
@@ -105,7 +106,8 @@ struct IngestTests {
         #expect(error.reason.contains("changed during ingest"))
         #expect(try store.verify().checked == 0)
         // No temporary file is left behind either.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("objects")) == [".ovlcfs-store.json"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("objects")).sorted() == [".ovlcfs-store.json", ".ovlcfs-tmp"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("objects/.ovlcfs-tmp")).isEmpty)
     }
 
     @Test("hardlink mode refuses a store on another filesystem with a clear message",
@@ -124,6 +126,11 @@ struct IngestTests {
             try Ingest.ingest(directory: root, store: store, options: IngestOptions(storeMode: .hardlink))
         }
         #expect(error.reason.contains("same filesystem"))
+    }
+
+    @Test("the legacy layout hides exactly the store's private names")
+    func privateNames() {
+        #expect(OverlayTranslation.storePrivateNames == [ObjectStore.metadataName, ObjectStore.temporaryDirectoryName])
     }
 
     @Test("verify reports missing, wrong-size and wrong-digest objects by path")
