@@ -33,10 +33,21 @@ public enum OverlayTranslation {
         public var layout: OverlayLayout
         /// composefs format version whose whiteout markers to write (1 adds `opaque=x`).
         public var formatVersion: Int
+        /// Translate exactly as mkcomposefs 1.0.8 does (reference 09 §5), for byte-identical
+        /// composefs images: the root always gets `trusted.overlay.opaque=y` and the 256
+        /// whiteouts (the store's private names are not hidden), and whiteout markers replace
+        /// whatever the directory had under those names.
+        public var composefsCompatible: Bool
 
-        public init(layout: OverlayLayout = .dataOnly, formatVersion: Int = 1) {
+        public init(layout: OverlayLayout = .dataOnly, formatVersion: Int = 1, composefsCompatible: Bool = false) {
             self.layout = layout
             self.formatVersion = formatVersion
+            self.composefsCompatible = composefsCompatible
+        }
+
+        /// What mkcomposefs writes at `formatVersion`.
+        public static func composefs(version: Int) -> Options {
+            Options(layout: .legacy, formatVersion: version, composefsCompatible: true)
         }
     }
 
@@ -75,7 +86,8 @@ public enum OverlayTranslation {
                 setXattr(&xattrs, OverlayXattr.userWhiteouts, [])
                 // A directory the model marks opaque already hides everything below it; its
                 // `y` marker stays (an `x` would replace it).
-                if options.formatVersion >= 1 && !xattrs.contains(where: { $0.key == OverlayXattr.escapedOpaque }) {
+                if options.formatVersion >= 1
+                    && (options.composefsCompatible || !xattrs.contains(where: { $0.key == OverlayXattr.escapedOpaque })) {
                     setXattr(&xattrs, OverlayXattr.escapedOpaque, Array("x".utf8))
                     setXattr(&xattrs, OverlayXattr.userOpaque, Array("x".utf8))
                 }
@@ -83,8 +95,13 @@ public enum OverlayTranslation {
                 break
             }
         }
+        if options.composefsCompatible {
+            var rootXattrs = builder.xattrs(of: InodeID(0))
+            setXattr(&rootXattrs, OverlayXattr.opaque, Array("y".utf8))
+            builder.setXattrs(rootXattrs, of: InodeID(0))
+        }
         if options.layout == .legacy {
-            try addRootWhiteouts(&builder)
+            try addRootWhiteouts(&builder, hideStoreNames: !options.composefsCompatible)
         }
         return try builder.build()
     }
@@ -159,12 +176,12 @@ public enum OverlayTranslation {
 
     /// Adds a real whiteout for every name `00`…`ff` (and the store's private names) the root
     /// lacks (legacy layout).
-    static func addRootWhiteouts(_ builder: inout ImageBuilder) throws {
+    static func addRootWhiteouts(_ builder: inout ImageBuilder, hideStoreNames: Bool) throws {
         let root = builder[inode: InodeID(0)]
         let selinux = builder.xattrs(of: InodeID(0)).filter { $0.key == OverlayXattr.selinux }
         let xattrs = builder.internXattrs(selinux)
         let digits = Array("0123456789abcdef".utf8)
-        let names = (0..<256).map { [digits[$0 >> 4], digits[$0 & 0xF]] } + storePrivateNames.map { Array($0.utf8) }
+        let names = (0..<256).map { [digits[$0 >> 4], digits[$0 & 0xF]] } + (hideStoreNames ? storePrivateNames.map { Array($0.utf8) } : [])
         for name in names {
             guard builder.child(named: name, in: .root) == nil else { continue }
             try builder.add(name: name, in: .root, inode: Inode(
