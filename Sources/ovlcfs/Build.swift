@@ -1,15 +1,25 @@
 import ArgumentParser
 import ComposefsDump
+import ErofsWriter
 import Foundation
 import ImageModel
 import LinuxSys
 import ObjectStore
 import OverlayTranslation
 import SquashfsWriter
+import Verity
 
 extension OverlayLayout: ExpressibleByArgument {}
 extension SquashfsOptions.Compression: ExpressibleByArgument {}
 extension StoreMode: ExpressibleByArgument {}
+
+/// What `build` writes.
+enum ImageFormat: String, ExpressibleByArgument, Codable {
+    /// The overlay option: a squashfs of metacopy stubs.
+    case squashfs
+    /// A composefs (EROFS) image, byte-identical to mkcomposefs 1.0.8's.
+    case composefs
+}
 
 struct Build: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,6 +47,7 @@ struct Build: ParsableCommand {
             Examples:
               ovlcfs build rootfs.dump.gz -o rootfs.sqfs
               ovlcfs build /srv/rootfs -o rootfs.sqfs --objects /srv/objects --dump-out rootfs.dump
+              ovlcfs build rootfs.dump -o rootfs.cfs --format composefs --print-digest
               ovlcfs build rootfs.dump -o rootfs.sqfs --layout legacy --compression gzip
               ovlcfs build rootfs.dump -o rootfs.sqfs --metadata-compression none --json
             """
@@ -65,6 +76,18 @@ struct Build: ParsableCommand {
 
     @Option(name: .shortAndLong, help: ArgumentHelp("The image to write.", valueName: "IMAGE"))
     var output: String
+
+    @Option(help: "squashfs (the overlay option) or composefs (EROFS, as mkcomposefs writes it).")
+    var format: ImageFormat = .squashfs
+
+    @Option(help: ArgumentHelp("composefs: lowest format version (0 or 1).", valueName: "N"))
+    var minVersion: Int?
+
+    @Option(help: ArgumentHelp("composefs: highest format version; 1 is chosen only if the model has a whiteout.", valueName: "N"))
+    var maxVersion: Int?
+
+    @Flag(help: "composefs: print the image's fs-verity digest (as mkcomposefs --print-digest).")
+    var printDigest = false
 
     @Option(help: "How the objects are stacked: data-only (kernel 6.5+) or legacy.")
     var layout: OverlayLayout = .dataOnly
@@ -112,7 +135,18 @@ struct Build: ParsableCommand {
         return options
     }
 
-    func validate() throws { _ = try squashfsOptions() }
+    func validate() throws {
+        _ = try squashfsOptions()
+        if format == .squashfs && (minVersion != nil || maxVersion != nil || printDigest) {
+            throw ValidationError("--min-version, --max-version and --print-digest apply to --format composefs.")
+        }
+    }
+
+    /// mkcomposefs's rule: if either version flag is given, the other defaults to 0.
+    var versionRange: (Int, Int) {
+        if minVersion == nil && maxVersion == nil { return (0, 1) }
+        return (minVersion ?? 0, maxVersion ?? 0)
+    }
 
     func run() throws {
         try reportingErrors {
@@ -127,6 +161,10 @@ struct Build: ParsableCommand {
                 image = try loadModel(model, options: DumpOptions(mode: strictDump ? .strict : .lenient)).0
             }
             clock.lap("read")
+            if format == .composefs {
+                try writeComposefs(image, clock: &clock, started: started)
+                return
+            }
             let losses = SquashfsLosses(checking: image)
             if strict && losses.losesData { throw SquashfsLossError(losses: losses) }
             let layer = try OverlayTranslation.translate(image, options: .init(layout: layout))
@@ -159,6 +197,34 @@ struct Build: ParsableCommand {
 }
 
 extension Build {
+    /// Writes the composefs image (atomically) and reports it.
+    func writeComposefs(_ image: Image, clock: inout PhaseClock, started: ContinuousClock.Instant) throws {
+        let (low, high) = versionRange
+        let version = try ComposefsImage.version(for: image, minVersion: low, maxVersion: high)
+        let bytes = try ComposefsImage.bytes(for: image, minVersion: low, maxVersion: high)
+        let file = try AtomicFileWriter(destination: output)
+        try file.write(bytes)
+        try file.commit()
+        clock.lap("write")
+        let digest = printDigest || json ? try FsVerity.digest(of: bytes) : nil
+        let out = BufferedOutput.standardOutput()
+        if json {
+            let summary = ComposefsSummary(image: output, format: "composefs", version: version, bytes: bytes.count,
+                                           entries: image.entryCount, digest: digest?.hex ?? "",
+                                           seconds: seconds(since: started), phases: clock.laps)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try out.write(encoder.encode(summary))
+            try out.write("\n")
+        } else if let digest, printDigest {
+            try out.write("\(digest.hex)\n")
+        } else {
+            try out.write("wrote \(output): composefs version \(version), \(image.entryCount) entries, "
+                + "\(formatBytes(UInt64(bytes.count))) in \(String(format: "%.2f", seconds(since: started))) s\n")
+        }
+        try out.flush()
+    }
+
     /// Ingests the directory `model` into the objects store.
     func ingest() throws -> Image {
         if storeMode != .none && objects == nil {
@@ -193,6 +259,18 @@ func printProgress(_ progress: IngestProgress) {
     let out = BufferedOutput.standardError()
     try? out.write(line)
     try? out.flush()
+}
+
+struct ComposefsSummary: Codable {
+    var image: String
+    var format: String
+    var version: Int
+    var bytes: Int
+    var entries: Int
+    /// fs-verity digest of the image (what mount.composefs -o digest= expects).
+    var digest: String
+    var seconds: Double
+    var phases: [String: Double]
 }
 
 struct BuildSummary: Codable {

@@ -10,7 +10,8 @@ struct Inspect: ParsableCommand {
         discussion: """
             MODEL is a composefs dump file — plain text, gzip-compressed (detected by content, \
             whatever the name), or `-` for standard input — or a squashfs image written by \
-            `ovlcfs build`, which is read back into the model. Every rejection names the input, \
+            `ovlcfs build`, or a composefs image (ours or mkcomposefs's), read back into the \
+            model. Every rejection names the input, \
             the line and the reason, e.g. `model.dump:17: xattr key is empty`.
 
             The reader is stricter than mkcomposefs by default: it refuses malformed digests, \

@@ -1,4 +1,5 @@
 import ComposefsDump
+import ErofsWriter
 import ImageModel
 import LinuxSys
 import OverlayTranslation
@@ -6,15 +7,25 @@ import SquashfsWriter
 
 /// What a MODEL argument turned out to be.
 enum ModelKind: String, Codable {
-    case dump, squashfs
+    case dump, squashfs, composefs
 }
 
-/// Loads a model from a path: a composefs dump (plain, gzip, `-`) or a squashfs image written
-/// by ovlcfs (read back and un-translated). Told apart by content, not name.
+/// Loads a model from a path: a composefs dump (plain, gzip, `-`), a squashfs image written by
+/// ovlcfs, or a composefs image (both read back and un-translated). Told apart by content.
 func loadModel(_ path: String, options: DumpOptions) throws -> (Image, ModelKind) {
-    if path != "-", let prefix = try? FileQueries.readPrefix(path, count: 4), SquashfsReader.hasMagic(prefix) {
-        let (layer, _) = try SquashfsReader.read(path: path)
-        return (try OverlayTranslation.untranslate(layer), .squashfs)
+    if path != "-", let prefix = try? FileQueries.readPrefix(path, count: 4) {
+        if SquashfsReader.hasMagic(prefix) {
+            let (layer, _) = try SquashfsReader.read(path: path)
+            return (try OverlayTranslation.untranslate(layer), .squashfs)
+        }
+        if ComposefsReader.hasMagic(prefix) {
+            let bytes = try InputReader(path: path).readAll()
+            do {
+                return (try ComposefsReader.read(bytes).0, .composefs)
+            } catch {
+                throw IOError("read composefs image", path: path, detail: "\(error)")
+            }
+        }
     }
     return (try DumpFile.read(path: path, options: options), .dump)
 }
