@@ -66,7 +66,7 @@ let package = Package(
             "ObjectStore", "Verity", "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "TestSupport", system,
         ], exclude: ["make_tree.py"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "ObjectStore", "Verity", "TestSupport", system,
+            "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "ObjectStore", "Verity", "ErofsWriter", "TestSupport", system,
         ], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: strict),
     ],

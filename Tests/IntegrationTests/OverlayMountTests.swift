@@ -1,4 +1,5 @@
 import ComposefsDump
+import ErofsWriter
 import Foundation
 import ImageModel
 import LinuxSys
@@ -45,7 +46,7 @@ struct ObjectsFixture {
 /// Compares what the kernel shows under `mount` with the model, the way a composefs mount of
 /// the model shows it (reference 02 §1). Walks with directory file descriptors, so names that
 /// are not UTF-8 work. Returns the mismatches.
-func compareKernelView(of image: Image, at mount: String, layout: OverlayLayout,
+func compareKernelView(of image: Image, at mount: String, layout: OverlayLayout, allXattrNamespaces: Bool = false,
                        contents: (ImageModel.Inode) -> [UInt8]? = { _ in nil }) throws -> [String] {
     var problems: [String] = []
     func problem(_ text: String) { if problems.count < 30 { problems.append(text) } }
@@ -70,7 +71,7 @@ func compareKernelView(of image: Image, at mount: String, layout: OverlayLayout,
             problem("\(relative): \(error)")
             continue
         }
-        var expectedXattrs = image.xattrs(of: inode).filter { SquashfsLosses.isStorable($0.key) }
+        var expectedXattrs = image.xattrs(of: inode).filter { allXattrNamespaces || SquashfsLosses.isStorable($0.key) }
         var expectedType = inode.type
         if inode.isWhiteout {
             expectedType = .regular
@@ -232,5 +233,72 @@ struct IngestMountTests {
         mounts.tearDown()
         #expect(!TestMounts.isMounted(dir.path("merged")))
         #expect(!TestMounts.loopAttached(to: dir.path("i.sqfs")))
+    }
+}
+
+/// Differences between what two mounts show: names, types, modes, owners, sizes (not of
+/// directories), mtime seconds, link targets and xattrs.
+func compareMounts(_ a: String, _ b: String) throws -> [String] {
+    var problems: [String] = []
+    var stack: [(DirectoryHandle, DirectoryHandle, String)] = [(try DirectoryHandle(path: a), try DirectoryHandle(path: b), "")]
+    while let (x, y, path) = stack.popLast() {
+        let names = try x.entries()
+        if names != (try y.entries()) { problems.append("\(path)/: listings differ") }
+        for name in names {
+            let shown = path + "/" + String(decoding: name, as: UTF8.self)
+            guard let sy = try? y.status(name) else { continue }
+            let sx = try x.status(name)
+            if sx.mode != sy.mode || sx.uid != sy.uid || sx.gid != sy.gid || sx.mtimeSeconds != sy.mtimeSeconds
+                || (!sx.isDirectory && sx.size != sy.size) || sx.rdev != sy.rdev {
+                problems.append("\(shown): stat differs")
+            }
+            if sx.isSymlink, try x.readLink(name) != y.readLink(name) { problems.append("\(shown): link target differs") }
+            let xa = try x.xattrs(name).map { Xattr(key: $0.key, value: $0.value) }.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            let ya = try y.xattrs(name).map { Xattr(key: $0.key, value: $0.value) }.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            if xa != ya { problems.append("\(shown): xattrs differ") }
+            if sx.isDirectory { stack.append((try x.openDirectory(name), try y.openDirectory(name), shown)) }
+            if problems.count > 30 { return problems }
+        }
+    }
+    return problems
+}
+
+@Suite("Kernel truth: composefs and the overlay option side by side", .serialized,
+       .enabled(if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
+                "needs root, loop devices and the squashfs, erofs and overlay filesystems"),
+       .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+struct ComposefsMountTests {
+    @Test("cs9-x86_64-minimal: the composefs mount shows the model, and both stacks show the same tree")
+    func sideBySide() throws {
+        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path)
+        let dir = try TemporaryDirectory()
+        let mounts = TestMounts()
+        defer {
+            mounts.tearDown()
+            dir.cleanup()
+        }
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        let objects = try ObjectsFixture(for: image, in: dir.path("objects"))
+        // composefs: EROFS straight from the file, then overlay with the objects as a data-only layer.
+        let cfs = dir.path("image.cfs")
+        FileManager.default.createFile(atPath: cfs, contents: Data(try ComposefsImage.bytes(for: image)))
+        try mounts.mount("erofs", cfs, dir.path("erofs"), options: "ro")
+        try mounts.mount("overlay", "composefs", dir.path("composefs"),
+                         options: "ro,metacopy=on,redirect_dir=follow,lowerdir=\(dir.path("erofs"))::\(objects.root)")
+        let problems = try compareKernelView(of: image, at: dir.path("composefs"), layout: .dataOnly, allXattrNamespaces: true) { inode in
+            inode.externalObject?.payload.flatMap { objects.patterned[$0.bytes] }
+        }
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
+        // The overlay option of the same model.
+        try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("image.sqfs"))
+        let loop = try mounts.attachLoop(dir.path("image.sqfs"))
+        try mounts.mount("squashfs", loop, dir.path("squashfs"), options: "ro")
+        try mounts.mount("overlay", "overlay", dir.path("overlay"),
+                         options: "ro,metacopy=on,redirect_dir=follow,lowerdir=\(dir.path("squashfs"))::\(objects.root)")
+        let differences = try compareMounts(dir.path("composefs"), dir.path("overlay"))
+        #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
+        mounts.tearDown()
+        #expect(!TestMounts.isMounted(dir.path("composefs")) && !TestMounts.isMounted(dir.path("overlay")))
+        #expect(!TestMounts.loopAttached(to: dir.path("image.sqfs")))
     }
 }
