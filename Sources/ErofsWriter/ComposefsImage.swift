@@ -45,7 +45,7 @@ public enum ComposefsImage {
             throw ComposefsError(reason: "file too large: \(inode.size) bytes needs more than 1024 chunks")
         }
         let layer = try OverlayTranslation.translate(model, options: .composefs(version: version))
-        var plan = Plan(layer: layer, version: version)
+        let plan = Plan(layer: layer, version: version)
         plan.order()
         plan.shareXattrs()
         plan.layout()
@@ -76,7 +76,7 @@ struct Node {
     var content: [UInt8] { inode.inlineContent ?? [] }
 }
 
-struct Plan {
+final class Plan {
     let layer: Image
     let version: Int
     var nodes: [Node] = []
@@ -88,6 +88,9 @@ struct Plan {
     var inodesEnd = 0
     var dataStart = 0
     var dataBlocks = 0
+    /// Per node, for dirents: nid and EROFS file type (filled by `layout`).
+    var nids: [UInt64] = []
+    var fileTypes: [UInt8] = []
 
     init(layer: Image, version: Int) {
         self.layer = layer
@@ -95,7 +98,7 @@ struct Plan {
     }
 
     /// Pass 3: BFS order (primary entries only), sorted xattrs, min mtime, ACL flag.
-    mutating func order() {
+    func order() {
         var queue: [EntryID] = [.root]
         var head = 0
         minMtime = layer.inode(of: .root).mtime
@@ -124,7 +127,7 @@ struct Plan {
     }
 
     /// Pass 4: the shared xattr table (pairs on more than one inode), sorted descending.
-    mutating func shareXattrs() {
+    func shareXattrs() {
         var counts: [Xattr: Int] = [:]
         for node in nodes { for xattr in node.xattrs { counts[xattr, default: 0] += 1 } }
         let pairs = counts.filter { $0.value > 1 }.map(\.key).sorted { a, b in
@@ -151,7 +154,7 @@ struct Plan {
     }
 
     /// §7: sizes, compact/extended, padding, nid.
-    mutating func layout() {
+    func layout() {
         var pos = 1152
         for i in nodes.indices {
             var node = nodes[i]
@@ -171,9 +174,12 @@ struct Plan {
         }
         inodesEnd = roundUp(pos, 32)
         dataStart = roundUp(inodesEnd + sharedSize, 4096)
+        nids = nodes.map(\.nid)
+        fileTypes = nodes.map { fileType($0.inode.type) }
     }
 
     func initialSplit(_ node: inout Node) -> (Int, Int) {
+        // (takes the node inout: external files also get their chunk geometry here)
         switch node.inode.type {
         case .directory:
             var blocks = 0, fill = 0
@@ -379,10 +385,9 @@ struct Plan {
         var w = ByteWriter()
         var nameOffset = 12 * group.count
         for dirent in group {
-            let target = nodes[dirent.target]
-            w.u64(target.nid)
+            w.u64(nids[dirent.target])
             w.u16(UInt16(nameOffset))
-            w.u8(fileType(target.inode.type))
+            w.u8(fileTypes[dirent.target])
             w.u8(0)
             nameOffset += dirent.name.count
         }
