@@ -1,1 +1,69 @@
-// Intentionally empty: the target exists for its header.
+#include "ovl_linux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+
+const uint32_t ovl_lo_flags_read_only = LO_FLAGS_READ_ONLY;
+const uint32_t ovl_lo_flags_autoclear = LO_FLAGS_AUTOCLEAR;
+const uint32_t ovl_lo_flags_direct_io = LO_FLAGS_DIRECT_IO;
+
+int ovl_loop_get_free(int control_fd) { return ioctl(control_fd, LOOP_CTL_GET_FREE); }
+
+int ovl_loop_configure(int loop_fd, int backing_fd, uint32_t lo_flags, uint64_t offset, uint64_t size_limit,
+                       uint32_t block_size, const char *file_name)
+{
+    struct loop_config config;
+    memset(&config, 0, sizeof(config));
+    config.fd = (uint32_t)backing_fd;
+    config.block_size = block_size;
+    config.info.lo_offset = offset;
+    config.info.lo_sizelimit = size_limit;
+    config.info.lo_flags = lo_flags;
+    if (file_name != NULL)
+        strncpy((char *)config.info.lo_file_name, file_name, LO_NAME_SIZE - 1);
+    return ioctl(loop_fd, LOOP_CONFIGURE, &config);
+}
+
+int ovl_loop_clear(int loop_fd) { return ioctl(loop_fd, LOOP_CLR_FD, 0); }
+
+int ovl_loop_flags(int loop_fd, uint32_t *flags_out)
+{
+    struct loop_info64 info;
+    memset(&info, 0, sizeof(info));
+    int rc = ioctl(loop_fd, LOOP_GET_STATUS64, &info);
+    if (rc == 0)
+        *flags_out = info.lo_flags;
+    return rc;
+}
+
+int ovl_fsopen(const char *fs_name) { return fsopen(fs_name, FSOPEN_CLOEXEC); }
+
+int ovl_fsconfig_string(int fs_fd, const char *key, const char *value)
+{
+    return fsconfig(fs_fd, FSCONFIG_SET_STRING, key, value, 0);
+}
+
+int ovl_fsconfig_flag(int fs_fd, const char *key) { return fsconfig(fs_fd, FSCONFIG_SET_FLAG, key, NULL, 0); }
+
+int ovl_fsconfig_create(int fs_fd) { return fsconfig(fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0); }
+
+int ovl_fsmount(int fs_fd, int read_only)
+{
+    return fsmount(fs_fd, FSMOUNT_CLOEXEC, read_only ? MOUNT_ATTR_RDONLY : 0);
+}
+
+int ovl_move_mount(int mount_fd, const char *target)
+{
+    return move_mount(mount_fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+}
+
+int ovl_umount(const char *target, int detach) { return umount2(target, detach ? MNT_DETACH : 0); }
+
+int ovl_mount_legacy(const char *source, const char *target, const char *type, int read_only, const char *options)
+{
+    return mount(source, target, type, read_only ? MS_RDONLY : 0, options);
+}

@@ -41,6 +41,28 @@ public struct FileStatus: Sendable, Equatable {
 
 /// Path-based file queries that never follow a final symlink.
 public enum FileQueries {
+    /// Whether anything exists at `path`.
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    /// Creates a directory and its parents (mode 0755); existing ones are fine.
+    public static func createDirectories(_ path: String) throws(IOError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && Glibc.errno != EEXIST {
+                throw IOError("create directory", path: current, errno: Errno(rawValue: Glibc.errno))
+            }
+        }
+    }
+
+    /// Removes a file (errors other than "missing" are reported).
+    public static func remove(_ path: String) throws(IOError) {
+        if unlink(path) != 0 && Glibc.errno != ENOENT { throw IOError("remove", path: path, errno: Errno(rawValue: Glibc.errno)) }
+    }
+
     /// The names in a directory (without `.` and `..`), as raw bytes, sorted.
     public static func directoryEntries(_ path: String) throws(IOError) -> [[UInt8]] {
         guard let dir = opendir(path) else { throw IOError("read directory", path: path, errno: Errno(rawValue: Glibc.errno)) }

@@ -14,4 +14,28 @@ static inline unsigned long ovl_ficlone_request(void) { return _IOW(0x94, 9, int
 static const int ovl_seek_data = 3;
 static const int ovl_seek_hole = 4;
 
+#include <stdint.h>
+
+// Loop devices (LOOP_CTL_GET_FREE, LOOP_CONFIGURE, LOOP_CLR_FD). Why: the request numbers
+// are macros over _IO and the configuration is a uapi struct with a nested loop_info64.
+int ovl_loop_get_free(int control_fd);
+int ovl_loop_configure(int loop_fd, int backing_fd, uint32_t lo_flags, uint64_t offset, uint64_t size_limit,
+                       uint32_t block_size, const char *file_name);
+int ovl_loop_clear(int loop_fd);
+int ovl_loop_flags(int loop_fd, uint32_t *flags_out);
+extern const uint32_t ovl_lo_flags_read_only;
+extern const uint32_t ovl_lo_flags_autoclear;
+extern const uint32_t ovl_lo_flags_direct_io;
+
+// The new mount API. Why: thin, typed entry points over glibc's wrappers (and their enums),
+// so Swift never sees variadic or macro-only interfaces.
+int ovl_fsopen(const char *fs_name);
+int ovl_fsconfig_string(int fs_fd, const char *key, const char *value);
+int ovl_fsconfig_flag(int fs_fd, const char *key);
+int ovl_fsconfig_create(int fs_fd);
+int ovl_fsmount(int fs_fd, int read_only);
+int ovl_move_mount(int mount_fd, const char *target);
+int ovl_umount(const char *target, int detach);
+int ovl_mount_legacy(const char *source, const char *target, const char *type, int read_only, const char *options);
+
 #endif

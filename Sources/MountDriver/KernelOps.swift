@@ -1,0 +1,57 @@
+import LinuxSys
+
+/// A loop device the driver holds.
+public protocol LoopHandle: AnyObject {
+    var path: String { get }
+    /// Lets autoclear detach the device when its mounts go.
+    func release()
+    /// Detaches the device now.
+    func detach() throws
+}
+
+/// A mount not attached anywhere yet.
+public protocol MountHandle: AnyObject {
+    /// A path naming the mount while it is held (for `lowerdir+`).
+    var procPath: String { get }
+    func attach(at target: String) throws
+}
+
+/// Everything the driver asks of the kernel: the seam tests replace to record calls and inject
+/// failures (like swift-system's mocking and containerization's netlink seam).
+public protocol KernelOps: AnyObject {
+    func attachLoop(file: String) throws -> any LoopHandle
+    /// Configures and creates a filesystem: `options` in order (a nil value sets a flag).
+    func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle
+    func unmount(_ target: String) throws
+    func isMounted(_ target: String) -> Bool
+    /// Whether the kernel can verify fs-verity digests of files in `directory`.
+    func hasFsVerity(_ directory: String) -> Bool
+}
+
+/// The real kernel.
+public final class LinuxKernelOps: KernelOps {
+    public init() {}
+
+    public func attachLoop(file: String) throws -> any LoopHandle { try LoopDevice.attach(file: file) }
+
+    public func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle {
+        let context = try FilesystemContext(type: type)
+        if !source.isEmpty { try context.set("source", source) }
+        for (key, value) in options {
+            if let value { try context.set(key, value) } else { try context.set(flag: key) }
+        }
+        return try context.mount(readOnly: true)
+    }
+
+    public func unmount(_ target: String) throws { try Mounts.unmount(target) }
+
+    public func isMounted(_ target: String) -> Bool { Mounts.table().contains { $0.mountPoint == target } }
+
+    public func hasFsVerity(_ directory: String) -> Bool {
+        // ext4 and f2fs advertise fs-verity support in sysfs when the kernel has it.
+        FileQueries.exists("/sys/fs/ext4/features/verity") || FileQueries.exists("/sys/fs/f2fs/features/verity")
+    }
+}
+
+extension LoopDevice: LoopHandle {}
+extension DetachedMount: MountHandle {}

@@ -1,0 +1,278 @@
+import Foundation
+import LinuxSys
+import OverlayTranslation
+import SystemPackage
+
+/// Whether to insist on verification of the objects' content (overlay `verity=require`).
+public enum VerityPolicy: String, Sendable, CaseIterable, Codable {
+    /// Verify when the kernel and the objects' filesystem can; otherwise warn.
+    case auto
+    /// Refuse to mount without it.
+    case require
+    /// Never ask for it.
+    case off
+}
+
+/// What kind of image is mounted.
+public enum MountedImageKind: String, Sendable, Codable {
+    case squashfs, composefs
+}
+
+/// A mount to make.
+public struct MountRequest: Sendable {
+    public var image: String
+    public var target: String
+    public var objects: [String]
+    public var layout: OverlayLayout
+    public var verity: VerityPolicy
+
+    public init(image: String, target: String, objects: [String], layout: OverlayLayout = .dataOnly, verity: VerityPolicy = .auto) {
+        self.image = image
+        self.target = target
+        self.objects = objects
+        self.layout = layout
+        self.verity = verity
+    }
+}
+
+/// The persisted record of one ovlcfs mount (`/run/ovlcfs/mounts/*.json`).
+public struct MountRecord: Codable, Sendable, Equatable {
+    public var target: String
+    public var image: String
+    public var kind: MountedImageKind
+    public var layout: OverlayLayout
+    public var objects: [String]
+    public var loopDevice: String?
+    public var overlayVerity: Bool
+    public var pid: Int32
+    public var created: Date
+}
+
+/// One step of mounting, named in errors and used by the fault-injection tests.
+public enum MountStep: String, Sendable, CaseIterable {
+    case loopAttach = "loop attach"
+    case filesystemMount = "filesystem mount"
+    case overlayMount = "overlay mount"
+    case stateWrite = "state write"
+    case attach = "attach at the mount point"
+}
+
+public struct MountDriverError: Error, Sendable, CustomStringConvertible {
+    public var step: MountStep?
+    public var message: String
+    public var hint: String?
+
+    public var description: String {
+        var text = step.map { "\($0.rawValue) failed: " } ?? ""
+        text += message
+        if let hint { text += "\nhint: \(hint)" }
+        return text
+    }
+}
+
+/// Mounts images as composefs does, through the new mount API, and undoes it.
+///
+/// The lower filesystem (squashfs on a loop device, or EROFS straight from the file) is
+/// created as a *detached* mount and handed to overlayfs as `lowerdir+=/proc/self/fd/N`; only
+/// the overlay is attached in the tree. So the one thing to undo afterwards is that overlay
+/// mount: the lower mount lives exactly as long as the overlay, and the loop device (autoclear)
+/// as long as the lower mount. A failure at any step drops what was made so far; a killed
+/// process leaves nothing but, at worst, a stale state record that `status` flags and
+/// `umount --all` clears.
+public final class MountDriver {
+    let kernel: any KernelOps
+    public let stateDirectory: String
+    /// Called with warnings (protection that is off, and why).
+    public var warn: (String) -> Void = { _ in }
+
+    public init(kernel: any KernelOps = LinuxKernelOps(), stateDirectory: String = "/run/ovlcfs") {
+        self.kernel = kernel
+        self.stateDirectory = stateDirectory
+    }
+
+    var recordsDirectory: String { stateDirectory + "/mounts" }
+
+    func recordPath(for target: String) -> String {
+        let name = target.utf8.map { byte -> String in
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) ? String(UnicodeScalar(byte)) : String(format: "_%02x", byte)
+        }.joined()
+        return recordsDirectory + "/" + name + ".json"
+    }
+
+    /// Mounts `request.image` at `request.target`.
+    @discardableResult
+    public func mount(_ request: MountRequest) throws -> MountRecord {
+        let target = URL(fileURLWithPath: request.target).standardizedFileURL.path
+        guard (try? FileStatus(path: target))?.isDirectory == true else {
+            throw MountDriverError(step: nil, message: "mount point \(target) is not a directory")
+        }
+        if kernel.isMounted(target) || FileQueries.exists(recordPath(for: target)) {
+            throw MountDriverError(step: nil, message: "\(target) is already an ovlcfs mount point",
+                                   hint: "ovlcfs umount \(target)")
+        }
+        guard !request.objects.isEmpty else { throw MountDriverError(step: nil, message: "at least one objects directory is needed") }
+        for objects in request.objects where (try? FileStatus(path: objects))?.isDirectory != true {
+            throw MountDriverError(step: nil, message: "objects directory \(objects) does not exist")
+        }
+        let kind = try Self.kind(of: request.image)
+        let verity = try overlayVerity(request)
+
+        var loop: (any LoopHandle)? = nil
+        var recordWritten = false
+        do {
+            let lower: any MountHandle
+            switch kind {
+            case .squashfs:
+                loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image) }
+                lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: loop!.path, options: [("ro", nil)]) }
+            case .composefs:
+                lower = try step(.filesystemMount) {
+                    do {
+                        return try kernel.mountFilesystem(type: "erofs", source: request.image, options: [("ro", nil)])
+                    } catch let error as MountError where error.errno == .notBlockDevice {
+                        // Kernels before 6.12 mount EROFS only from a block device.
+                        loop = try kernel.attachLoop(file: request.image)
+                        return try kernel.mountFilesystem(type: "erofs", source: loop!.path, options: [("ro", nil)])
+                    }
+                }
+            }
+            var options: [(String, String?)] = [("lowerdir+", lower.procPath)]
+            for objects in request.objects {
+                options.append((request.layout == .dataOnly ? "datadir+" : "lowerdir+", objects))
+            }
+            options += [("metacopy", "on"), ("redirect_dir", "follow"), ("ro", nil)]
+            if verity { options.append(("verity", "require")) }
+            let overlay = try step(.overlayMount) {
+                try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: options)
+            }
+            let record = MountRecord(target: target, image: request.image, kind: kind, layout: request.layout,
+                                     objects: request.objects, loopDevice: loop?.path, overlayVerity: verity,
+                                     pid: getpid(), created: Date())
+            try step(.stateWrite) { try writeRecord(record) }
+            recordWritten = true
+            try step(.attach) { try overlay.attach(at: target) }
+            loop?.release()
+            return record
+        } catch {
+            if recordWritten { try? FileQueries.remove(recordPath(for: target)) }
+            try? loop?.detach()
+            throw error
+        }
+    }
+
+    func step<T>(_ step: MountStep, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as MountDriverError {
+            throw error
+        } catch {
+            throw MountDriverError(step: step, message: "\(error)", hint: hint(for: step, error))
+        }
+    }
+
+    func hint(for step: MountStep, _ error: any Error) -> String? {
+        guard let errno = (error as? MountError)?.errno ?? (error as? IOError)?.errno else { return nil }
+        if errno == .notPermitted || errno == .permissionDenied { return "mounting needs root (CAP_SYS_ADMIN)" }
+        if step == .overlayMount && errno == .invalidArgument {
+            return "a kernel without data-only lower layers (before 6.5) needs --layout legacy"
+        }
+        if step == .loopAttach && errno == .noSuchFileOrDirectory { return "is the loop module loaded? (modprobe loop)" }
+        return nil
+    }
+
+    /// Whether to ask overlayfs for `verity=require`, by policy and what the kernel can do.
+    func overlayVerity(_ request: MountRequest) throws -> Bool {
+        let capable = request.objects.allSatisfy { kernel.hasFsVerity($0) }
+        switch request.verity {
+        case .off:
+            return false
+        case .require:
+            guard capable else {
+                throw MountDriverError(step: nil, message: "--verity require: the kernel or the objects' filesystem has no fs-verity (CONFIG_FS_VERITY and an ext4/f2fs made with -O verity are needed), so object digests cannot be enforced")
+            }
+            return true
+        case .auto:
+            if !capable {
+                warn("warning: overlay verity is off — the objects' filesystem has no fs-verity; object contents are not checked against their digests")
+            }
+            return capable
+        }
+    }
+
+    /// The image kind, from its magic.
+    public static func kind(of image: String) throws -> MountedImageKind {
+        let prefix: [UInt8]
+        do { prefix = try FileQueries.readPrefix(image, count: 4) } catch {
+            throw MountDriverError(step: nil, message: "\(error)")
+        }
+        if prefix.starts(with: [0x68, 0x73, 0x71, 0x73]) { return .squashfs }
+        if prefix.starts(with: [0x9A, 0x62, 0x78, 0xD0]) { return .composefs }
+        throw MountDriverError(step: nil, message: "\(image) is neither a squashfs nor a composefs image")
+    }
+
+    func writeRecord(_ record: MountRecord) throws {
+        try FileQueries.createDirectories(recordsDirectory)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        let writer = try AtomicFileWriter(destination: recordPath(for: record.target))
+        try writer.write(Array(try encoder.encode(record)))
+        try writer.commit()
+    }
+
+    /// Every state record (sorted by mount point).
+    public func records() -> [MountRecord] {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: recordsDirectory)) ?? []
+        return names.filter { $0.hasSuffix(".json") }.compactMap { name in
+            FileManager.default.contents(atPath: recordsDirectory + "/" + name).flatMap { try? decoder.decode(MountRecord.self, from: $0) }
+        }.sorted { $0.target < $1.target }
+    }
+
+    /// A record and whether its mount still exists.
+    public struct Status: Sendable, Codable {
+        public var record: MountRecord
+        public var mounted: Bool
+        public var stale: Bool { !mounted }
+    }
+
+    public func status() -> [Status] {
+        records().map { Status(record: $0, mounted: kernel.isMounted($0.target)) }
+    }
+
+    /// Unmounts an ovlcfs mount point and drops its record. The lower mount and the loop
+    /// device go with the overlay.
+    public func unmount(_ target: String) throws {
+        let target = URL(fileURLWithPath: target).standardizedFileURL.path
+        let recordExists = FileQueries.exists(recordPath(for: target))
+        let mounted = kernel.isMounted(target)
+        guard recordExists || mounted else {
+            throw MountDriverError(step: nil, message: "\(target) is not an ovlcfs mount point")
+        }
+        if mounted {
+            do { try kernel.unmount(target) } catch {
+                throw MountDriverError(step: nil, message: "\(error)",
+                                       hint: (error as? MountError)?.errno == .resourceBusy ? "something still uses \(target) (fuser -m \(target))" : nil)
+            }
+        }
+        try FileQueries.remove(recordPath(for: target))
+    }
+
+    /// Unmounts every recorded mount (stale records are just removed). Returns the targets.
+    @discardableResult
+    public func unmountAll() throws -> [String] {
+        var done: [String] = []
+        var firstError: (any Error)? = nil
+        for record in records().reversed() {
+            do {
+                try unmount(record.target)
+                done.append(record.target)
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        if let firstError { throw firstError }
+        return done
+    }
+}

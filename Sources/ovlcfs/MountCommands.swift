@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import LinuxSys
+import MountDriver
+import OverlayTranslation
+
+extension VerityPolicy: ExpressibleByArgument {}
+
+/// Options every mount-related command shares.
+struct StateOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Where mount records are kept.", valueName: "DIR"))
+    var stateDirectory: String = "/run/ovlcfs"
+}
+
+struct MountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount an image (overlay option or composefs) with its objects, as mount.composefs does.",
+        discussion: """
+            A squashfs image goes on a read-only loop device (autoclear); a composefs image is \
+            mounted as EROFS straight from the file (loop on kernels before 6.12). That lower \
+            filesystem stays detached and becomes the overlay's lowerdir+; the objects \
+            directories are data-only layers (--layout data-only, kernel 6.5+) or ordinary lower \
+            layers (--layout legacy). Only the overlay appears at MOUNTPOINT, and `ovlcfs umount` \
+            (one unmount) releases everything. Needs root.
+
+            --verity auto asks overlayfs to check every object's fs-verity digest when the \
+            objects' filesystem can (and says so when it cannot); require refuses to mount \
+            without; off never asks.
+
+            Examples:
+              ovlcfs mount rootfs.sqfs /mnt/root --objects /srv/objects
+              ovlcfs mount rootfs.cfs /mnt/root --objects /srv/objects --verity off
+              ovlcfs umount /mnt/root
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The image: squashfs (ovlcfs build) or composefs.", valueName: "IMAGE"))
+    var image: String
+
+    @Argument(help: ArgumentHelp("An existing directory to mount on.", valueName: "MOUNTPOINT"))
+    var mountPoint: String
+
+    @Option(help: ArgumentHelp("An objects directory (repeat for several).", valueName: "OBJECTS"))
+    var objects: [String] = []
+
+    @Option(help: "data-only (objects as data-only layers, kernel 6.5+) or legacy.")
+    var layout: OverlayLayout = .dataOnly
+
+    @Option(help: "auto, require or off: overlay fs-verity checks of objects.")
+    var verity: VerityPolicy = .auto
+
+    @OptionGroup var state: StateOptions
+
+    func validate() throws {
+        if objects.isEmpty { throw ValidationError("Give at least one --objects directory.") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let driver = MountDriver(stateDirectory: state.stateDirectory)
+            driver.warn = { printError("ovlcfs: \($0)") }
+            let record = try driver.mount(MountRequest(image: image, target: mountPoint, objects: objects, layout: layout, verity: verity))
+            printError("mounted \(image) (\(record.kind.rawValue)\(record.loopDevice.map { " on \($0)" } ?? "")) at \(record.target)")
+        }
+    }
+}
+
+struct UmountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "umount",
+        abstract: "Unmount an ovlcfs mount (or all of them) and drop its record.",
+        discussion: """
+            Examples:
+              ovlcfs umount /mnt/root
+              ovlcfs umount --all
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The mount point.", valueName: "MOUNTPOINT"))
+    var mountPoint: String?
+
+    @Flag(help: "Unmount every recorded ovlcfs mount; stale records are removed.")
+    var all = false
+
+    @OptionGroup var state: StateOptions
+
+    func validate() throws {
+        if all == (mountPoint != nil) { throw ValidationError("Give MOUNTPOINT or --all.") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let driver = MountDriver(stateDirectory: state.stateDirectory)
+            if all {
+                for target in try driver.unmountAll() { printError("unmounted \(target)") }
+            } else {
+                try driver.unmount(mountPoint!)
+            }
+        }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "List ovlcfs mounts and flag stale records.",
+        discussion: """
+            Examples:
+              ovlcfs status
+              ovlcfs status --json
+            """
+    )
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        try reportingErrors {
+            let statuses = MountDriver(stateDirectory: state.stateDirectory).status()
+            let out = BufferedOutput.standardOutput()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                encoder.dateEncodingStrategy = .iso8601
+                try out.write(encoder.encode(statuses))
+                try out.write("\n")
+            } else if statuses.isEmpty {
+                try out.write("no ovlcfs mounts\n")
+            } else {
+                for status in statuses {
+                    let r = status.record
+                    try out.write("\(r.target)\t\(r.kind.rawValue)\t\(r.layout.rawValue)\t\(r.image)\t\(status.mounted ? "mounted" : "STALE (not mounted; ovlcfs umount --all clears it)")\n")
+                }
+            }
+            try out.flush()
+        }
+    }
+}
