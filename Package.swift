@@ -62,12 +62,13 @@ let package = Package(
         .testTarget(name: "OverlayTranslationTests", dependencies: ["OverlayTranslation", "ImageModel", "ComposefsDump", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SquashfsWriterTests", dependencies: ["SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ErofsWriterTests", dependencies: ["ErofsWriter", "ComposefsDump", "ImageModel", "Verity", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "MountDriverTests", dependencies: ["MountDriver", "LinuxSys", "OverlayTranslation", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "VerityTests", dependencies: ["Verity", "ImageModel", "TestSupport", system], swiftSettings: strict),
         .testTarget(name: "ObjectStoreTests", dependencies: [
             "ObjectStore", "Verity", "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "TestSupport", system,
         ], exclude: ["make_tree.py"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "ObjectStore", "Verity", "ErofsWriter", "TestSupport", system,
+            "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "ObjectStore", "Verity", "ErofsWriter", "MountDriver", "TestSupport", system,
         ], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: strict),
     ],

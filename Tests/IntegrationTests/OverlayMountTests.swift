@@ -3,6 +3,7 @@ import ErofsWriter
 import Foundation
 import ImageModel
 import LinuxSys
+import MountDriver
 import ObjectStore
 import OverlayTranslation
 import Verity
@@ -301,4 +302,129 @@ struct ComposefsMountTests {
         #expect(!TestMounts.isMounted(dir.path("composefs")) && !TestMounts.isMounted(dir.path("overlay")))
         #expect(!TestMounts.loopAttached(to: dir.path("image.sqfs")))
     }
+}
+
+/// Nothing of ovlcfs's is mounted under `directory`, and no loop device is backed by a file in it.
+func nothingLeft(under directory: String) -> [String] {
+    var left = Mounts.table().filter { $0.mountPoint.hasPrefix(directory) }.map { "mounted: \($0.mountPoint)" }
+    let loops = (try? run("/sbin/losetup", ["--list", "--noheadings", "--output", "NAME,BACK-FILE"]))?.stdoutText ?? ""
+    left += loops.split(separator: "\n").filter { $0.contains(directory) }.map { "loop: \($0)" }
+    return left
+}
+
+@Suite("Kernel truth: the mount driver", .serialized,
+       .enabled(if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
+                "needs root, loop devices and the squashfs, erofs and overlay filesystems"),
+       .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+struct MountDriverIntegrationTests {
+    static let cs9 = TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path
+
+    @Test("mount and unmount cs9 as squashfs (both layouts) and as composefs: the kernel view is the model, and nothing is left",
+          arguments: ["data-only", "legacy", "composefs"])
+    func mountAndUnmount(kind: String) throws {
+        let image = try DumpFile.read(path: Self.cs9)
+        let dir = try TemporaryDirectory()
+        let driver = MountDriver(stateDirectory: dir.path("state"))
+        defer {
+            try? driver.unmountAll()
+            dir.cleanup()
+        }
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        let objects = try ObjectsFixture(for: image, in: dir.path("objects"))
+        let layout: OverlayLayout = kind == "legacy" ? .legacy : .dataOnly
+        let path: String
+        if kind == "composefs" {
+            path = dir.path("i.cfs")
+            FileManager.default.createFile(atPath: path, contents: Data(try ComposefsImage.bytes(for: image)))
+        } else {
+            path = dir.path("i.sqfs")
+            try SquashfsWriter.write(try OverlayTranslation.translate(image, options: .init(layout: layout)), to: path)
+        }
+        let record = try driver.mount(MountRequest(image: path, target: dir.path("mnt"), objects: [objects.root], layout: layout, verity: .off))
+        #expect(record.kind == (kind == "composefs" ? .composefs : .squashfs))
+        #expect(driver.status().map(\.mounted) == [true])
+        let problems = try compareKernelView(of: image, at: dir.path("mnt"), layout: layout, allXattrNamespaces: kind == "composefs") { inode in
+            inode.externalObject?.payload.flatMap { objects.patterned[$0.bytes] }
+        }
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
+        try driver.unmount(dir.path("mnt"))
+        #expect(nothingLeft(under: dir.url.path).isEmpty, "\(nothingLeft(under: dir.url.path))")
+        #expect(driver.records().isEmpty)
+    }
+
+    @Test("50 mount/unmount cycles and 8 concurrent mounts of different images leave nothing behind")
+    func cyclesAndConcurrency() throws {
+        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("special.dump").path)
+        let dir = try TemporaryDirectory()
+        let driver = MountDriver(stateDirectory: dir.path("state"))
+        defer {
+            try? driver.unmountAll()
+            dir.cleanup()
+        }
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        let layer = try OverlayTranslation.translate(image)
+        for i in 0..<8 {
+            try SquashfsWriter.write(layer, to: dir.path("i\(i).sqfs"))
+            try FileManager.default.createDirectory(atPath: dir.path("m\(i)"), withIntermediateDirectories: true)
+        }
+        for _ in 0..<50 {
+            try driver.mount(MountRequest(image: dir.path("i0.sqfs"), target: dir.path("m0"), objects: [dir.path("objects")], verity: .off))
+            try driver.unmount(dir.path("m0"))
+        }
+        #expect(nothingLeft(under: dir.url.path).isEmpty)
+        let failures = LockedList()
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            do {
+                let own = MountDriver(stateDirectory: dir.path("state"))
+                try own.mount(MountRequest(image: dir.path("i\(i).sqfs"), target: dir.path("m\(i)"), objects: [dir.path("objects")], verity: .off))
+            } catch {
+                failures.append("\(i): \(error)")
+            }
+        }
+        #expect(failures.items.isEmpty, "\(failures.items)")
+        #expect(driver.status().filter(\.mounted).count == 8)
+        #expect(Set(driver.records().compactMap(\.loopDevice)).count == 8)
+        #expect(try driver.unmountAll().count == 8)
+        #expect(nothingLeft(under: dir.url.path).isEmpty, "\(nothingLeft(under: dir.url.path))")
+    }
+
+    @Test("kill -9 of `ovlcfs mount` at any moment, then `umount --all`, leaves nothing behind",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: TestPaths.productsDirectory.appendingPathComponent("ovlcfs").path)))
+    func killDuringMount() throws {
+        let binary = TestPaths.productsDirectory.appendingPathComponent("ovlcfs").path
+        let image = try DumpFile.read(path: Self.cs9)
+        let dir = try TemporaryDirectory()
+        defer {
+            _ = try? run(binary, ["umount", "--all", "--state-directory", dir.path("state")])
+            dir.cleanup()
+        }
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs"))
+        var rng = SeededGenerator(seed: 5)
+        for _ in 0..<10 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["mount", dir.path("i.sqfs"), dir.path("mnt"), "--objects", dir.path("objects"),
+                                 "--verity", "off", "--state-directory", dir.path("state")]
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            Thread.sleep(forTimeInterval: Double(Int.random(in: 0...40, using: &rng)) / 1000)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let cleanup = try run(binary, ["umount", "--all", "--state-directory", dir.path("state")])
+            #expect(cleanup.status == 0, "\(cleanup.stderrText)")
+            // Autoclear loop devices go once the killed process's descriptors are closed.
+            Thread.sleep(forTimeInterval: 0.05)
+            #expect(nothingLeft(under: dir.url.path).isEmpty, "\(nothingLeft(under: dir.url.path))")
+        }
+    }
+}
+
+final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func append(_ item: String) { lock.lock(); list.append(item); lock.unlock() }
+    var items: [String] { lock.lock(); defer { lock.unlock() }; return list }
 }

@@ -1,0 +1,165 @@
+import Foundation
+import LinuxSys
+import MountDriver
+import OverlayTranslation
+import Testing
+import TestSupport
+
+/// A kernel that records every call and fails at a chosen step.
+final class RecordingKernel: KernelOps, @unchecked Sendable {
+    var calls: [String] = []
+    var failAt: MountStep?
+    var mounted: Set<String> = []
+    var verity = false
+    var liveLoops = 0
+    var liveMounts = 0
+
+    struct Injected: Error, CustomStringConvertible { var description: String { "injected failure" } }
+
+    final class Loop: LoopHandle {
+        let kernel: RecordingKernel
+        let path = "/dev/loop7"
+        var attached = true
+        init(_ kernel: RecordingKernel) { self.kernel = kernel; kernel.liveLoops += 1 }
+        func release() { kernel.calls.append("release \(path)") }
+        func detach() throws {
+            if attached { kernel.calls.append("detach \(path)"); attached = false; kernel.liveLoops -= 1 }
+        }
+        deinit { if attached { kernel.liveLoops -= 1 } }
+    }
+
+    final class Mount: MountHandle {
+        let kernel: RecordingKernel
+        let procPath: String
+        init(_ kernel: RecordingKernel, _ n: Int) { self.kernel = kernel; procPath = "/proc/self/fd/\(n)"; kernel.liveMounts += 1 }
+        deinit { kernel.liveMounts -= 1 }
+        func attach(at target: String) throws {
+            if kernel.failAt == .attach { throw Injected() }
+            kernel.calls.append("attach \(procPath) at \(target)")
+            kernel.mounted.insert(target)
+        }
+    }
+
+    func attachLoop(file: String) throws -> any LoopHandle {
+        if failAt == .loopAttach { throw Injected() }
+        calls.append("loop \(file)")
+        return Loop(self)
+    }
+
+    func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle {
+        if failAt == .filesystemMount && type != "overlay" { throw Injected() }
+        if failAt == .overlayMount && type == "overlay" { throw Injected() }
+        calls.append("\(type) \(source) " + options.map { option in option.1.map { "\(option.0)=\($0)" } ?? option.0 }.joined(separator: ","))
+        return Mount(self, 10 + calls.count)
+    }
+
+    func unmount(_ target: String) throws {
+        calls.append("umount \(target)")
+        mounted.remove(target)
+    }
+
+    func isMounted(_ target: String) -> Bool { mounted.contains(target) }
+    func hasFsVerity(_ directory: String) -> Bool { verity }
+}
+
+@Suite("Mount driver (recorded kernel, no root needed)")
+struct MountDriverTests {
+    /// A squashfs-looking image, a mount point and objects in a temporary directory.
+    func fixture() throws -> (TemporaryDirectory, String, String, String) {
+        let dir = try TemporaryDirectory()
+        let image = dir.path("i.sqfs")
+        FileManager.default.createFile(atPath: image, contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: 92)))
+        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        return (dir, image, dir.path("mnt"), dir.path("objects"))
+    }
+
+    @Test("the exact sequence of kernel calls for a squashfs image, and the one call to undo it")
+    func sequence() throws {
+        let (dir, image, mnt, objects) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        let record = try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], verity: .off))
+        #expect(kernel.calls == [
+            "loop \(image)",
+            "squashfs /dev/loop7 ro",
+            "overlay ovlcfs lowerdir+=/proc/self/fd/12,datadir+=\(objects),metacopy=on,redirect_dir=follow,ro",
+            "attach /proc/self/fd/13 at \(mnt)",
+            "release /dev/loop7",
+        ])
+        #expect(record.loopDevice == "/dev/loop7")
+        #expect(driver.status().map(\.mounted) == [true])
+        try driver.unmount(mnt)
+        #expect(kernel.calls.last == "umount \(mnt)")
+        #expect(driver.records().isEmpty)
+    }
+
+    @Test("legacy layout stacks the objects as an ordinary lower layer; verity=require when the objects can verify")
+    func legacyAndVerity() throws {
+        let (dir, image, mnt, objects) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        kernel.verity = true
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], layout: .legacy, verity: .auto))
+        #expect(kernel.calls[2] == "overlay ovlcfs lowerdir+=/proc/self/fd/12,lowerdir+=\(objects),metacopy=on,redirect_dir=follow,ro,verity=require")
+    }
+
+    @Test("verity require without fs-verity fails before touching anything; auto warns")
+    func verityPolicies() throws {
+        let (dir, image, mnt, objects) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        let error = try #require(throws: MountDriverError.self) {
+            try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], verity: .require))
+        }
+        #expect(error.description.contains("fs-verity"))
+        #expect(kernel.calls.isEmpty)
+        nonisolated(unsafe) var warnings: [String] = []
+        driver.warn = { warnings.append($0) }
+        try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], verity: .auto))
+        #expect(warnings.count == 1 && warnings[0].contains("verity is off"))
+    }
+
+    @Test("a failure at each step undoes every step before it and names the step", arguments: MountStep.allCases)
+    func faultInjection(step: MountStep) throws {
+        let (dir, image, mnt, objects) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        kernel.failAt = step
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        if step == .stateWrite {
+            // Make the state directory unwritable: a file where the directory should be.
+            FileManager.default.createFile(atPath: dir.path("state"), contents: Data())
+        }
+        let error = try #require(throws: MountDriverError.self) {
+            try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], verity: .off))
+        }
+        #expect(error.step == step, "\(error)")
+        #expect(error.description.hasPrefix("\(step.rawValue) failed: "))
+        #expect(kernel.liveLoops == 0, "loop device left attached after \(step)")
+        #expect(kernel.liveMounts == 0, "mount left alive after \(step)")
+        #expect(kernel.mounted.isEmpty)
+        #expect(driver.records().isEmpty)
+    }
+
+    @Test("refusals before any kernel call", arguments: ["not-an-image", "no-mountpoint", "no-objects", "twice"])
+    func refusals(kind: String) throws {
+        let (dir, image, mnt, objects) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        var request = MountRequest(image: image, target: mnt, objects: [objects], verity: .off)
+        switch kind {
+        case "not-an-image": request.image = objects + "/../state-missing"
+        case "no-mountpoint": request.target = dir.path("nowhere")
+        case "no-objects": request.objects = [dir.path("nothing")]
+        default: try driver.mount(request)
+        }
+        let before = kernel.calls.count
+        #expect(throws: MountDriverError.self) { try driver.mount(request) }
+        #expect(kernel.calls.count == before)
+    }
+}
