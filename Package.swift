@@ -48,11 +48,14 @@ let package = Package(
         .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "LinuxSys", system], swiftSettings: strict),
         .target(name: "ErofsWriter", dependencies: ["ImageModel", "OverlayTranslation", "Verity"], swiftSettings: strict),
         .target(name: "MountDriver", dependencies: ["LinuxSys", "OverlayTranslation", system], swiftSettings: strict),
+        .target(name: "Bench", dependencies: [
+            "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", system,
+        ], swiftSettings: strict),
         .target(name: "ObjectStore", dependencies: ["ImageModel", "Verity", "LinuxSys", system], swiftSettings: strict),
         .target(name: "SquashfsWriter", dependencies: ["ImageModel", "CSquashfsShim", "LinuxSys"], swiftSettings: strict),
         .executableTarget(
             name: "ovlcfs",
-            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity", "ObjectStore", "ErofsWriter", "MountDriver"],
+            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity", "ObjectStore", "ErofsWriter", "MountDriver", "Bench"],
             swiftSettings: strict
         ),
 
@@ -63,6 +66,9 @@ let package = Package(
         .testTarget(name: "SquashfsWriterTests", dependencies: ["SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ErofsWriterTests", dependencies: ["ErofsWriter", "ComposefsDump", "ImageModel", "Verity", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "MountDriverTests", dependencies: ["MountDriver", "LinuxSys", "OverlayTranslation", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "BenchTests", dependencies: [
+            "Bench", "ComposefsDump", "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "TestSupport",
+        ], swiftSettings: strict),
         .testTarget(name: "VerityTests", dependencies: ["Verity", "ImageModel", "TestSupport", system], swiftSettings: strict),
         .testTarget(name: "ObjectStoreTests", dependencies: [
             "ObjectStore", "Verity", "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "TestSupport", system,

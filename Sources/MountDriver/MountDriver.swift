@@ -199,6 +199,9 @@ public final class MountDriver {
         }
     }
 
+    /// Whether `target` is a mount point now.
+    public func isMountPoint(_ target: String) -> Bool { kernel.isMounted(URL(fileURLWithPath: target).standardizedFileURL.path) }
+
     /// The image kind, from its magic.
     public static func kind(of image: String) throws -> MountedImageKind {
         let prefix: [UInt8]

@@ -17,6 +17,6 @@ struct Ovlcfs: ParsableCommand {
               ovlcfs inspect rootfs.sqfs --dump     read an image back into the model
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Build.self, MountCommand.self, UmountCommand.self, StatusCommand.self, VerifyCommand.self, DigestCommand.self]
+        subcommands: [BenchCommand.self, Inspect.self, Build.self, MountCommand.self, UmountCommand.self, StatusCommand.self, VerifyCommand.self, DigestCommand.self]
     )
 }

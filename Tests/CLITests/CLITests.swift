@@ -192,3 +192,16 @@ struct IngestCLITests {
         #expect(full.stdoutText.contains("24 objects checked, 0 missing"))
     }
 }
+
+@Suite("ovlcfs bench without root", .enabled(if: FileManager.default.isExecutableFile(atPath: ovlcfs), "the ovlcfs binary was not built"),
+       .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") && getuid() == 0, "needs root to drop to nobody with setpriv"))
+struct BenchCLITests {
+    @Test("without root, bench says so and exits non-zero before touching anything")
+    func refusesWithoutRoot() throws {
+        let work = "/tmp/ovlcfs-bench-nonroot-\(UUID().uuidString)"
+        let result = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", ovlcfs, "bench", "--work-dir", work, "--runs", "1"])
+        #expect(result.status == 1)
+        #expect(result.stderrText.contains("run it as root"))
+        #expect(!FileManager.default.fileExists(atPath: work))
+    }
+}

@@ -1,0 +1,166 @@
+import Bench
+import ComposefsDump
+import Foundation
+import ImageModel
+import LinuxSys
+import MountDriver
+import OverlayTranslation
+import SquashfsWriter
+import Testing
+import TestSupport
+
+@Suite("Bench statistics")
+struct StatisticsTests {
+    @Test("mean, sample σ, median, min and max: known answers")
+    func summary() {
+        let s = Summary([2, 4, 4, 4, 5, 5, 7, 9])
+        #expect(s.mean == 5)
+        #expect(abs(s.stddev - 2.138089935299395) < 1e-12)
+        #expect(s.median == 4.5)
+        #expect(s.min == 2 && s.max == 9 && s.runs == 8)
+        #expect(Summary([3, 1, 2]).median == 2)
+        #expect(Summary([7]).stddev == 0)
+    }
+
+    @Test("the bootstrap ratio interval is reproducible, contains the ratio, and narrows with agreement")
+    func bootstrap() {
+        let a = [2.0, 2.1, 1.9, 2.05, 1.95, 2.0, 2.2, 1.8, 2.0, 2.1]
+        let b = [1.0, 1.05, 0.95, 1.0, 1.02, 0.98, 1.1, 0.9, 1.0, 1.0]
+        let r = Statistics.ratio(a, b)
+        #expect(r == Statistics.ratio(a, b))
+        #expect(r.value == 2.0)
+        #expect(r.low <= r.value && r.value <= r.high)
+        #expect(r.low > 1.8 && r.high < 2.3)
+        // Known answer: an independent Python replica of the scheme (SplitMix64 from 0x5EED,
+        // index = next() mod n, 2000 resamples, 2.5/97.5 percentiles) gives these bounds.
+        #expect(abs(r.low - 1.9306930693069306) < 1e-9)
+        #expect(abs(r.high - 2.1) < 1e-9)
+        let same = Statistics.ratio([1, 1, 1], [1, 1, 1])
+        #expect(same.low == 1 && same.high == 1)
+    }
+}
+
+func sampleReport() -> BenchReport {
+    var report = BenchReport(system: .init(kernel: "6.18", cpu: "test", cores: 2, memoryBytes: 1, date: "2026-11-27T00:00:00Z",
+                                           source: "/x/model.dump", entries: 10, fileBytes: 100, runs: 3, warmups: 1, randomFiles: 5))
+    for (arm, scale) in [("composefs", 1.0), ("overlay-data-only-zstd", 1.5)] {
+        for workload in Workload.allCases {
+            for cache in CacheState.allCases {
+                let samples = [0.9, 1.0, 1.2].map { $0 * scale * (cache == .cold ? 3 : 1) }
+                let s = Summary(samples)
+                report.results.append(.init(arm: arm, workload: workload, cache: cache, samples: samples, median: s.median,
+                                            mean: s.mean, stddev: s.stddev, min: s.min, max: s.max, runs: s.runs))
+                if arm != "composefs" {
+                    report.ratios.append(.init(arm: arm, workload: workload, cache: cache, ratio: 1.5, low: 1.4, high: 1.6))
+                }
+            }
+        }
+    }
+    return report
+}
+
+@Suite("Bench reports")
+struct ReportTests {
+    @Test("JSON has results, ratios, images and system with the documented names")
+    func json() throws {
+        let data = try JSONEncoder().encode(sampleReport())
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(Set(object.keys).isSuperset(of: ["results", "ratios", "images", "system"]))
+        let first = try #require((object["results"] as? [[String: Any]])?.first)
+        #expect(Set(first.keys).isSuperset(of: ["arm", "workload", "cache", "samples", "median", "mean", "stddev"]))
+        #expect(first["workload"] as? String == "ls-lR" && first["cache"] as? String == "cold")
+    }
+
+    @Test("the text and Markdown tables show medians and ratios")
+    func tables() {
+        let report = sampleReport()
+        #expect(report.text.contains("1.50× [1.40–1.60]"))
+        #expect(report.markdown.contains("| ls-lR | 3.000 | 4.500 1.50× [1.40–1.60] |"))
+    }
+
+    @Test("the SVG chart renders to a non-blank PNG", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/rsvg-convert"), "rsvg-convert is not installed (apt: librsvg2-bin)"))
+    func svgRenders() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try sampleReport().svg.write(toFile: dir.path("r.svg"), atomically: true, encoding: .utf8)
+        let result = try run("/usr/bin/rsvg-convert", [dir.path("r.svg"), "-o", dir.path("r.png")])
+        #expect(result.status == 0, "\(result.stderrText)")
+        let png = try Data(contentsOf: dir.url.appendingPathComponent("r.png"))
+        #expect(png.count > 10_000)
+        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
+        // Width and height from the IHDR chunk.
+        let width = png[16..<20].reduce(0) { $0 << 8 | Int($1) }, height = png[20..<24].reduce(0) { $0 << 8 | Int($1) }
+        #expect(width >= 700 && height >= 500)
+    }
+}
+
+@Suite("Bench on real mounts", .serialized,
+       .enabled(if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
+                "needs root, loop devices and the squashfs, erofs and overlay filesystems"),
+       .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+struct BenchRunTests {
+    /// Bytes of `file` in the page cache (util-linux fincore).
+    func cachedBytes(_ file: String) throws -> Int {
+        let result = try run("/usr/bin/fincore", ["--bytes", "--noheadings", "--output", "RES", file])
+        return Int(result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    @Test("cold runs start cold (the image is out of the page cache and is read back in); warm runs find it cached",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/fincore"), "fincore (util-linux) is missing"))
+    func coldIsCold() throws {
+        let model = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("config.dump.gz").path)
+        let dir = try TemporaryDirectory()
+        let driver = MountDriver(stateDirectory: dir.path("state"))
+        defer {
+            try? driver.unmountAll()
+            dir.cleanup()
+        }
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        _ = try makeStandInObjects(for: model, in: dir.path("objects"))
+        let image = dir.path("i.sqfs")
+        try SquashfsWriter.write(try OverlayTranslation.translate(model, options: .init()), to: image,
+                                 options: SquashfsOptions(compression: .gzip, uncompressedTables: Set(SquashfsOptions.Table.allCases)))
+        try driver.mount(MountRequest(image: image, target: dir.path("mnt"), objects: [dir.path("objects")], verity: .off))
+        let size = Int(try FileStatus(path: image).size)
+        let runner = WorkloadRunner(sample: try TreeSample.list(dir.path("mnt")))
+        _ = try runner.run(.lsLR, at: dir.path("mnt"))
+        // Warm: the walk leaves the metadata of the image in the page cache, and a second run keeps it there.
+        let warm = try cachedBytes(image)
+        #expect(warm > size / 2, "after a run only \(warm) of \(size) bytes are cached")
+        _ = try runner.run(.lsLR, at: dir.path("mnt"))
+        #expect(try cachedBytes(image) >= warm)
+        // Cold: right after the drop nothing of the image is cached; the run reads it back in.
+        try dropCaches()
+        #expect(try cachedBytes(image) < size / 20, "drop_caches left the image cached")
+        _ = try runner.run(.lsLR, at: dir.path("mnt"))
+        #expect(try cachedBytes(image) > size / 2, "a cold run did not read the image")
+    }
+
+    @Test("a short bench completes, reports every arm × workload × cache, and unmounts everything")
+    func shortBench() throws {
+        let model = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("special.dump").path)
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        var configuration = BenchConfiguration()
+        configuration.runs = 2
+        configuration.stateDirectory = dir.path("state")
+        let runner = BenchRunner(model: model, objects: dir.path("objects"), workDirectory: dir.path("work"), configuration: configuration)
+        let report = try runner.run(source: "special.dump")
+        #expect(report.results.count == 5 * Workload.allCases.count * 2)
+        #expect(report.ratios.count == 4 * Workload.allCases.count * 2)
+        #expect(report.results.allSatisfy { $0.samples.count == 2 && $0.median > 0 })
+        #expect(report.images.count == 5)
+        #expect(report.skipped.map(\.arm) == ["overlay-disk-*"])
+        #expect(nothingLeft(under: dir.url.path).isEmpty)
+        #expect(MountDriver(stateDirectory: dir.path("state")).records().isEmpty)
+    }
+}
+
+func nothingLeft(under directory: String) -> [String] {
+    var left = Mounts.table().filter { $0.mountPoint.hasPrefix(directory) }.map { "mounted: \($0.mountPoint)" }
+    let loops = (try? run("/sbin/losetup", ["--list", "--noheadings", "--output", "NAME,BACK-FILE"]))?.stdoutText ?? ""
+    left += loops.split(separator: "\n").filter { $0.contains(directory) }.map { "loop: \($0)" }
+    return left
+}
