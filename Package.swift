@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "SquashfsWriter", targets: ["SquashfsWriter"]),
         .library(name: "Verity", targets: ["Verity"]),
         .library(name: "ObjectStore", targets: ["ObjectStore"]),
+        .library(name: "ErofsWriter", targets: ["ErofsWriter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -38,6 +38,27 @@ let package = Package(
             path: "Benchmarks/SquashfsWrite",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "ErofsWrite",
+            dependencies: [
+                "BenchmarkSupport",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "ComposefsDump", package: "ovlcfs"),
+                .product(name: "ImageModel", package: "ovlcfs"),
+                .product(name: "ErofsWriter", package: "ovlcfs"),
+            ],
+            path: "Benchmarks/ErofsWrite",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "Hashing",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Verity", package: "ovlcfs"),
+            ],
+            path: "Benchmarks/Hashing",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

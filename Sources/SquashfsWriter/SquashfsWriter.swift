@@ -60,10 +60,8 @@ private final class Session {
     var numbers: [UInt32]
     var order: [EntryID] = []
     var refs: [UInt64]
-    /// squashfs xattr index per xattr set of the layer (nil: not written yet).
-    var xattrIndex: [UInt32?]
     let ids: SqfsObject
-    let xattrWriter: SqfsObject
+    let xattrTable: XattrTableWriter
 
     init(layer: Image, path temporaryPath: String, displayPath: String, options: SquashfsOptions) throws {
         self.layer = layer
@@ -76,12 +74,11 @@ private final class Session {
         raw = try SqfsCompressor(id: id, blockSize: options.blockSize, level: nil, raw: true, path: displayPath)
         numbers = [UInt32](repeating: 0, count: layer.inodeCount)
         refs = [UInt64](repeating: 0, count: layer.inodeCount)
-        xattrIndex = [UInt32?](repeating: nil, count: layer.xattrTable.sets.count)
-        guard let ids = sqfs_id_table_create(0), let xw = sqfs_xattr_writer_create(0) else {
-            throw SquashfsError(path: displayPath, operation: "create the id and xattr tables", code: -1)
+        xattrTable = XattrTableWriter(setCount: layer.xattrTable.sets.count)
+        guard let ids = sqfs_id_table_create(0) else {
+            throw SquashfsError(path: displayPath, operation: "create the id table", code: -1)
         }
         self.ids = SqfsObject(ids)
-        xattrWriter = SqfsObject(xw)
     }
 
     func compressor(for table: SquashfsOptions.Table) -> UnsafeMutablePointer<sqfs_compressor_t> {
@@ -132,8 +129,7 @@ private final class Session {
         try check(sqfs_frag_table_write(fragments, file.pointer, &superblock, compressor(for: .inodes)),
                   "write the fragment table", path: path)
         try check(sqfs_id_table_write(ids.pointer, file.pointer, &superblock, compressor(for: .ids)), "write the id table", path: path)
-        try check(sqfs_xattr_writer_flush(xattrWriter.pointer, file.pointer, &superblock, compressor(for: .xattrs)),
-                  "write the xattr table", path: path)
+        try xattrTable.write(to: file, superblock: &superblock, compressor: compressor(for: .xattrs), path: path)
         setUncompressedFlags()
         superblock.bytes_used = file.size
         try check(sqfs_super_write(&superblock, file.pointer), "rewrite the superblock", path: path)
@@ -197,35 +193,15 @@ private final class Session {
         return inodes
     }
 
-    /// The squashfs xattr index of an inode's xattr set (deduplicated by libsquashfs too).
-    func xattrIndex(of inode: Inode) throws -> UInt32 {
-        if inode.xattrs == .empty { return 0xFFFF_FFFF }
-        if let index = xattrIndex[Int(inode.xattrs.rawValue)] { return index }
-        let xattrs = layer.xattrs(of: inode).filter { SquashfsLosses.isStorable($0.key) }
-        var index: UInt32 = 0xFFFF_FFFF
-        if !xattrs.isEmpty {
-            try check(sqfs_xattr_writer_begin(xattrWriter.pointer, 0), "begin an xattr set", path: path)
-            for xattr in xattrs {
-                let key = xattr.key + [0]
-                let rc = key.withUnsafeBufferPointer { keyBuffer in
-                    xattr.value.withUnsafeBytes { value in
-                        keyBuffer.withMemoryRebound(to: CChar.self) {
-                            sqfs_xattr_writer_add(xattrWriter.pointer, $0.baseAddress, value.baseAddress, value.count)
-                        }
-                    }
-                }
-                try check(rc, "add xattr \(String(decoding: xattr.key, as: UTF8.self))", path: path)
-            }
-            try check(sqfs_xattr_writer_end(xattrWriter.pointer, &index), "end an xattr set", path: path)
-        }
-        xattrIndex[Int(inode.xattrs.rawValue)] = index
-        return index
+    /// The squashfs xattr index of an inode's xattr set.
+    func xattrIndex(of inode: Inode) -> UInt32 {
+        xattrTable.index(of: inode.xattrs) { layer.xattrs(of: inode) }
     }
 
     /// Writes one inode; returns whether it was a sparse stub.
     func writeInode(_ entry: EntryID, id: InodeID, meta: OpaquePointer, dirWriter: OpaquePointer, dataInode: SqfsInode?) throws -> Bool {
         let inode = layer[inode: id]
-        let xattr = try xattrIndex(of: inode)
+        let xattr = xattrIndex(of: inode)
         let extended = xattr != 0xFFFF_FFFF
         let node: SqfsInode
         var stubBlocks = 0

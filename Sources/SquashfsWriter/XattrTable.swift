@@ -1,0 +1,117 @@
+import CSquashfsShim
+import ImageModel
+
+// The squashfs xattr tables, written directly (format: reference 06 §1) instead of through
+// libsquashfs's xattr writer, which keeps values hex-encoded in a fixed-size hash table and
+// deduplicates every set — superlinear when every stub's metacopy/redirect pair is unique.
+//
+//   xattr_table_start:    key/value sets in metadata blocks; one set per xattr set id of the
+//                         layer, written in the order inodes first use them:
+//                           u16 type (0 user, 1 trusted, 2 security) | u16 name size | name
+//                           u32 value size | value
+//   then:                 id table in metadata blocks, 16 bytes per id:
+//                           u64 ref (block offset from xattr_table_start << 16 | offset)
+//                           u32 count | u32 size (bytes of the set's entries)
+//   xattr_id_table_start: u64 xattr_table_start | u32 ids | u32 0 | u64 location of each id block
+
+/// Collects xattr sets while inodes are written and writes both tables at the end.
+final class XattrTableWriter {
+    private var sets: [[Xattr]] = []
+    /// Squashfs xattr id per layer xattr set id (nil: not used yet).
+    private var ids: [UInt32?]
+
+    init(setCount: Int) { ids = [UInt32?](repeating: nil, count: setCount) }
+
+    /// The squashfs xattr index for a layer set (storable xattrs only; none → 0xFFFFFFFF).
+    func index(of set: XattrSetID, xattrs: () -> [Xattr]) -> UInt32 {
+        if set == .empty { return 0xFFFF_FFFF }
+        if let id = ids[Int(set.rawValue)] { return id }
+        let storable = xattrs().filter { SquashfsLosses.isStorable($0.key) }
+        let id: UInt32 = storable.isEmpty ? 0xFFFF_FFFF : UInt32(sets.count)
+        if !storable.isEmpty { sets.append(storable) }
+        ids[Int(set.rawValue)] = id
+        return id
+    }
+
+    var isEmpty: Bool { sets.isEmpty }
+
+    /// Writes the tables at the end of `file` and points the superblock at them.
+    func write(to file: SqfsFile, superblock: inout sqfs_super_t, compressor: UnsafeMutablePointer<sqfs_compressor_t>, path: String) throws {
+        guard !sets.isEmpty else {
+            superblock.xattr_id_table_start = UInt64.max
+            return
+        }
+        let kvStart = file.size
+        guard let kv = sqfs_meta_writer_create(file.pointer, compressor, 0) else {
+            throw SquashfsError(path: path, operation: "create the xattr writer", code: -1)
+        }
+        let kvOwner = SqfsObject(kv)
+        var entries: [UInt8] = []
+        entries.reserveCapacity(16 * sets.count)
+        var buffer: [UInt8] = []
+        for set in sets {
+            var block: UInt64 = 0, offset: UInt32 = 0
+            sqfs_meta_writer_get_position(kv, &block, &offset)
+            buffer.removeAll(keepingCapacity: true)
+            for xattr in set {
+                let (type, name) = Self.split(xattr.key)
+                append16(type, to: &buffer)
+                append16(UInt16(name.count), to: &buffer)
+                buffer.append(contentsOf: name)
+                append32(UInt32(xattr.value.count), to: &buffer)
+                buffer.append(contentsOf: xattr.value)
+            }
+            try check(buffer.withUnsafeBytes { sqfs_meta_writer_append(kv, $0.baseAddress, $0.count) }, "write xattrs", path: path)
+            append64(block << 16 | UInt64(offset), to: &entries)
+            append32(UInt32(set.count), to: &entries)
+            append32(UInt32(buffer.count), to: &entries)
+        }
+        try check(sqfs_meta_writer_flush(kv), "flush the xattr table", path: path)
+        withExtendedLifetime(kvOwner) {}
+
+        // The id table: one metadata block per 512 entries, each location recorded.
+        guard let idWriter = sqfs_meta_writer_create(file.pointer, compressor, 0) else {
+            throw SquashfsError(path: path, operation: "create the xattr id writer", code: -1)
+        }
+        let idOwner = SqfsObject(idWriter)
+        var locations: [UInt64] = []
+        var start = 0
+        while start < entries.count {
+            let end = min(entries.count, start + 8192)
+            locations.append(file.size)
+            try check(entries[start..<end].withUnsafeBytes { sqfs_meta_writer_append(idWriter, $0.baseAddress, $0.count) },
+                      "write xattr ids", path: path)
+            try check(sqfs_meta_writer_flush(idWriter), "flush xattr ids", path: path)
+            start = end
+        }
+        withExtendedLifetime(idOwner) {}
+        var header: [UInt8] = []
+        append64(kvStart, to: &header)
+        append32(UInt32(sets.count), to: &header)
+        append32(0, to: &header)
+        for location in locations { append64(location, to: &header) }
+        superblock.xattr_id_table_start = file.size
+        try file.write(at: file.size, header)
+        superblock.flags &= ~UInt16(SQFS_FLAG_NO_XATTRS.rawValue)
+    }
+
+    /// The squashfs prefix type and the name without its prefix (storable keys only).
+    static func split(_ key: [UInt8]) -> (UInt16, ArraySlice<UInt8>) {
+        for (type, prefix) in prefixes.enumerated() where key.starts(with: prefix) {
+            return (UInt16(type), key[prefix.count...])
+        }
+        preconditionFailure("unstorable xattr key reached the squashfs xattr table")
+    }
+
+    private static let prefixes = ["user.", "trusted.", "security."].map { Array($0.utf8) }
+}
+
+@inline(__always) private func append16(_ v: UInt16, to out: inout [UInt8]) {
+    out.append(UInt8(truncatingIfNeeded: v)); out.append(UInt8(truncatingIfNeeded: v >> 8))
+}
+@inline(__always) private func append32(_ v: UInt32, to out: inout [UInt8]) {
+    for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) }
+}
+@inline(__always) private func append64(_ v: UInt64, to out: inout [UInt8]) {
+    for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
+}
