@@ -38,6 +38,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSquashfs", pkgConfig: "libsquashfs1", providers: [.apt(["libsquashfs-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CCryptsetup", pkgConfig: "libcryptsetup", providers: [.apt(["libcryptsetup-dev"])]),
 
         .target(name: "CSquashfsShim", dependencies: ["CSquashfs"]),
 
@@ -46,8 +47,9 @@ let package = Package(
         .target(name: "ImageModel", swiftSettings: strict),
         .target(name: "ComposefsDump", dependencies: ["ImageModel", "LinuxSys"], swiftSettings: strict),
         .target(name: "OverlayTranslation", dependencies: ["ImageModel"], swiftSettings: strict),
-        .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "LinuxSys", system], swiftSettings: strict),
+        .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "CCryptsetup", "LinuxSys", system], swiftSettings: strict),
         .target(name: "ErofsWriter", dependencies: ["ImageModel", "OverlayTranslation", "Verity"], swiftSettings: strict),
+        .target(name: "DiskImage", dependencies: ["LinuxSys", "Verity", system], swiftSettings: strict),
         .target(name: "MountDriver", dependencies: ["LinuxSys", "OverlayTranslation", system], swiftSettings: strict),
         .target(name: "Bench", dependencies: [
             "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", system,
@@ -56,7 +58,7 @@ let package = Package(
         .target(name: "SquashfsWriter", dependencies: ["ImageModel", "CSquashfsShim", "LinuxSys"], swiftSettings: strict),
         .executableTarget(
             name: "ovlcfs",
-            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity", "ObjectStore", "ErofsWriter", "MountDriver", "Bench"],
+            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity", "ObjectStore", "ErofsWriter", "MountDriver", "Bench", "DiskImage"],
             swiftSettings: strict
         ),
 
@@ -70,6 +72,7 @@ let package = Package(
         .testTarget(name: "BenchTests", dependencies: [
             "Bench", "ComposefsDump", "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "TestSupport",
         ], swiftSettings: strict),
+        .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "Verity", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "VerityTests", dependencies: ["Verity", "ImageModel", "TestSupport", system], swiftSettings: strict),
         .testTarget(name: "ObjectStoreTests", dependencies: [
             "ObjectStore", "Verity", "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "TestSupport", system,
