@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "CCryptsetup", "LinuxSys", system], swiftSettings: strict),
         .target(name: "ErofsWriter", dependencies: ["ImageModel", "OverlayTranslation", "Verity"], swiftSettings: strict),
         .target(name: "DiskImage", dependencies: ["LinuxSys", "Verity", system], swiftSettings: strict),
-        .target(name: "MountDriver", dependencies: ["LinuxSys", "OverlayTranslation", system], swiftSettings: strict),
+        .target(name: "MountDriver", dependencies: ["LinuxSys", "OverlayTranslation", "DiskImage", system], swiftSettings: strict),
         .target(name: "Bench", dependencies: [
             "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", system,
         ], swiftSettings: strict),
@@ -78,7 +78,7 @@ let package = Package(
             "ObjectStore", "Verity", "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "TestSupport", system,
         ], exclude: ["make_tree.py"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "ObjectStore", "Verity", "ErofsWriter", "MountDriver", "TestSupport", system,
+            "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "ObjectStore", "Verity", "ErofsWriter", "MountDriver", "DiskImage", "TestSupport", system,
         ], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: strict),
     ],

@@ -19,20 +19,27 @@ public protocol MountHandle: AnyObject {
 /// Everything the driver asks of the kernel: the seam tests replace to record calls and inject
 /// failures (like swift-system's mocking and containerization's netlink seam).
 public protocol KernelOps: AnyObject {
-    func attachLoop(file: String) throws -> any LoopHandle
+    func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64) throws -> any LoopHandle
     /// Configures and creates a filesystem: `options` in order (a nil value sets a flag).
     func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle
     func unmount(_ target: String) throws
     func isMounted(_ target: String) -> Bool
     /// Whether the kernel can verify fs-verity digests of files in `directory`.
     func hasFsVerity(_ directory: String) -> Bool
+    /// Whether device-mapper (with its control node) is available for dm-verity.
+    func hasDeviceMapper() -> Bool
 }
 
 /// The real kernel.
 public final class LinuxKernelOps: KernelOps {
     public init() {}
 
-    public func attachLoop(file: String) throws -> any LoopHandle { try LoopDevice.attach(file: file) }
+    public func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64) throws -> any LoopHandle {
+        var options = LoopDevice.Options()
+        options.offset = offset
+        options.sizeLimit = sizeLimit
+        return try LoopDevice.attach(file: file, options: options)
+    }
 
     public func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle {
         let context = try FilesystemContext(type: type)
@@ -51,6 +58,8 @@ public final class LinuxKernelOps: KernelOps {
         // ext4 and f2fs advertise fs-verity support in sysfs when the kernel has it.
         FileQueries.exists("/sys/fs/ext4/features/verity") || FileQueries.exists("/sys/fs/f2fs/features/verity")
     }
+
+    public func hasDeviceMapper() -> Bool { FileQueries.exists("/dev/mapper/control") }
 }
 
 extension LoopDevice: LoopHandle {}

@@ -1,4 +1,5 @@
 import Foundation
+import DiskImage
 import LinuxSys
 import OverlayTranslation
 import SystemPackage
@@ -16,6 +17,8 @@ public enum VerityPolicy: String, Sendable, CaseIterable, Codable {
 /// What kind of image is mounted.
 public enum MountedImageKind: String, Sendable, Codable {
     case squashfs, composefs
+    /// A GPT disk: squashfs partition + dm-verity hash partition.
+    case verityDisk = "verity-disk"
 }
 
 /// A mount to make.
@@ -25,8 +28,12 @@ public struct MountRequest: Sendable {
     public var objects: [String]
     public var layout: OverlayLayout
     public var verity: VerityPolicy
+    /// For verity disks: the root hash to trust (default: the one the partition UUIDs spell).
+    public var rootHash: [UInt8]?
 
-    public init(image: String, target: String, objects: [String], layout: OverlayLayout = .dataOnly, verity: VerityPolicy = .auto) {
+    public init(image: String, target: String, objects: [String], layout: OverlayLayout = .dataOnly, verity: VerityPolicy = .auto,
+                rootHash: [UInt8]? = nil) {
+        self.rootHash = rootHash
         self.image = image
         self.target = target
         self.objects = objects
@@ -50,6 +57,7 @@ public struct MountRecord: Codable, Sendable, Equatable {
 
 /// One step of mounting, named in errors and used by the fault-injection tests.
 public enum MountStep: String, Sendable, CaseIterable {
+    case verity = "verity"
     case loopAttach = "loop attach"
     case filesystemMount = "filesystem mount"
     case overlayMount = "overlay mount"
@@ -115,6 +123,9 @@ public final class MountDriver {
             throw MountDriverError(step: nil, message: "objects directory \(objects) does not exist")
         }
         let kind = try Self.kind(of: request.image)
+        if kind == .verityDisk && request.verity == .require && !kernel.hasDeviceMapper() {
+            _ = try step(.verity) { try checkVerityDisk(request) }
+        }
         let verity = try overlayVerity(request)
 
         var loop: (any LoopHandle)? = nil
@@ -123,7 +134,11 @@ public final class MountDriver {
             let lower: any MountHandle
             switch kind {
             case .squashfs:
-                loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image) }
+                loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: 0, sizeLimit: 0) }
+                lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: loop!.path, options: [("ro", nil)]) }
+            case .verityDisk:
+                let partition = try step(.verity) { try checkVerityDisk(request) }
+                loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: partition.offset, sizeLimit: partition.size) }
                 lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: loop!.path, options: [("ro", nil)]) }
             case .composefs:
                 lower = try step(.filesystemMount) {
@@ -131,7 +146,7 @@ public final class MountDriver {
                         return try kernel.mountFilesystem(type: "erofs", source: request.image, options: [("ro", nil)])
                     } catch let error as MountError where error.errno == .notBlockDevice {
                         // Kernels before 6.12 mount EROFS only from a block device.
-                        loop = try kernel.attachLoop(file: request.image)
+                        loop = try kernel.attachLoop(file: request.image, offset: 0, sizeLimit: 0)
                         return try kernel.mountFilesystem(type: "erofs", source: loop!.path, options: [("ro", nil)])
                     }
                 }
@@ -158,6 +173,29 @@ public final class MountDriver {
             try? loop?.detach()
             throw error
         }
+    }
+
+    /// Decides what protects a verity disk and checks it: with device-mapper the data would be
+    /// mapped through dm-verity; without it, `auto` verifies the whole data partition against the
+    /// root hash in userspace before mounting (and says that run-time tampering goes unnoticed),
+    /// `require` refuses, `off` skips the check. Returns the data partition.
+    func checkVerityDisk(_ request: MountRequest) throws -> Partition {
+        let disk = try VerityDisk.open(request.image)
+        switch request.verity {
+        case .off:
+            warn("warning: --verity off: the data partition of \(request.image) is mounted unchecked")
+        case .require:
+            guard kernel.hasDeviceMapper() else {
+                throw MountDriverError(step: .verity, message: "--verity require: the kernel has no device-mapper (no /dev/mapper/control; CONFIG_BLK_DEV_DM and the verity target are needed), so dm-verity cannot be activated",
+                                       hint: "--verity auto verifies the image in userspace before mounting")
+            }
+            throw MountDriverError(step: .verity, message: "dm-verity activation through libcryptsetup is not implemented yet",
+                                   hint: "--verity auto verifies the image in userspace before mounting")
+        case .auto:
+            try disk.verify(rootHash: request.rootHash)
+            warn("warning: no dm-verity (\(kernel.hasDeviceMapper() ? "activation not implemented yet" : "the kernel has no device-mapper")): \(request.image) was verified against root hash \((request.rootHash ?? disk.rootHash).map { String(format: "%02x", $0) }.joined()) before mounting, but changes made while it is mounted are not detected")
+        }
+        return disk.data
     }
 
     func step<T>(_ step: MountStep, _ body: () throws -> T) throws -> T {
@@ -210,7 +248,8 @@ public final class MountDriver {
         }
         if prefix.starts(with: [0x68, 0x73, 0x71, 0x73]) { return .squashfs }
         if prefix.starts(with: [0x9A, 0x62, 0x78, 0xD0]) { return .composefs }
-        throw MountDriverError(step: nil, message: "\(image) is neither a squashfs nor a composefs image")
+        if VerityDisk.hasGPT(image) { return .verityDisk }
+        throw MountDriverError(step: nil, message: "\(image) is neither a squashfs image, a composefs image nor a verity disk")
     }
 
     func writeRecord(_ record: MountRecord) throws {

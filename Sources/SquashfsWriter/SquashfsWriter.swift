@@ -10,6 +10,10 @@ public struct SquashfsWriteResult: Sendable, Codable {
     public var entries: Int
     /// Regular files written as sparse stubs (external objects).
     public var stubs: Int
+
+    public init(bytes: UInt64, inodes: Int, entries: Int, stubs: Int) {
+        (self.bytes, self.inodes, self.entries, self.stubs) = (bytes, inodes, entries, stubs)
+    }
 }
 
 /// Writes an overlay layer (the output of `OverlayTranslation.translate`) as a squashfs image

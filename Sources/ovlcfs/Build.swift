@@ -1,5 +1,6 @@
 import ArgumentParser
 import ComposefsDump
+import DiskImage
 import ErofsWriter
 import Foundation
 import ImageModel
@@ -48,6 +49,7 @@ struct Build: ParsableCommand {
               ovlcfs build rootfs.dump.gz -o rootfs.sqfs
               ovlcfs build /srv/rootfs -o rootfs.sqfs --objects /srv/objects --dump-out rootfs.dump
               ovlcfs build rootfs.dump -o rootfs.cfs --format composefs --print-digest
+              ovlcfs build rootfs.dump -o rootfs.raw --disk      (GPT: usr + usr-verity partitions)
               ovlcfs build rootfs.dump -o rootfs.sqfs --layout legacy --compression gzip
               ovlcfs build rootfs.dump -o rootfs.sqfs --metadata-compression none --json
             """
@@ -88,6 +90,12 @@ struct Build: ParsableCommand {
 
     @Flag(help: "composefs: print the image's fs-verity digest (as mkcomposefs --print-digest).")
     var printDigest = false
+
+    @Flag(help: "squashfs: write a GPT disk image with the squashfs partition and its dm-verity hash partition; prints the root hash.")
+    var disk = false
+
+    @Option(help: ArgumentHelp("--disk: dm-verity salt as hex (default: 32 random bytes).", valueName: "HEX"))
+    var salt: String?
 
     @Option(help: "How the objects are stacked: data-only (kernel 6.5+) or legacy.")
     var layout: OverlayLayout = .dataOnly
@@ -135,8 +143,20 @@ struct Build: ParsableCommand {
         return options
     }
 
+    func saltBytes() throws -> [UInt8]? {
+        guard let salt else { return nil }
+        let chars = Array(salt.utf8)
+        guard chars.count % 2 == 0, chars.count <= 512 else { throw ValidationError("--salt takes an even number of hex digits (at most 256 bytes)") }
+        return try stride(from: 0, to: chars.count, by: 2).map { i -> UInt8 in
+            guard let byte = UInt8(String(decoding: chars[i...i + 1], as: UTF8.self), radix: 16) else { throw ValidationError("--salt takes hex digits") }
+            return byte
+        }
+    }
+
     func validate() throws {
         _ = try squashfsOptions()
+        _ = try saltBytes()
+        if disk && format == .composefs { throw ValidationError("--disk applies to squashfs images.") }
         if format == .squashfs && (minVersion != nil || maxVersion != nil || printDigest) {
             throw ValidationError("--min-version, --max-version and --print-digest apply to --format composefs.")
         }
@@ -169,7 +189,18 @@ struct Build: ParsableCommand {
             if strict && losses.losesData { throw SquashfsLossError(losses: losses) }
             let layer = try OverlayTranslation.translate(image, options: .init(layout: layout))
             clock.lap("translate")
-            let result = try SquashfsWriter.write(layer, to: output, options: options)
+            var rootHash: String? = nil
+            let result: SquashfsWriteResult
+            if disk {
+                let temporary = try TemporarySibling(destination: output + ".sqfs")
+                defer { temporary.discard() }
+                let written = try SquashfsWriter.write(layer, to: temporary.path, options: options)
+                let built = try VerityDisk.build(dataImage: temporary.path, destination: output, salt: try saltBytes())
+                rootHash = built.rootHashHex
+                result = SquashfsWriteResult(bytes: try FileStatus(path: output).size, inodes: written.inodes, entries: written.entries, stubs: written.stubs)
+            } else {
+                result = try SquashfsWriter.write(layer, to: output, options: options)
+            }
             clock.lap("write")
             let seconds = seconds(since: started)
             if !losses.isEmpty {
@@ -182,14 +213,15 @@ struct Build: ParsableCommand {
                     image: output, format: "squashfs", layout: layout, compression: compression,
                     uncompressedTables: options.uncompressedTables.sorted().map(\.rawValue), blockSize: blockSize,
                     bytes: result.bytes, entries: result.entries, inodes: result.inodes, stubs: result.stubs,
-                    seconds: seconds, phases: clock.laps, losses: losses.items)
+                    seconds: seconds, phases: clock.laps, losses: losses.items, rootHash: rootHash)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try out.write(encoder.encode(summary))
                 try out.write("\n")
             } else {
-                try out.write("wrote \(output): squashfs, \(layout.rawValue) layout, \(result.entries) entries "
+                try out.write("wrote \(output): \(disk ? "verity disk (squashfs + dm-verity)" : "squashfs"), \(layout.rawValue) layout, \(result.entries) entries "
                     + "(\(result.stubs) stubs), \(formatBytes(result.bytes)) in \(String(format: "%.2f", seconds)) s\n")
+                if let rootHash { try out.write("root hash: \(rootHash)\n") }
             }
             try out.flush()
         }
@@ -288,6 +320,8 @@ struct BuildSummary: Codable {
     /// Seconds per phase: read, translate, write.
     var phases: [String: Double]
     var losses: [SquashfsLosses.Item]
+    /// --disk: the dm-verity root hash.
+    var rootHash: String?
 }
 
 /// Seconds elapsed since `start`.

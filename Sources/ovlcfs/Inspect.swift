@@ -1,5 +1,6 @@
 import ArgumentParser
 import ComposefsDump
+import DiskImage
 import Foundation
 import ImageModel
 import LinuxSys
@@ -71,6 +72,13 @@ struct Inspect: ParsableCommand {
             }
             let summary = ImageSummary(image)
             let out = BufferedOutput.standardOutput()
+            if let model, !json, VerityDisk.hasGPT(model) {
+                let disk = try VerityDisk.open(model)
+                for part in [disk.data, disk.hash] {
+                    try out.write("partition \(PartitionType.name(part.type)) \(part.name): uuid \(part.uuid), LBA \(part.firstLBA)–\(part.lastLBA) (\(formatBytes(part.size)))\n")
+                }
+                try out.write("root hash (from the partition UUIDs): \(disk.rootHashHex)\n")
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

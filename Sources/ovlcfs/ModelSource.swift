@@ -1,5 +1,7 @@
 import ComposefsDump
+import DiskImage
 import ErofsWriter
+import Foundation
 import ImageModel
 import LinuxSys
 import OverlayTranslation
@@ -7,7 +9,7 @@ import SquashfsWriter
 
 /// What a MODEL argument turned out to be.
 enum ModelKind: String, Codable {
-    case dump, squashfs, composefs
+    case dump, squashfs, composefs, verityDisk
 }
 
 /// Loads a model from a path: a composefs dump (plain, gzip, `-`), a squashfs image written by
@@ -17,6 +19,18 @@ func loadModel(_ path: String, options: DumpOptions) throws -> (Image, ModelKind
         if SquashfsReader.hasMagic(prefix) {
             let (layer, _) = try SquashfsReader.read(path: path)
             return (try OverlayTranslation.untranslate(layer), .squashfs)
+        }
+        if VerityDisk.hasGPT(path) {
+            // The model inside a verity disk: read the squashfs partition.
+            let disk = try VerityDisk.open(path)
+            let temporary = try TemporarySibling(destination: "/tmp/ovlcfs-disk-\(getpid()).sqfs")
+            defer { temporary.discard() }
+            let bytes = try InputReader(path: path).readAll()
+            let writer = try AtomicFileWriter(destination: temporary.path)
+            try writer.write(bytes[Int(disk.data.offset)..<Int(disk.data.offset + disk.data.size)])
+            try writer.commit()
+            let (layer, _) = try SquashfsReader.read(path: temporary.path)
+            return (try OverlayTranslation.untranslate(layer), .verityDisk)
         }
         if ComposefsReader.hasMagic(prefix) {
             let bytes = try InputReader(path: path).readAll()

@@ -17,6 +17,10 @@ struct MountCommand: ParsableCommand {
         commandName: "mount",
         abstract: "Mount an image (overlay option or composefs) with its objects, as mount.composefs does.",
         discussion: """
+            A verity disk (ovlcfs build --disk) has its data partition checked against its root \
+            hash — by dm-verity where the kernel has device-mapper; here, without it, --verity \
+            auto verifies the whole partition in userspace before mounting and warns that later \
+            tampering goes unnoticed, and --verity require refuses. \
             A squashfs image goes on a read-only loop device (autoclear); a composefs image is \
             mounted as EROFS straight from the file (loop on kernels before 6.12). That lower \
             filesystem stays detached and becomes the overlay's lowerdir+; the objects \
@@ -31,6 +35,7 @@ struct MountCommand: ParsableCommand {
             Examples:
               ovlcfs mount rootfs.sqfs /mnt/root --objects /srv/objects
               ovlcfs mount rootfs.cfs /mnt/root --objects /srv/objects --verity off
+              ovlcfs mount rootfs.raw /mnt/root --objects /srv/objects --root-hash HEX
               ovlcfs umount /mnt/root
             """
     )
@@ -47,8 +52,11 @@ struct MountCommand: ParsableCommand {
     @Option(help: "data-only (objects as data-only layers, kernel 6.5+) or legacy.")
     var layout: OverlayLayout = .dataOnly
 
-    @Option(help: "auto, require or off: overlay fs-verity checks of objects.")
+    @Option(help: "auto, require or off: dm-verity of verity disks (userspace check without device-mapper) and overlay fs-verity checks of objects.")
     var verity: VerityPolicy = .auto
+
+    @Option(help: ArgumentHelp("Verity disks: the root hash to trust (default: the one the partition UUIDs spell).", valueName: "HEX"))
+    var rootHash: String?
 
     @OptionGroup var state: StateOptions
 
@@ -60,7 +68,16 @@ struct MountCommand: ParsableCommand {
         try reportingErrors {
             let driver = MountDriver(stateDirectory: state.stateDirectory)
             driver.warn = { printError("ovlcfs: \($0)") }
-            let record = try driver.mount(MountRequest(image: image, target: mountPoint, objects: objects, layout: layout, verity: verity))
+            var rootHashBytes: [UInt8]? = nil
+            if let rootHash {
+                let chars = Array(rootHash.utf8)
+                guard chars.count == 64 else { throw ValidationError("--root-hash takes 64 hex digits") }
+                rootHashBytes = try stride(from: 0, to: 64, by: 2).map { i -> UInt8 in
+                    guard let byte = UInt8(String(decoding: chars[i...i + 1], as: UTF8.self), radix: 16) else { throw ValidationError("--root-hash takes 64 hex digits") }
+                    return byte
+                }
+            }
+            let record = try driver.mount(MountRequest(image: image, target: mountPoint, objects: objects, layout: layout, verity: verity, rootHash: rootHashBytes))
             printError("mounted \(image) (\(record.kind.rawValue)\(record.loopDevice.map { " on \($0)" } ?? "")) at \(record.target)")
         }
     }

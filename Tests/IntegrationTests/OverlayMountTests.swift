@@ -1,4 +1,5 @@
 import ComposefsDump
+import DiskImage
 import ErofsWriter
 import Foundation
 import ImageModel
@@ -427,4 +428,55 @@ final class LockedList: @unchecked Sendable {
     private var list: [String] = []
     func append(_ item: String) { lock.lock(); list.append(item); lock.unlock() }
     var items: [String] { lock.lock(); defer { lock.unlock() }; return list }
+}
+
+@Suite("Kernel truth: verity disks", .serialized,
+       .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"),
+       .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+struct VerityDiskMountTests {
+    @Test("a verity disk mounts after its userspace check and shows the model; tampering, a wrong root hash and --verity require are refused")
+    func verityDisk() throws {
+        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path)
+        let dir = try TemporaryDirectory()
+        let driver = MountDriver(stateDirectory: dir.path("state"))
+        defer {
+            try? driver.unmountAll()
+            dir.cleanup()
+        }
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        let objects = try ObjectsFixture(for: image, in: dir.path("objects"))
+        try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("data.sqfs"))
+        let disk = try VerityDisk.build(dataImage: dir.path("data.sqfs"), destination: dir.path("disk.raw"))
+        let request = MountRequest(image: dir.path("disk.raw"), target: dir.path("mnt"), objects: [objects.root], verity: .auto)
+        let record = try driver.mount(request)
+        #expect(record.kind == .verityDisk)
+        let problems = try compareKernelView(of: image, at: dir.path("mnt"), layout: .dataOnly) { inode in
+            inode.externalObject?.payload.flatMap { objects.patterned[$0.bytes] }
+        }
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
+        try driver.unmount(dir.path("mnt"))
+        // --verity require names the missing kernel feature (this kernel has no device-mapper).
+        if !FileManager.default.fileExists(atPath: "/dev/mapper/control") {
+            var require = request
+            require.verity = .require
+            let error = try #require(throws: MountDriverError.self) { try driver.mount(require) }
+            #expect(error.description.contains("device-mapper"))
+        }
+        // A wrong root hash is refused.
+        var wrong = request
+        wrong.rootHash = [UInt8](repeating: 0xAB, count: 32)
+        #expect(throws: (any Error).self) { try driver.mount(wrong) }
+        // A single flipped byte in the data partition is refused.
+        let handle = try FileHandle(forUpdating: dir.url.appendingPathComponent("disk.raw"))
+        try handle.seek(toOffset: disk.data.offset + 5000)
+        let byte = try handle.read(upToCount: 1)![0]
+        try handle.seek(toOffset: disk.data.offset + 5000)
+        try handle.write(contentsOf: Data([byte ^ 0x80]))
+        try handle.close()
+        let tampered = try #require(throws: (any Error).self) { try driver.mount(request) }
+        #expect("\(tampered)".contains("does not match the root hash"))
+        #expect(nothingLeft(under: dir.url.path).isEmpty, "\(nothingLeft(under: dir.url.path))")
+        #expect(driver.records().isEmpty)
+    }
 }
