@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 const uint32_t ovl_lo_flags_read_only = LO_FLAGS_READ_ONLY;
 const uint32_t ovl_lo_flags_autoclear = LO_FLAGS_AUTOCLEAR;
@@ -66,4 +68,38 @@ int ovl_umount(const char *target, int detach) { return umount2(target, detach ?
 int ovl_mount_legacy(const char *source, const char *target, const char *type, int read_only, const char *options)
 {
     return mount(source, target, type, read_only ? MS_RDONLY : 0, options);
+}
+
+#ifndef __NR_getxattrat
+#  if defined(__x86_64__) || defined(__aarch64__)
+#    define __NR_getxattrat 464
+#    define __NR_listxattrat 465
+#  endif
+#endif
+
+struct ovl_xattr_args {
+    uint64_t value;
+    uint32_t size;
+    uint32_t flags;
+};
+
+long ovl_listxattrat(int dir_fd, const char *name, char *list, size_t size)
+{
+#ifdef __NR_listxattrat
+    return syscall(__NR_listxattrat, dir_fd, name, AT_SYMLINK_NOFOLLOW, list, size);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+long ovl_getxattrat(int dir_fd, const char *name, const char *key, void *value, size_t size)
+{
+#ifdef __NR_getxattrat
+    struct ovl_xattr_args args = { .value = (uint64_t)(uintptr_t)value, .size = (uint32_t)size, .flags = 0 };
+    return syscall(__NR_getxattrat, dir_fd, name, AT_SYMLINK_NOFOLLOW, key, &args, sizeof(args));
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
 }

@@ -104,6 +104,56 @@ public final class DirectoryHandle: @unchecked Sendable {
     /// The xattrs of child `name` (or of this directory for an empty name), not following a
     /// final symlink. Named through `/proc/self/fd`, so the lookup stays anchored here.
     public func xattrs(_ name: [UInt8]) throws(IOError) -> [(key: [UInt8], value: [UInt8])] {
+        if !name.isEmpty && DirectoryHandle.hasXattrAt {
+            if let result = try xattrsAt(name) { return result }
+        }
+        return try xattrsThroughProc(name)
+    }
+
+    /// Whether listxattrat/getxattrat (Linux 6.13+) are still believed to work.
+    nonisolated(unsafe) static var hasXattrAt = true
+
+    /// listxattrat/getxattrat; nil when the kernel lacks them.
+    private func xattrsAt(_ name: [UInt8]) throws(IOError) -> [(key: [UInt8], value: [UInt8])]? {
+        let cName = name + [0]
+        return try cName.withUnsafeBufferPointer { nameBuffer throws(IOError) -> [(key: [UInt8], value: [UInt8])]? in
+            try nameBuffer.withMemoryRebound(to: CChar.self) { n throws(IOError) -> [(key: [UInt8], value: [UInt8])]? in
+                var size = ovl_listxattrat(fd, n.baseAddress, nil, 0)
+                if size < 0 {
+                    if Glibc.errno == ENOSYS { DirectoryHandle.hasXattrAt = false; return nil }
+                    if Glibc.errno == ENOTSUP || Glibc.errno == EOPNOTSUPP { return [] }
+                    throw IOError("list xattrs of", path: childPath(name), errno: Errno(rawValue: Glibc.errno))
+                }
+                if size == 0 { return [] }
+                var names = [UInt8](repeating: 0, count: size)
+                size = names.withUnsafeMutableBytes { ovl_listxattrat(fd, n.baseAddress, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+                guard size >= 0 else { throw IOError("list xattrs of", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+                var result: [(key: [UInt8], value: [UInt8])] = []
+                for key in names[0..<size].split(separator: 0) {
+                    let cKey = Array(key) + [0]
+                    let value = try cKey.withUnsafeBufferPointer { k throws(IOError) -> [UInt8] in
+                        try k.withMemoryRebound(to: CChar.self) { kp throws(IOError) -> [UInt8] in
+                            var buffer = [UInt8](repeating: 0, count: 256)
+                            while true {
+                                let read = buffer.withUnsafeMutableBytes { ovl_getxattrat(fd, n.baseAddress, kp.baseAddress, $0.baseAddress, $0.count) }
+                                if read >= 0 { return Array(buffer[0..<read]) }
+                                if Glibc.errno == ERANGE && buffer.count < 1 << 17 {
+                                    buffer = [UInt8](repeating: 0, count: buffer.count * 16)
+                                    continue
+                                }
+                                throw IOError("read xattr of", path: childPath(name), errno: Errno(rawValue: Glibc.errno))
+                            }
+                        }
+                    }
+                    result.append((Array(key), value))
+                }
+                return result
+            }
+        }
+    }
+
+    /// The same through `/proc/self/fd/N/name`, for kernels before 6.13.
+    private func xattrsThroughProc(_ name: [UInt8]) throws(IOError) -> [(key: [UInt8], value: [UInt8])] {
         // Names that are not valid UTF-8 cannot go through a Swift String: build the C path.
         let pathBytes = Array("/proc/self/fd/\(fd)".utf8) + (name.isEmpty ? [] : [0x2F] + name) + [0]
         let shown = name.isEmpty ? path : childPath(name)

@@ -118,7 +118,7 @@ private final class Walker {
         var inode = Self.inode(from: status, data: .none)
         inode.size = status.size
         builder = try ImageBuilder(root: inode)
-        slots = DispatchSemaphore(value: 2 * options.workers)
+        slots = DispatchSemaphore(value: options.workers)
     }
 
     static func inode(from status: FileStatus, data: ImageModel.FileData) -> ImageModel.Inode {
@@ -138,9 +138,12 @@ private final class Walker {
                 }
             }
         } catch {
+            for job in batch { try? job.file.close() }
+            batch = []
             group.wait()
             throw error
         }
+        flushBatch()
         group.wait()
         report(walkDone: true, force: true)
         try checkFailure()
@@ -222,6 +225,13 @@ private final class Walker {
         }
     }
 
+    /// Jobs waiting to be handed to a worker: small files travel in batches, so a tree of many
+    /// small files does not pay a thread hand-off per file.
+    var batch: [Job] = []
+    var batchBytes: UInt64 = 0
+    static let batchFiles = 64
+    static let batchBytesLimit: UInt64 = 4 << 20
+
     func submit(_ job: Job) {
         jobs.append((job.inode, job.index))
         shared.lock.lock()
@@ -230,27 +240,44 @@ private final class Walker {
         filesFound += 1
         bytesFound += job.before.size
         report(walkDone: false, force: false)
+        batch.append(job)
+        batchBytes += job.before.size
+        if batch.count >= Self.batchFiles || batchBytes >= Self.batchBytesLimit { flushBatch() }
+    }
+
+    /// Hands the pending batch to a worker (waiting while `workers` batches are in flight).
+    func flushBatch() {
+        guard !batch.isEmpty else { return }
+        let work = batch
+        batch = []
+        batchBytes = 0
         slots.wait()
         group.enter()
         let store = store, options = options, shared = shared, slots = slots, group = group
         queue.async {
             defer {
-                try? job.file.close()
                 slots.signal()
                 group.leave()
             }
-            do {
-                let (digest, added) = try Self.process(job, store: store, options: options)
+            for job in work {
+                defer { try? job.file.close() }
                 shared.lock.lock()
-                shared.digests[job.index] = digest
-                shared.filesHashed += 1
-                shared.bytesHashed += job.before.size
-                if added { shared.added += 1 } else if options.storeMode != .none { shared.present += 1 }
+                let failed = shared.error != nil
                 shared.lock.unlock()
-            } catch {
-                shared.lock.lock()
-                if shared.error == nil { shared.error = error }
-                shared.lock.unlock()
+                if failed { continue }
+                do {
+                    let (digest, added) = try Self.process(job, store: store, options: options)
+                    shared.lock.lock()
+                    shared.digests[job.index] = digest
+                    shared.filesHashed += 1
+                    shared.bytesHashed += job.before.size
+                    if added { shared.added += 1 } else if options.storeMode != .none { shared.present += 1 }
+                    shared.lock.unlock()
+                } catch {
+                    shared.lock.lock()
+                    if shared.error == nil { shared.error = error }
+                    shared.lock.unlock()
+                }
             }
         }
     }
@@ -309,8 +336,11 @@ private final class Walker {
         let copyPath = temporary.map { store!.staging.path + "/" + String(decoding: $0, as: UTF8.self) } ?? ""
         do {
             let size = job.before.size
+            // Reflink where the filesystem can (btrfs, XFS): the copy shares the source's blocks
+            // and only the hash reads the data; elsewhere the data is copied while it is hashed.
+            let cloned = copy.map { FileIO.clone(job.file, into: $0) } ?? false
             let (digest, count) = try FsVerity.digest(of: job.file, size: size, path: job.path) { offset, bytes, count in
-                if let copy { try FileIO.write(copy, at: offset, bytes, count: count, path: copyPath) }
+                if let copy, !cloned { try FileIO.write(copy, at: offset, bytes, count: count, path: copyPath) }
             }
             if let copy {
                 try FileIO.truncate(copy, to: size, path: copyPath)

@@ -195,7 +195,8 @@ public enum FsVerity {
     public static func digest(of fd: FileDescriptor, size: UInt64, path: String, salt: [UInt8] = [],
                               onData: ((UInt64, [UInt8], Int) throws -> Void)? = nil) throws -> (digest: Digest, count: UInt64) {
         let hasher = try FsVerityHasher(salt: salt)
-        var buffer = [UInt8](repeating: 0, count: readSize)
+        // Small files get a small buffer: zero-filling 1 MiB per file dominates trees of many small files.
+        var buffer = [UInt8](repeating: 0, count: Int(min(UInt64(readSize), max(4096, (size + 4095) / 4096 * 4096))))
         var offset: UInt64 = 0
         while offset < size {
             let dataStart = min(try FileIO.nextData(fd, from: offset, path: path) ?? size, size)

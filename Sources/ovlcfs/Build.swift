@@ -67,6 +67,9 @@ struct Build: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the ingested model as a composefs dump.", valueName: "MODEL.dump"))
     var dumpOut: String?
 
+    @Option(help: ArgumentHelp("Ingest: hashing/copying threads (default: one per core).", valueName: "N"))
+    var jobs: Int?
+
     @Flag(help: "Ingest: descend into directories on other filesystems.")
     var crossDevices = false
 
@@ -264,6 +267,7 @@ extension Build {
         }
         let store = try objects.map { try ObjectStore(path: $0, create: storeMode != .none) }
         var options = IngestOptions(storeMode: storeMode, crossDevices: crossDevices, skipUnreadable: skipUnreadable)
+        if let jobs { options.workers = max(1, jobs) }
         let showProgress = !quiet && FileIO.standardErrorIsTerminal
         if showProgress { options.progress = { printProgress($0) } }
         let result = try Ingest.ingest(directory: model, store: store, options: options)

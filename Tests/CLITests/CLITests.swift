@@ -205,3 +205,50 @@ struct BenchCLITests {
         #expect(!FileManager.default.fileExists(atPath: work))
     }
 }
+
+@Suite("ovlcfs ingest as an unprivileged user", .serialized,
+       .enabled(if: FileManager.default.isExecutableFile(atPath: ovlcfs), "the ovlcfs binary was not built"),
+       .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") && getuid() == 0, "needs root to drop to nobody with setpriv"))
+struct UnreadableIngestTests {
+    /// A world-readable tree with one file and one directory only root can read.
+    func tree() throws -> TemporaryDirectory {
+        let dir = try TemporaryDirectory()
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: dir.url.path)
+        let tree = dir.path("tree")
+        try FileManager.default.createDirectory(atPath: tree + "/closed", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: tree + "/open", contents: Data(repeating: 1, count: 5000))
+        FileManager.default.createFile(atPath: tree + "/secret", contents: Data(repeating: 2, count: 5000))
+        FileManager.default.createFile(atPath: tree + "/closed/inside", contents: Data(repeating: 3, count: 10))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tree + "/secret")
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: tree + "/closed")
+        return dir
+    }
+
+    func asNobody(_ arguments: [String]) throws -> ProcessResult {
+        try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", ovlcfs] + arguments)
+    }
+
+    @Test("an unreadable entry is an error naming its path")
+    func unreadableIsAnError() throws {
+        let dir = try tree()
+        defer { dir.cleanup() }
+        let result = try asNobody(["build", dir.path("tree"), "-o", dir.path("i.sqfs"), "--store-mode", "none", "--quiet"])
+        #expect(result.status == 1)
+        #expect(result.stderrText.contains(dir.path("tree")), "\(result.stderrText)")
+        #expect(result.stderrText.contains("Permission denied"), "\(result.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path("i.sqfs")))
+    }
+
+    @Test("with --skip-unreadable it is a warning with a count, and the rest is built")
+    func skipUnreadable() throws {
+        let dir = try tree()
+        defer { dir.cleanup() }
+        let result = try asNobody(["build", dir.path("tree"), "-o", dir.path("i.sqfs"), "--store-mode", "none",
+                                   "--skip-unreadable", "--dump-out", dir.path("m.dump")])
+        #expect(result.status == 0, "\(result.stderrText)")
+        #expect(result.stderrText.contains("unreadable entr"), "\(result.stderrText)")
+        let dump = try String(contentsOfFile: dir.path("m.dump"), encoding: .utf8)
+        #expect(dump.contains("/open 5000 "))
+        #expect(!dump.contains("/secret "))
+    }
+}

@@ -38,4 +38,10 @@ int ovl_move_mount(int mount_fd, const char *target);
 int ovl_umount(const char *target, int detach);
 int ovl_mount_legacy(const char *source, const char *target, const char *type, int read_only, const char *options);
 
+// listxattrat/getxattrat (Linux 6.13+): xattrs of a name relative to a directory fd without
+// following a final symlink. Why: no glibc wrappers yet; called through syscall(2). They
+// return -1 with errno ENOSYS on older kernels (callers fall back to /proc/self/fd paths).
+long ovl_listxattrat(int dir_fd, const char *name, char *list, size_t size);
+long ovl_getxattrat(int dir_fd, const char *name, const char *key, void *value, size_t size);
+
 #endif
