@@ -59,6 +59,15 @@ let package = Package(
             path: "Benchmarks/Hashing",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "DmVerityFormat",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Verity", package: "ovlcfs"),
+            ],
+            path: "Benchmarks/DmVerityFormat",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -57,7 +57,7 @@ public struct VerityDisk: Sendable, Codable {
 
     /// The verity superblock's salt and data block count (reference 05 §4).
     public func superblock() throws -> (salt: [UInt8], dataBlocks: UInt64) {
-        let fd = try FileDescriptorHandleDisk(path: path)
+        let fd = try ReadOnlyFile(path: path)
         var sb = [UInt8](repeating: 0, count: 512)
         guard try FileIO.read(fd.descriptor, at: hash.offset, into: &sb, count: 512, path: path) == 512,
               Array(sb[0..<8]) == Array("verity\0\0".utf8), u32(sb, 8) == 1, u32(sb, 12) == 1,
@@ -79,10 +79,4 @@ public struct VerityDisk: Sendable, Codable {
             throw DiskImageError("\(path): the data partition does not match the root hash \(wanted.map { String(format: "%02x", $0) }.joined()) (computed \(computed.map { String(format: "%02x", $0) }.joined())); refusing to use it")
         }
     }
-}
-
-final class FileDescriptorHandleDisk {
-    let descriptor: FileDescriptor
-    init(path: String) throws { descriptor = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec]) }
-    deinit { try? descriptor.close() }
 }

@@ -326,3 +326,10 @@ public enum FileIO {
     /// Whether standard error is a terminal.
     public static var standardErrorIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
 }
+
+/// An open read-only file, closed on deinit.
+public final class ReadOnlyFile {
+    public let descriptor: FileDescriptor
+    public init(path: String) throws { descriptor = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec]) }
+    deinit { try? descriptor.close() }
+}

@@ -20,18 +20,7 @@ public struct FileStatus: Sendable, Equatable {
     public init(path: String) throws(IOError) {
         var st = stat()
         guard lstat(path, &st) == 0 else { throw IOError("stat", path: path, errno: Errno(rawValue: Glibc.errno)) }
-        mode = st.st_mode
-        uid = st.st_uid
-        gid = st.st_gid
-        size = UInt64(st.st_size)
-        nlink = UInt64(st.st_nlink)
-        inode = UInt64(st.st_ino)
-        device = UInt64(st.st_dev)
-        rdev = UInt64(st.st_rdev)
-        mtimeSeconds = Int64(st.st_mtim.tv_sec)
-        mtimeNanoseconds = UInt32(st.st_mtim.tv_nsec)
-        ctimeSeconds = Int64(st.st_ctim.tv_sec)
-        ctimeNanoseconds = UInt32(st.st_ctim.tv_nsec)
+        self.init(st)
     }
 
     public var isDirectory: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFDIR) }

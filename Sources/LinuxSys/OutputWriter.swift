@@ -47,31 +47,16 @@ public final class BufferedOutput {
 /// file is removed.
 public final class AtomicFileWriter {
     public let destination: String
-    private let temporaryPath: String
+    private let temporary: TemporarySibling
     private var output: BufferedOutput?
     private var fd: FileDescriptor?
 
     public init(destination: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead]) throws(IOError) {
         self.destination = destination
-        let directory: String
-        let base: String
-        if let slash = destination.lastIndex(of: "/") {
-            directory = String(destination[..<slash]).isEmpty ? "/" : String(destination[..<slash])
-            base = String(destination[destination.index(after: slash)...])
-        } else {
-            directory = "."
-            base = destination
-        }
-        guard !base.isEmpty else { throw IOError("write", path: destination, detail: "not a file name") }
-        var st = stat()
-        if stat(destination, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
-            throw IOError("write", path: destination, detail: "is a directory")
-        }
-        var random = SystemRandomNumberGenerator()
-        temporaryPath = "\(directory)/.\(base).ovlcfs-\(getpid())-\(String(random.next() & 0xFFFF_FFFF, radix: 16))"
+        temporary = try TemporarySibling(destination: destination)
         do {
             let fd = try FileDescriptor.open(
-                temporaryPath, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec], permissions: permissions)
+                temporary.path, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec], permissions: permissions)
             self.fd = fd
             output = BufferedOutput(fd: fd, name: destination)
         } catch {
@@ -93,28 +78,22 @@ public final class AtomicFileWriter {
         guard let output, let fd else { throw IOError("write", path: destination, detail: "writer already closed") }
         do {
             try output.flush()
-            if fsync(fd.rawValue) != 0 { throw IOError("sync", path: destination, errno: Errno(rawValue: Glibc.errno)) }
-            try? fd.close()
-            self.fd = nil
-            self.output = nil
-            if rename(temporaryPath, destination) != 0 {
-                throw IOError("rename into place", path: destination, errno: Errno(rawValue: Glibc.errno))
-            }
-        } catch let error as IOError {
-            abandon()
-            throw error
         } catch {
             abandon()
-            throw IOError("write", path: destination, detail: "\(error)")
+            throw error
         }
+        try? fd.close()
+        self.fd = nil
+        self.output = nil
+        try temporary.commit()
     }
 
     /// Discards the temporary file; the destination stays as it was.
     public func abandon() {
         if let fd { try? fd.close() }
-        if fd != nil || output != nil || access(temporaryPath, F_OK) == 0 { unlink(temporaryPath) }
         fd = nil
         output = nil
+        temporary.discard()
     }
 }
 

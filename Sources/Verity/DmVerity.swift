@@ -55,7 +55,7 @@ public enum DmVerity {
     /// The root hash of `blocks` 4096-byte data blocks read from `path` at `offset`, computed
     /// in userspace (format 1: every block hashed as SHA-256(salt ‖ block)).
     public static func rootHash(ofFile path: String, offset: UInt64, blocks: UInt64, salt: [UInt8]) throws -> [UInt8] {
-        let fd = try FileDescriptorHandle(path: path)
+        let fd = try ReadOnlyFile(path: path)
         let sha = Sha256(prefix: salt)
         var level: [UInt8] = []
         level.reserveCapacity(Int(min(blocks, 1 << 20)) * 32)
@@ -92,9 +92,4 @@ public enum DmVerity {
     }
 }
 
-/// An open read-only file, closed on deinit.
-final class FileDescriptorHandle {
-    let descriptor: FileDescriptor
-    init(path: String) throws { descriptor = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec]) }
-    deinit { try? descriptor.close() }
-}
+

@@ -148,12 +148,10 @@ struct Build: ParsableCommand {
 
     func saltBytes() throws -> [UInt8]? {
         guard let salt else { return nil }
-        let chars = Array(salt.utf8)
-        guard chars.count % 2 == 0, chars.count <= 512 else { throw ValidationError("--salt takes an even number of hex digits (at most 256 bytes)") }
-        return try stride(from: 0, to: chars.count, by: 2).map { i -> UInt8 in
-            guard let byte = UInt8(String(decoding: chars[i...i + 1], as: UTF8.self), radix: 16) else { throw ValidationError("--salt takes hex digits") }
-            return byte
+        guard let bytes = bytes(fromHex: salt, maxBytes: 256) else {
+            throw ValidationError("--salt takes an even number of hex digits (at most 256 bytes)")
         }
+        return bytes
     }
 
     func validate() throws {

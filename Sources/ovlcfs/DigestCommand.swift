@@ -32,16 +32,7 @@ struct DigestCommand: ParsableCommand {
         guard saltBytes != nil else { throw ValidationError("--salt must be an even number of hex digits, at most 64.") }
     }
 
-    var saltBytes: [UInt8]? {
-        let chars = Array(salt.utf8)
-        guard chars.count % 2 == 0, chars.count <= 64 else { return nil }
-        var bytes: [UInt8] = []
-        for index in stride(from: 0, to: chars.count, by: 2) {
-            guard let byte = UInt8(String(decoding: chars[index...index + 1], as: UTF8.self), radix: 16) else { return nil }
-            bytes.append(byte)
-        }
-        return bytes
-    }
+    var saltBytes: [UInt8]? { bytes(fromHex: salt, maxBytes: 32) }
 
     func run() throws {
         try reportingErrors {

@@ -70,12 +70,10 @@ struct MountCommand: ParsableCommand {
             driver.warn = { printError("ovlcfs: \($0)") }
             var rootHashBytes: [UInt8]? = nil
             if let rootHash {
-                let chars = Array(rootHash.utf8)
-                guard chars.count == 64 else { throw ValidationError("--root-hash takes 64 hex digits") }
-                rootHashBytes = try stride(from: 0, to: 64, by: 2).map { i -> UInt8 in
-                    guard let byte = UInt8(String(decoding: chars[i...i + 1], as: UTF8.self), radix: 16) else { throw ValidationError("--root-hash takes 64 hex digits") }
-                    return byte
+                guard let bytes = bytes(fromHex: rootHash, maxBytes: 32), bytes.count == 32 else {
+                    throw ValidationError("--root-hash takes 64 hex digits")
                 }
+                rootHashBytes = bytes
             }
             let record = try driver.mount(MountRequest(image: image, target: mountPoint, objects: objects, layout: layout, verity: verity, rootHash: rootHashBytes))
             printError("mounted \(image) (\(record.kind.rawValue)\(record.loopDevice.map { " on \($0)" } ?? "")) at \(record.target)")

@@ -158,9 +158,3 @@ struct BenchRunTests {
     }
 }
 
-func nothingLeft(under directory: String) -> [String] {
-    var left = Mounts.table().filter { $0.mountPoint.hasPrefix(directory) }.map { "mounted: \($0.mountPoint)" }
-    let loops = (try? run("/sbin/losetup", ["--list", "--noheadings", "--output", "NAME,BACK-FILE"]))?.stdoutText ?? ""
-    left += loops.split(separator: "\n").filter { $0.contains(directory) }.map { "loop: \($0)" }
-    return left
-}

@@ -305,13 +305,6 @@ struct ComposefsMountTests {
     }
 }
 
-/// Nothing of ovlcfs's is mounted under `directory`, and no loop device is backed by a file in it.
-func nothingLeft(under directory: String) -> [String] {
-    var left = Mounts.table().filter { $0.mountPoint.hasPrefix(directory) }.map { "mounted: \($0.mountPoint)" }
-    let loops = (try? run("/sbin/losetup", ["--list", "--noheadings", "--output", "NAME,BACK-FILE"]))?.stdoutText ?? ""
-    left += loops.split(separator: "\n").filter { $0.contains(directory) }.map { "loop: \($0)" }
-    return left
-}
 
 @Suite("Kernel truth: the mount driver", .serialized,
        .enabled(if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),

@@ -69,3 +69,16 @@ public struct TestFailure: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// What of a test is still mounted under `directory`, or attached on a loop device backed by a
+/// file in it (empty when everything was cleaned up).
+public func nothingLeft(under directory: String) -> [String] {
+    let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+    var left = mountinfo.split(separator: "\n").compactMap { line -> String? in
+        let point = line.split(separator: " ").dropFirst(4).first.map(String.init) ?? ""
+        return point.hasPrefix(directory) ? "mounted: \(point)" : nil
+    }
+    let loops = (try? run("/sbin/losetup", ["--list", "--noheadings", "--output", "NAME,BACK-FILE"]))?.stdoutText ?? ""
+    left += loops.split(separator: "\n").filter { $0.contains(directory) }.map { "loop: \($0)" }
+    return left
+}
