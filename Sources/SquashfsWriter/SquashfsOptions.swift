@@ -56,6 +56,18 @@ public struct SquashfsOptions: Sendable, Equatable {
     /// Superblock modification time (fixed, so builds are reproducible).
     public var modificationTime: UInt32
 
+    /// How inodes are ordered in the inode table (always children before their directory,
+    /// since a directory's listing needs their references).
+    public enum InodeOrder: String, Sendable, CaseIterable, Codable {
+        /// Post-order by name: a directory's files are interleaved with its subdirectories' subtrees.
+        case name
+        /// Per directory: the subdirectories' subtrees first, then all its other entries
+        /// together, then the directory — so a directory's entries share metadata blocks.
+        case grouped
+    }
+
+    public var inodeOrder: InodeOrder = .grouped
+
     public init(compression: Compression = .zstd, compressionLevel: Int? = nil, uncompressedTables: Set<Table> = [],
                 blockSize: Int = 1 << 20, modificationTime: UInt32 = 0) {
         self.compression = compression

@@ -150,7 +150,15 @@ private final class Session {
         while let (entry, expanded) = stack.popLast() {
             if !expanded && layer.inode(of: entry).type == .directory {
                 stack.append((entry, true))
-                for child in layer.children(of: entry).reversed() { stack.append((child, false)) }
+                let children = layer.children(of: entry)
+                switch options.inodeOrder {
+                case .name:
+                    for child in children.reversed() { stack.append((child, false)) }
+                case .grouped:
+                    // Popped in reverse: subdirectories (with their subtrees) first, then the rest.
+                    for child in children.reversed() where layer.inode(of: child).type != .directory { stack.append((child, false)) }
+                    for child in children.reversed() where layer.inode(of: child).type == .directory { stack.append((child, false)) }
+                }
                 continue
             }
             let id = layer.inodeID(of: entry)

@@ -118,6 +118,9 @@ struct Build: ParsableCommand {
     @Option(help: ArgumentHelp("Data block size in bytes (power of two, 4096–1048576).", valueName: "BYTES"))
     var blockSize: Int = 1 << 20
 
+    @Option(help: ArgumentHelp("Inode table order: name (post-order by name) or grouped (a directory's entries together).", valueName: "ORDER"))
+    var inodeOrder: String = "grouped"
+
     @Flag(help: "Refuse the model if squashfs cannot hold all of it, instead of warning.")
     var strict = false
 
@@ -140,8 +143,12 @@ struct Build: ParsableCommand {
             }
             tables.insert(table)
         }
-        let options = SquashfsOptions(compression: compression, compressionLevel: compressionLevel,
+        var options = SquashfsOptions(compression: compression, compressionLevel: compressionLevel,
                                       uncompressedTables: tables, blockSize: blockSize)
+        guard let order = SquashfsOptions.InodeOrder(rawValue: inodeOrder) else {
+            throw ValidationError("--inode-order takes name or grouped")
+        }
+        options.inodeOrder = order
         do { try options.validate() } catch { throw ValidationError(error.description) }
         return options
     }
