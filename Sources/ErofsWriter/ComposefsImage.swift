@@ -59,8 +59,11 @@ struct Node {
     var inode: Inode
     var nlink: UInt32
     var xattrs: [Xattr] = []
-    /// Shared-table offset per xattr, or nil when stored inline.
+    /// Shared-table offset per xattr, or nil when stored inline; empty when all are inline.
     var sharedOffsets: [Int?] = []
+
+    /// The shared offset of xattr `index` (nil: inline).
+    func sharedOffset(_ index: Int) -> Int? { sharedOffsets.isEmpty ? nil : sharedOffsets[index] }
     var dirents: [(name: [UInt8], target: Int)] = []
     var blocks = 0
     var tail = 0
@@ -108,7 +111,11 @@ final class Plan {
             let id = layer.inodeID(of: entry)
             let inode = layer[inode: id]
             var node = Node(entry: entry, inode: inode, nlink: layer.nlink(of: id))
-            node.xattrs = layer.xattrs(of: inode).sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            // Sets are usually sorted already (the translation appends keys in order): keep
+            // the layer's storage then instead of a sorted copy per inode.
+            let xattrs = layer.xattrs(of: inode)
+            let sorted = zip(xattrs, xattrs.dropFirst()).allSatisfy { !$1.key.lexicographicallyPrecedes($0.key) }
+            node.xattrs = sorted ? xattrs : xattrs.sorted { $0.key.lexicographicallyPrecedes($1.key) }
             if inode.mtime < minMtime { minMtime = inode.mtime }
             if node.xattrs.contains(where: { $0.key == aclAccess || $0.key == aclDefault }) { hasACL = true }
             index[id] = nodes.count
@@ -143,7 +150,7 @@ final class Plan {
             offset += entrySize(pair)
         }
         sharedSize = offset
-        for i in nodes.indices {
+        for i in nodes.indices where nodes[i].xattrs.contains(where: { offsets[$0] != nil }) {
             var used = 0
             nodes[i].sharedOffsets = nodes[i].xattrs.map { xattr in
                 guard let offset = offsets[xattr], used < 128 else { return nil }
@@ -218,7 +225,7 @@ final class Plan {
     func xattrBodySize(_ node: Node) -> Int {
         guard !node.xattrs.isEmpty else { return 0 }
         var size = 12
-        for (xattr, shared) in zip(node.xattrs, node.sharedOffsets) { size += shared == nil ? entrySize(xattr) : 4 }
+        for (index, xattr) in node.xattrs.enumerated() { size += node.sharedOffset(index) == nil ? entrySize(xattr) : 4 }
         return size
     }
 
@@ -352,7 +359,7 @@ final class Plan {
             w.u8(UInt8(node.sharedOffsets.compactMap { $0 }.count))
             w.zeros(7)
             for offset in node.sharedOffsets.compactMap({ $0 }) { w.u32(UInt32(((inodesEnd % 4096) + offset) / 4)) }
-            for (xattr, shared) in zip(node.xattrs, node.sharedOffsets) where shared == nil { emitEntry(xattr, into: &w) }
+            for (index, xattr) in node.xattrs.enumerated() where node.sharedOffset(index) == nil { emitEntry(xattr, into: &w) }
         }
         if node.tail > 0 {
             switch node.inode.type {
