@@ -70,6 +70,12 @@ public struct MountDriverError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var hint: String?
 
+    public init(step: MountStep?, message: String, hint: String? = nil) {
+        self.step = step
+        self.message = message
+        self.hint = hint
+    }
+
     public var description: String {
         var text = step.map { "\($0.rawValue) failed: " } ?? ""
         text += message
@@ -215,6 +221,7 @@ public final class MountDriver {
             return "a kernel without data-only lower layers (before 6.5) needs --layout legacy"
         }
         if step == .loopAttach && errno == .noSuchFileOrDirectory { return "is the loop module loaded? (modprobe loop)" }
+        if errno == .noSuchFileOrDirectory { return "an object the image names may be missing: --check-objects lists them" }
         return nil
     }
 

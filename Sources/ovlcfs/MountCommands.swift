@@ -1,4 +1,6 @@
 import ArgumentParser
+import ComposefsDump
+import ImageModel
 import Foundation
 import LinuxSys
 import MountDriver
@@ -58,14 +60,39 @@ struct MountCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Verity disks: the root hash to trust (default: the one the partition UUIDs spell).", valueName: "HEX"))
     var rootHash: String?
 
+    @Flag(help: "Before mounting, check that every object the image names exists with its size; list the missing ones.")
+    var checkObjects = false
+
     @OptionGroup var state: StateOptions
 
     func validate() throws {
         if objects.isEmpty { throw ValidationError("Give at least one --objects directory.") }
     }
 
+    /// The image's payloads that no objects directory holds with the right size.
+    func missingObjects() throws -> [String] {
+        let (model, _) = try loadModel(image, options: DumpOptions())
+        var missing: [String] = []
+        var seen = Set<[UInt8]>()
+        for inode in model.inodes where inode.type == .regular && inode.size > 0 {
+            guard let payload = inode.externalObject?.payload?.bytes, seen.insert(payload).inserted else { continue }
+            let relative = String(decoding: payload, as: UTF8.self)
+            let found = objects.contains { (try? FileStatus(path: $0 + "/" + relative))?.size == inode.size }
+            if !found { missing.append(relative) }
+        }
+        return missing.sorted()
+    }
+
     func run() throws {
         try reportingErrors {
+            if checkObjects {
+                let missing = try missingObjects()
+                if !missing.isEmpty {
+                    for path in missing.prefix(20) { printError("missing object: \(path)") }
+                    throw MountDriverError(step: nil, message: "\(missing.count) object(s) the image names are missing or have the wrong size in \(objects.joined(separator: ", "))",
+                                           hint: "ingest them (ovlcfs build DIR --objects …) or point --objects at the right store")
+                }
+            }
             let driver = MountDriver(stateDirectory: state.stateDirectory)
             driver.warn = { printError("ovlcfs: \($0)") }
             var rootHashBytes: [UInt8]? = nil

@@ -252,3 +252,27 @@ struct UnreadableIngestTests {
         #expect(!dump.contains("/secret "))
     }
 }
+
+@Suite("ovlcfs mount --check-objects", .enabled(if: FileManager.default.isExecutableFile(atPath: ovlcfs), "the ovlcfs binary was not built"))
+struct CheckObjectsTests {
+    @Test("objects the image names but the store lacks are listed, and nothing is mounted")
+    func missingObjects() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let model = try run(ovlcfs, ["inspect", "--example", "--dump"]).stdout
+        try Data(model).write(to: dir.url.appendingPathComponent("m.dump"))
+        #expect(try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("m.sqfs")]).status == 0)
+        try FileManager.default.createDirectory(atPath: dir.path("objects/f5"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        // One object present with the right size, the other missing.
+        FileManager.default.createFile(atPath: dir.path("objects/f5/82acdb8f0ae0d159b650c0b967c2770f2bc994a416f80db8780a70b256714b"),
+                                       contents: Data(count: 100_000))
+        let result = try run(ovlcfs, ["mount", dir.path("m.sqfs"), dir.path("mnt"), "--objects", dir.path("objects"), "--check-objects",
+                                      "--state-directory", dir.path("state")])
+        #expect(result.status == 1)
+        #expect(result.stderrText.contains("missing object: ba/bc284ee4ffe7f449377fbf6692715b43aec7bc39c094a95878904d34bac97e"))
+        #expect(!result.stderrText.contains("missing object: f5/"))
+        #expect(result.stderrText.contains("1 object(s) the image names are missing"))
+        #expect(!TestMounts.isMounted(dir.path("mnt")))
+    }
+}
