@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "CCryptsetup", "LinuxSys", system], swiftSettings: strict),
         .target(name: "ErofsWriter", dependencies: ["ImageModel", "OverlayTranslation", "Verity"], swiftSettings: strict),
         .target(name: "DiskImage", dependencies: ["LinuxSys", "Verity", system], swiftSettings: strict),
-        .target(name: "MountDriver", dependencies: ["LinuxSys", "OverlayTranslation", "DiskImage", system], swiftSettings: strict),
+        .target(name: "MountDriver", dependencies: ["LinuxSys", "OverlayTranslation", "DiskImage", "CCryptsetup", system], swiftSettings: strict),
         .target(name: "Bench", dependencies: [
             "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", system,
         ], swiftSettings: strict),
@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "OverlayTranslationTests", dependencies: ["OverlayTranslation", "ImageModel", "ComposefsDump", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SquashfsWriterTests", dependencies: ["SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ErofsWriterTests", dependencies: ["ErofsWriter", "ComposefsDump", "ImageModel", "Verity", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "MountDriverTests", dependencies: ["MountDriver", "LinuxSys", "OverlayTranslation", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "MountDriverTests", dependencies: ["MountDriver", "LinuxSys", "OverlayTranslation", "DiskImage", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "BenchTests", dependencies: [
             "Bench", "ComposefsDump", "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "TestSupport",
         ], swiftSettings: strict),

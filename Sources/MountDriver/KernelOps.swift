@@ -28,6 +28,10 @@ public protocol KernelOps: AnyObject {
     func hasFsVerity(_ directory: String) -> Bool
     /// Whether device-mapper (with its control node) is available for dm-verity.
     func hasDeviceMapper() -> Bool
+    /// Maps `data` through dm-verity (hash tree on `hash`); returns the mapped device.
+    func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String
+    /// Removes a dm-verity mapping (`deferred`: once its last user goes away).
+    func deactivateVerity(name: String, deferred: Bool) throws
 }
 
 /// The real kernel.
@@ -60,6 +64,14 @@ public final class LinuxKernelOps: KernelOps {
     }
 
     public func hasDeviceMapper() -> Bool { FileQueries.exists("/dev/mapper/control") }
+
+    public func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
+        try DmVerityActivation.activate(data: data, hash: hash, rootHash: rootHash, name: name)
+    }
+
+    public func deactivateVerity(name: String, deferred: Bool) throws {
+        try DmVerityActivation.deactivate(name: name, deferred: deferred)
+    }
 }
 
 extension LoopDevice: LoopHandle {}

@@ -50,6 +50,8 @@ public struct MountRecord: Codable, Sendable, Equatable {
     public var layout: OverlayLayout
     public var objects: [String]
     public var loopDevice: String?
+    /// The dm-verity mapping of a verity disk (removed with the mount: deferred removal).
+    public var verityDevice: String?
     public var overlayVerity: Bool
     public var pid: Int32
     public var created: Date
@@ -135,6 +137,9 @@ public final class MountDriver {
         let verity = try overlayVerity(request)
 
         var loop: (any LoopHandle)? = nil
+        var hashLoop: (any LoopHandle)? = nil
+        var verityName: String? = nil
+        var verityActive = false
         var recordWritten = false
         do {
             let lower: any MountHandle
@@ -143,9 +148,26 @@ public final class MountDriver {
                 loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: 0, sizeLimit: 0) }
                 lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: loop!.path, options: [("ro", nil)]) }
             case .verityDisk:
-                let partition = try step(.verity) { try checkVerityDisk(request) }
-                loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: partition.offset, sizeLimit: partition.size) }
-                lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: loop!.path, options: [("ro", nil)]) }
+                if request.verity != .off && kernel.hasDeviceMapper() {
+                    // dm-verity: loops over both partitions, the data mapped through the hash tree.
+                    let disk = try step(.verity) { try VerityDisk.open(request.image) }
+                    loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: disk.data.offset, sizeLimit: disk.data.size) }
+                    hashLoop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: disk.hash.offset, sizeLimit: disk.hash.size) }
+                    let name = "ovlcfs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+                    let mapped = try step(.verity) {
+                        try kernel.activateVerity(data: loop!.path, hash: hashLoop!.path, rootHash: request.rootHash ?? disk.rootHash, name: name)
+                    }
+                    verityName = name
+                    verityActive = true
+                    lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: mapped, options: [("ro", nil)]) }
+                    // From here the mapping lives exactly as long as the squashfs mount.
+                    try step(.verity) { try kernel.deactivateVerity(name: name, deferred: true) }
+                    verityActive = false
+                } else {
+                    let partition = try step(.verity) { try checkVerityDisk(request) }
+                    loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: partition.offset, sizeLimit: partition.size) }
+                    lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: loop!.path, options: [("ro", nil)]) }
+                }
             case .composefs:
                 lower = try step(.filesystemMount) {
                     do {
@@ -167,16 +189,20 @@ public final class MountDriver {
                 try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: options)
             }
             let record = MountRecord(target: target, image: request.image, kind: kind, layout: request.layout,
-                                     objects: request.objects, loopDevice: loop?.path, overlayVerity: verity,
+                                     objects: request.objects, loopDevice: loop?.path, verityDevice: verityName.map { "/dev/mapper/" + $0 },
+                                     overlayVerity: verity,
                                      pid: getpid(), created: Date())
             try step(.stateWrite) { try writeRecord(record) }
             recordWritten = true
             try step(.attach) { try overlay.attach(at: target) }
             loop?.release()
+            hashLoop?.release()
             return record
         } catch {
             if recordWritten { try? FileQueries.remove(recordPath(for: target)) }
+            if verityActive, let verityName { try? kernel.deactivateVerity(name: verityName, deferred: false) }
             try? loop?.detach()
+            try? hashLoop?.detach()
             throw error
         }
     }
@@ -191,15 +217,11 @@ public final class MountDriver {
         case .off:
             warn("warning: --verity off: the data partition of \(request.image) is mounted unchecked")
         case .require:
-            guard kernel.hasDeviceMapper() else {
-                throw MountDriverError(step: .verity, message: "--verity require: the kernel has no device-mapper (no /dev/mapper/control; CONFIG_BLK_DEV_DM and the verity target are needed), so dm-verity cannot be activated",
-                                       hint: "--verity auto verifies the image in userspace before mounting")
-            }
-            throw MountDriverError(step: .verity, message: "dm-verity activation through libcryptsetup is not implemented yet",
+            throw MountDriverError(step: .verity, message: "--verity require: the kernel has no device-mapper (no /dev/mapper/control; CONFIG_BLK_DEV_DM and the verity target are needed), so dm-verity cannot be activated",
                                    hint: "--verity auto verifies the image in userspace before mounting")
         case .auto:
             try disk.verify(rootHash: request.rootHash)
-            warn("warning: no dm-verity (\(kernel.hasDeviceMapper() ? "activation not implemented yet" : "the kernel has no device-mapper")): \(request.image) was verified against root hash \((request.rootHash ?? disk.rootHash).map { String(format: "%02x", $0) }.joined()) before mounting, but changes made while it is mounted are not detected")
+            warn("warning: no dm-verity (the kernel has no device-mapper): \(request.image) was verified against root hash \((request.rootHash ?? disk.rootHash).map { String(format: "%02x", $0) }.joined()) before mounting, but changes made while it is mounted are not detected")
         }
         return disk.data
     }

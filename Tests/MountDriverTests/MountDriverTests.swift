@@ -1,3 +1,4 @@
+import DiskImage
 import Foundation
 import LinuxSys
 import MountDriver
@@ -60,7 +61,18 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
 
     func isMounted(_ target: String) -> Bool { mounted.contains(target) }
     func hasFsVerity(_ directory: String) -> Bool { verity }
-    func hasDeviceMapper() -> Bool { false }
+    var deviceMapper = false
+    var activeVerity: Set<String> = []
+    func hasDeviceMapper() -> Bool { deviceMapper }
+    func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
+        calls.append("verity \(data) \(hash) \(rootHash.map { String(format: "%02x", $0) }.joined())")
+        activeVerity.insert(name)
+        return "/dev/mapper/\(name)"
+    }
+    func deactivateVerity(name: String, deferred: Bool) throws {
+        calls.append(deferred ? "deferred-remove" : "remove")
+        activeVerity.remove(name)
+    }
 }
 
 @Suite("Mount driver (recorded kernel, no root needed)")
@@ -162,5 +174,51 @@ struct MountDriverTests {
         let before = kernel.calls.count
         #expect(throws: MountDriverError.self) { try driver.mount(request) }
         #expect(kernel.calls.count == before)
+    }
+
+    @Test("with device-mapper a verity disk is mapped through its hash tree; the mapping goes with the mount, or at once on failure")
+    func dmVeritySequence() throws {
+        let (dir, _, mnt, objects) = try fixture()
+        defer { dir.cleanup() }
+        FileManager.default.createFile(atPath: dir.path("data"), contents: Data((0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 * 7) }))
+        let disk = try VerityDisk.build(dataImage: dir.path("data"), destination: dir.path("disk.raw"))
+        let kernel = RecordingKernel()
+        kernel.deviceMapper = true
+        kernel.verity = true
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        let record = try driver.mount(MountRequest(image: dir.path("disk.raw"), target: mnt, objects: [objects], verity: .require))
+        let mapped = try #require(record.verityDevice)
+        #expect(kernel.calls == [
+            "loop \(dir.path("disk.raw"))",
+            "loop \(dir.path("disk.raw"))",
+            "verity /dev/loop7 /dev/loop7 \(disk.rootHashHex)",
+            "squashfs \(mapped) ro",
+            "deferred-remove",
+            "overlay ovlcfs lowerdir+=/proc/self/fd/14,datadir+=\(objects),metacopy=on,redirect_dir=follow,ro,verity=require",
+            "attach /proc/self/fd/16 at \(mnt)",
+            "release /dev/loop7",
+            "release /dev/loop7",
+        ])
+        #expect(kernel.activeVerity.isEmpty)
+
+        // A failure after activation removes the mapping at once and detaches both loops.
+        let failing = RecordingKernel()
+        failing.deviceMapper = true
+        failing.failAt = .filesystemMount
+        let other = MountDriver(kernel: failing, stateDirectory: dir.path("state2"))
+        let error = try #require(throws: MountDriverError.self) {
+            try other.mount(MountRequest(image: dir.path("disk.raw"), target: mnt, objects: [objects], verity: .auto))
+        }
+        #expect(error.step == .filesystemMount)
+        #expect(failing.calls.suffix(3) == ["remove", "detach /dev/loop7", "detach /dev/loop7"])
+        #expect(failing.activeVerity.isEmpty && failing.liveLoops == 0)
+
+        // --verity off never maps: one loop over the data partition.
+        let plain = RecordingKernel()
+        plain.deviceMapper = true
+        let third = MountDriver(kernel: plain, stateDirectory: dir.path("state3"))
+        let unchecked = try third.mount(MountRequest(image: dir.path("disk.raw"), target: dir.path("objects"), objects: [objects], verity: .off))
+        #expect(unchecked.verityDevice == nil)
+        #expect(!plain.calls.contains { $0.hasPrefix("verity") })
     }
 }
