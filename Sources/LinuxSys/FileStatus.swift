@@ -52,6 +52,11 @@ public enum FileQueries {
         if unlink(path) != 0 && Glibc.errno != ENOENT { throw IOError("remove", path: path, errno: Errno(rawValue: Glibc.errno)) }
     }
 
+    /// Removes an empty directory (never its contents: a mount point still in use stays).
+    public static func removeEmptyDirectory(_ path: String) throws(IOError) {
+        if rmdir(path) != 0 && Glibc.errno != ENOENT { throw IOError("remove directory", path: path, errno: Errno(rawValue: Glibc.errno)) }
+    }
+
     /// The names in a directory (without `.` and `..`), as raw bytes, sorted.
     public static func directoryEntries(_ path: String) throws(IOError) -> [[UInt8]] {
         guard let dir = opendir(path) else { throw IOError("read directory", path: path, errno: Errno(rawValue: Glibc.errno)) }

@@ -1,3 +1,4 @@
+import Foundation
 import LinuxSys
 
 /// A loop device the driver holds.
@@ -23,11 +24,15 @@ public protocol KernelOps: AnyObject {
     /// Configures and creates a filesystem: `options` in order (a nil value sets a flag).
     func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle
     func unmount(_ target: String) throws
+    /// Lazy unmount (MNT_DETACH): the mount leaves the tree now, and goes once unused.
+    func detachMount(_ target: String) throws
     func isMounted(_ target: String) -> Bool
     /// Whether the kernel can verify fs-verity digests of files in `directory`.
     func hasFsVerity(_ directory: String) -> Bool
     /// Whether device-mapper (with its control node) is available for dm-verity.
     func hasDeviceMapper() -> Bool
+    /// Whether overlayfs takes a detached mount (an fsmount fd) as a layer: kernel 6.15 and later.
+    func acceptsDetachedLayers() -> Bool
     /// Maps `data` through dm-verity (hash tree on `hash`); returns the mapped device.
     func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String
     /// Removes a dm-verity mapping (`deferred`: once its last user goes away).
@@ -56,11 +61,20 @@ public final class LinuxKernelOps: KernelOps {
 
     public func unmount(_ target: String) throws { try Mounts.unmount(target) }
 
+    public func detachMount(_ target: String) throws { try Mounts.unmount(target, detach: true) }
+
     public func isMounted(_ target: String) -> Bool { Mounts.table().contains { $0.mountPoint == target } }
 
     public func hasFsVerity(_ directory: String) -> Bool {
         // ext4 and f2fs advertise fs-verity support in sysfs when the kernel has it.
         FileQueries.exists("/sys/fs/ext4/features/verity") || FileQueries.exists("/sys/fs/f2fs/features/verity")
+    }
+
+    public func acceptsDetachedLayers() -> Bool {
+        guard let release = try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8) else { return true }
+        let numbers = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard numbers.count == 2 else { return true }
+        return (numbers[0], numbers[1]) >= (6, 15)
     }
 
     public func hasDeviceMapper() -> Bool { FileQueries.exists("/dev/mapper/control") }

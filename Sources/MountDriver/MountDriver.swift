@@ -186,7 +186,12 @@ public final class MountDriver {
             options += [("metacopy", "on"), ("redirect_dir", "follow"), ("ro", nil)]
             if verity { options.append(("verity", "require")) }
             let overlay = try step(.overlayMount) {
-                try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: options)
+                // Kernels before 6.15 refuse a detached mount as a layer ("failed to clone
+                // lowerpath"): there the lower filesystem is attached on a private staging
+                // directory just for the overlay mount, which keeps its own clone of it.
+                kernel.acceptsDetachedLayers()
+                    ? try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: options)
+                    : try mountOverlayThroughStaging(lower: lower, options: options)
             }
             let record = MountRecord(target: target, image: request.image, kind: kind, layout: request.layout,
                                      objects: request.objects, loopDevice: loop?.path, verityDevice: verityName.map { "/dev/mapper/" + $0 },
@@ -200,7 +205,12 @@ public final class MountDriver {
             return record
         } catch {
             if recordWritten { try? FileQueries.remove(recordPath(for: target)) }
-            if verityActive, let verityName { try? kernel.deactivateVerity(name: verityName, deferred: false) }
+            if verityActive, let verityName {
+                // Still busy (a failed mount's context not yet released): removed once unused.
+                do { try kernel.deactivateVerity(name: verityName, deferred: false) } catch {
+                    try? kernel.deactivateVerity(name: verityName, deferred: true)
+                }
+            }
             try? loop?.detach()
             try? hashLoop?.detach()
             throw error
@@ -224,6 +234,20 @@ public final class MountDriver {
             warn("warning: no dm-verity (the kernel has no device-mapper): \(request.image) was verified against root hash \((request.rootHash ?? disk.rootHash).map { String(format: "%02x", $0) }.joined()) before mounting, but changes made while it is mounted are not detected")
         }
         return disk.data
+    }
+
+    /// The overlay mount with the lower filesystem attached at a staging directory under the
+    /// state directory for the duration of the call (the overlay holds a private clone of it).
+    func mountOverlayThroughStaging(lower: any MountHandle, options: [(String, String?)]) throws -> any MountHandle {
+        let staging = stateDirectory + "/staging/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        defer { try? FileQueries.removeEmptyDirectory(staging) }
+        try lower.attach(at: staging)
+        // Lazily: this process still holds the mount's fd, which makes a plain umount EBUSY.
+        defer { try? kernel.detachMount(staging) }
+        var options = options
+        options[0] = ("lowerdir+", staging)
+        return try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: options)
     }
 
     func step<T>(_ step: MountStep, _ body: () throws -> T) throws -> T {

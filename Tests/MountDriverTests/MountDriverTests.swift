@@ -59,11 +59,17 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
         mounted.remove(target)
     }
 
+    func detachMount(_ target: String) throws {
+        calls.append("umount -l \(target)")
+        mounted.remove(target)
+    }
+
     func isMounted(_ target: String) -> Bool { mounted.contains(target) }
     func hasFsVerity(_ directory: String) -> Bool { verity }
     var deviceMapper = false
     var activeVerity: Set<String> = []
     func hasDeviceMapper() -> Bool { deviceMapper }
+    func acceptsDetachedLayers() -> Bool { true }
     func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
         calls.append("verity \(data) \(hash) \(rootHash.map { String(format: "%02x", $0) }.joined())")
         activeVerity.insert(name)

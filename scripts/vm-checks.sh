@@ -1,0 +1,75 @@
+#!/bin/bash
+# Real-kernel checks of what this machine's kernel cannot do: dm-verity activation of
+# `ovlcfs build --disk` images and overlay verity=require against fs-verity objects.
+# Boots Debian's 6.12 kernel under QEMU with ../shared/tools/kernel-vm (a test-only tool).
+#   On the host:   scripts/vm-checks.sh [OVLCFS_BINARY]  -> builds the images, boots the VM
+#   In the guest:  (VMTEST=1) runs the checks, prints "N passed, N failed", exits non-zero on failure
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+KVM=${KVM_TOOLS:-$HERE/../../shared/tools/kernel-vm}
+
+if [ -z "${VMTEST:-}" ]; then
+  set -e
+  BIN=$(realpath "${1:-$HERE/../.build/debug/ovlcfs}")
+  OUT=$(mktemp -d /tmp/ovlcfs-vm.XXXXXX); I=$OUT/img; mkdir -p "$I"
+  trap 'rm -rf "$OUT"' EXIT
+  P=$I/payload; mkdir -p "$P/sub/deeper"
+  seq 1 20000 > "$P/sub/numbers.txt"
+  head -c 300000 /dev/urandom > "$P/big.bin"
+  echo "a file of more than sixty-four bytes, so that it becomes an object in the store" > "$P/hello.txt"
+  echo small > "$P/sub/deeper/inline"
+  ln -s ../hello.txt "$P/sub/link"
+  "$BIN" build "$P" -o "$I/disk.raw" --disk --objects "$I/objects" >"$I/build.txt"
+  cp "$I/disk.raw" "$I/bad.raw"
+  # the data partition starts at LBA 2048: flip the first byte of the squashfs superblock
+  printf '\x00' | dd of="$I/bad.raw" bs=1 seek=$((2048 * 512)) conv=notrunc status=none
+  mkfs.ext4 -q -F -O verity -b 4096 -d "$I/objects" "$I/objects.img" 64M
+  echo "$BIN" > "$I/bin"
+  "$KVM/vmrun.sh" -o "$OUT" -t "${VMTEST_TIMEOUT:-600}" -- "$HERE/vm-checks.sh"
+  exit $?
+fi
+
+# ---------------- guest side ----------------------------------------------
+I=$VMTEST_OUT/img; P=$I/payload; BIN=$(cat "$I/bin")
+PASS=0; FAIL=0; N=0
+ok()  { N=$((N+1)); PASS=$((PASS+1)); echo "ok $N - $*"; }
+nok() { N=$((N+1)); FAIL=$((FAIL+1)); echo "not ok $N - $*"; }
+check() { local d=$1; shift; if "$@" >/tmp/check.log 2>&1; then ok "$d"; else nok "$d"; sed 's/^/#   /' /tmp/check.log | tail -15; fi; }
+checkfail() { local d=$1; shift; if "$@" >/tmp/check.log 2>&1; then nok "$d (unexpectedly succeeded)"; else ok "$d"; sed 's/^/#   /' /tmp/check.log | tail -3; fi; }
+echo "# guest: kernel $(uname -r)"
+mkdir -p /tmp/mnt/objects /tmp/mnt/root
+
+check "objects on ext4 (-O verity), mounted through a loop device" mount -t ext4 -o loop "$I/objects.img" /tmp/mnt/objects
+check "fsverity enable every object" sh -c 'find /tmp/mnt/objects -type f -path "*/??/*" -exec fsverity enable {} \;'
+
+check "ovlcfs mount --verity require: dm-verity disk + verity=require overlay" \
+  "$BIN" mount "$I/disk.raw" /tmp/mnt/root --objects /tmp/mnt/objects --verity require
+check "the squashfs sits on a dm-verity mapping" sh -c 'dmsetup table | grep -q " verity "'
+check "the overlay is mounted with verity=require" sh -c 'grep " /tmp/mnt/root " /proc/mounts | grep -q verity=require'
+check "the mounted tree is the payload (contents, links, inline files)" diff -r "$P" /tmp/mnt/root
+check "ovlcfs status lists the mount with its dm-verity device" sh -c "'$BIN' status | grep -q /tmp/mnt/root"
+check "ovlcfs umount" "$BIN" umount /tmp/mnt/root
+check "the dm-verity mapping went with the mount" sh -c '[ -z "$(dmsetup ls | grep ovlcfs)" ]'
+check "no ovlcfs loop device is left" sh -c '! losetup -a | grep -q disk.raw'
+
+checkfail "a tampered data partition is refused by dm-verity" \
+  "$BIN" mount "$I/bad.raw" /tmp/mnt/root --objects /tmp/mnt/objects --verity require
+check "the refused mount left no mapping and no loop" sh -c '[ -z "$(dmsetup ls | grep ovlcfs)" ] && ! losetup -a | grep -q bad.raw'
+checkfail "a wrong --root-hash is refused" \
+  "$BIN" mount "$I/disk.raw" /tmp/mnt/root --objects /tmp/mnt/objects --root-hash 0000000000000000000000000000000000000000000000000000000000000000
+check "the refused mount left no mapping" sh -c '[ -z "$(dmsetup ls | grep ovlcfs)" ]'
+
+# an object whose content changed behind the overlay's back: verity=require refuses to read it
+OBJ=$(find /tmp/mnt/objects -type f -size +200k -path "*/??/*" | head -1)
+check "ovlcfs mount again" "$BIN" mount "$I/disk.raw" /tmp/mnt/root --objects /tmp/mnt/objects --verity require
+check "big.bin reads back through the overlay" cmp "$P/big.bin" /tmp/mnt/root/big.bin
+check "ovlcfs umount" "$BIN" umount /tmp/mnt/root
+check "replace big.bin's object with a copy that has no fs-verity" sh -c "cp '$OBJ' /tmp/o && head -c 300000 /dev/zero > /tmp/z && rm '$OBJ' && cp /tmp/z '$OBJ'"
+check "ovlcfs mount (objects no longer all verity)" "$BIN" mount "$I/disk.raw" /tmp/mnt/root --objects /tmp/mnt/objects --verity require
+checkfail "reading big.bin is refused (verity=require)" cat /tmp/mnt/root/big.bin
+check "ovlcfs umount" "$BIN" umount /tmp/mnt/root
+umount /tmp/mnt/objects
+check "nothing of ovlcfs is left (mounts, mappings, loops)" \
+  sh -c '! grep -q /tmp/mnt /proc/mounts && [ -z "$(dmsetup ls | grep ovlcfs)" ] && [ -z "$(losetup -a)" ]'
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
