@@ -55,8 +55,8 @@ check "no ovlcfs loop device is left" sh -c '! losetup -a | grep -q disk.raw'
 checkfail "a tampered data partition is refused by dm-verity" \
   "$BIN" mount "$I/bad.raw" /tmp/mnt/root --objects /tmp/mnt/objects --verity require
 check "the refused mount left no mapping and no loop" sh -c '[ -z "$(dmsetup ls | grep ovlcfs)" ] && ! losetup -a | grep -q bad.raw'
-checkfail "a wrong --root-hash is refused" \
-  "$BIN" mount "$I/disk.raw" /tmp/mnt/root --objects /tmp/mnt/objects --root-hash 0000000000000000000000000000000000000000000000000000000000000000
+check "a wrong --root-hash is refused, with the dm-verity hint" \
+  sh -c "! '$BIN' mount '$I/disk.raw' /tmp/mnt/root --objects /tmp/mnt/objects --root-hash $(printf '0%.0s' $(seq 64)) 2>/tmp/err; cat /tmp/err; grep -q 'dm-verity refused' /tmp/err"
 check "the refused mount left no mapping" sh -c '[ -z "$(dmsetup ls | grep ovlcfs)" ]'
 
 # an object whose content changed behind the overlay's back: verity=require refuses to read it
@@ -66,7 +66,10 @@ check "big.bin reads back through the overlay" cmp "$P/big.bin" /tmp/mnt/root/bi
 check "ovlcfs umount" "$BIN" umount /tmp/mnt/root
 check "replace big.bin's object with a copy that has no fs-verity" sh -c "cp '$OBJ' /tmp/o && head -c 300000 /dev/zero > /tmp/z && rm '$OBJ' && cp /tmp/z '$OBJ'"
 check "ovlcfs mount (objects no longer all verity)" "$BIN" mount "$I/disk.raw" /tmp/mnt/root --objects /tmp/mnt/objects --verity require
-checkfail "reading big.bin is refused (verity=require)" cat /tmp/mnt/root/big.bin
+checkfail "reading big.bin is refused: its object has no fs-verity (verity=require)" cat /tmp/mnt/root/big.bin
+check "enable fs-verity on the substituted object (now a wrong digest)" fsverity enable "$OBJ"
+checkfail "reading big.bin is refused: the object's fs-verity digest is not the image's" cat /tmp/mnt/root/big.bin
+check "the kernel logged the digest mismatch" sh -c 'dmesg | grep -q "overlayfs: .*wrong fs-verity digest"'
 check "ovlcfs umount" "$BIN" umount /tmp/mnt/root
 umount /tmp/mnt/objects
 check "nothing of ovlcfs is left (mounts, mappings, loops)" \

@@ -159,7 +159,14 @@ public final class MountDriver {
                     }
                     verityName = name
                     verityActive = true
-                    lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: mapped, options: [("ro", nil)]) }
+                    lower = try step(.filesystemMount) {
+                        do {
+                            return try kernel.mountFilesystem(type: "squashfs", source: mapped, options: [("ro", nil)])
+                        } catch let error as MountError where error.errno == .ioError {
+                            throw MountDriverError(step: .filesystemMount, message: "\(error)",
+                                                   hint: "dm-verity refused the data: \(request.image) changed after it was built, or the root hash is not this disk's")
+                        }
+                    }
                     // From here the mapping lives exactly as long as the squashfs mount.
                     try step(.verity) { try kernel.deactivateVerity(name: name, deferred: true) }
                     verityActive = false

@@ -69,7 +69,8 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     var deviceMapper = false
     var activeVerity: Set<String> = []
     func hasDeviceMapper() -> Bool { deviceMapper }
-    func acceptsDetachedLayers() -> Bool { true }
+    var detachedLayers = true
+    func acceptsDetachedLayers() -> Bool { detachedLayers }
     func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
         calls.append("verity \(data) \(hash) \(rootHash.map { String(format: "%02x", $0) }.joined())")
         activeVerity.insert(name)
@@ -87,7 +88,7 @@ struct MountDriverTests {
     func fixture() throws -> (TemporaryDirectory, String, String, String) {
         let dir = try TemporaryDirectory()
         let image = dir.path("i.sqfs")
-        FileManager.default.createFile(atPath: image, contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: 92)))
+        _ = FileManager.default.createFile(atPath: image, contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: 92)))
         try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
         return (dir, image, dir.path("mnt"), dir.path("objects"))
@@ -151,7 +152,7 @@ struct MountDriverTests {
         let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
         if step == .stateWrite {
             // Make the state directory unwritable: a file where the directory should be.
-            FileManager.default.createFile(atPath: dir.path("state"), contents: Data())
+            _ = FileManager.default.createFile(atPath: dir.path("state"), contents: Data())
         }
         let error = try #require(throws: MountDriverError.self) {
             try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], verity: .off))
@@ -186,7 +187,7 @@ struct MountDriverTests {
     func dmVeritySequence() throws {
         let (dir, _, mnt, objects) = try fixture()
         defer { dir.cleanup() }
-        FileManager.default.createFile(atPath: dir.path("data"), contents: Data((0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 * 7) }))
+        _ = FileManager.default.createFile(atPath: dir.path("data"), contents: Data((0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 * 7) }))
         let disk = try VerityDisk.build(dataImage: dir.path("data"), destination: dir.path("disk.raw"))
         let kernel = RecordingKernel()
         kernel.deviceMapper = true
@@ -226,5 +227,21 @@ struct MountDriverTests {
         let unchecked = try third.mount(MountRequest(image: dir.path("disk.raw"), target: dir.path("objects"), objects: [objects], verity: .off))
         #expect(unchecked.verityDevice == nil)
         #expect(!plain.calls.contains { $0.hasPrefix("verity") })
+    }
+
+    @Test("before 6.15 the lower filesystem is attached on a staging directory for the overlay mount only")
+    func stagingBefore615() throws {
+        let (dir, image, mnt, objects) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        kernel.detachedLayers = false
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], verity: .off))
+        let staging = try #require(kernel.calls[2].split(separator: " ").last.map(String.init))
+        #expect(staging.hasPrefix(dir.path("state") + "/staging/"))
+        #expect(kernel.calls[3] == "overlay ovlcfs lowerdir+=\(staging),datadir+=\(objects),metacopy=on,redirect_dir=follow,ro")
+        #expect(kernel.calls[4] == "umount -l \(staging)")
+        #expect(kernel.calls[5] == "attach /proc/self/fd/14 at \(mnt)")
+        #expect(!FileManager.default.fileExists(atPath: staging), "the staging directory is removed")
     }
 }
