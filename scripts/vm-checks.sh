@@ -20,6 +20,8 @@ if [ -z "${VMTEST:-}" ]; then
   echo small > "$P/sub/deeper/inline"
   ln -s ../hello.txt "$P/sub/link"
   "$BIN" build "$P" -o "$I/disk.raw" --disk --objects "$I/objects" >"$I/build.txt"
+  "$BIN" build "$P" -o "$I/plain.sqfs" --objects "$I/objects" >/dev/null 2>&1
+  "$BIN" build "$P" -o "$I/image.cfs" --format composefs --objects "$I/objects" >/dev/null 2>&1
   cp "$I/disk.raw" "$I/bad.raw"
   # the data partition starts at LBA 2048: flip the first byte of the squashfs superblock
   printf '\x00' | dd of="$I/bad.raw" bs=1 seek=$((2048 * 512)) conv=notrunc status=none
@@ -58,6 +60,14 @@ check "the refused mount left no mapping and no loop" sh -c '[ -z "$(dmsetup ls 
 check "a wrong --root-hash is refused, with the dm-verity hint" \
   sh -c "! '$BIN' mount '$I/disk.raw' /tmp/mnt/root --objects /tmp/mnt/objects --root-hash $(printf '0%.0s' $(seq 64)) 2>/tmp/err; cat /tmp/err; grep -q 'dm-verity refused' /tmp/err"
 check "the refused mount left no mapping" sh -c '[ -z "$(dmsetup ls | grep ovlcfs)" ]'
+
+# the other two image kinds on this kernel (before 6.15: the lower mount goes through a staging directory)
+for image in plain.sqfs image.cfs; do
+  check "ovlcfs mount $image --verity require" "$BIN" mount "$I/$image" /tmp/mnt/root --objects /tmp/mnt/objects --verity require
+  check "$image: the mounted tree is the payload" diff -r "$P" /tmp/mnt/root
+  check "$image: ovlcfs umount leaves no mount, loop or staging directory" \
+    sh -c "'$BIN' umount /tmp/mnt/root && ! grep -q /tmp/mnt/root /proc/mounts && ! losetup -a | grep -q '$image' && [ -z \"\$(ls -A /run/ovlcfs/staging 2>/dev/null)\" ]"
+done
 
 # an object whose content changed behind the overlay's back: verity=require refuses to read it
 OBJ=$(find /tmp/mnt/objects -type f -size +200k -path "*/??/*" | head -1)
