@@ -81,6 +81,14 @@ check "enable fs-verity on the substituted object (now a wrong digest)" fsverity
 checkfail "reading big.bin is refused: the object's fs-verity digest is not the image's" cat /tmp/mnt/root/big.bin
 check "the kernel logged the digest mismatch" sh -c 'dmesg | grep -q "overlayfs: .*wrong fs-verity digest"'
 check "ovlcfs umount" "$BIN" umount /tmp/mnt/root
+# (made as ovlcfs makes them: veritysetup over loops of the disk's two partitions, at LBA 2048 and 4096)
+DLOOP=$(losetup -f --show -r -o $((2048 * 512)) --sizelimit 4096 "$I/disk.raw")
+HLOOP=$(losetup -f --show -r -o $((4096 * 512)) --sizelimit 4096 "$I/disk.raw")
+ROOT=$(grep -o '[0-9a-f]\{64\}' "$I/build.txt" | head -1)
+check "a dm-verity mapping orphaned by a killed mount (its pid gone) ..." \
+  sh -c "veritysetup open $DLOOP ovlcfs-999999-1 $HLOOP $ROOT && dmsetup ls | grep -q ovlcfs-999999-1"
+check "... is removed by ovlcfs umount --all" sh -c "'$BIN' umount --all && [ -z \"\$(dmsetup ls | grep ovlcfs)\" ]"
+losetup -d "$DLOOP" "$HLOOP"
 umount /tmp/mnt/objects
 check "nothing of ovlcfs is left (mounts, mappings, loops)" \
   sh -c '! grep -q /tmp/mnt /proc/mounts && [ -z "$(dmsetup ls | grep ovlcfs)" ] && [ -z "$(losetup -a)" ]'

@@ -33,6 +33,8 @@ public protocol KernelOps: AnyObject {
     func hasDeviceMapper() -> Bool
     /// Whether overlayfs takes a detached mount (an fsmount fd) as a layer: kernel 6.15 and later.
     func acceptsDetachedLayers() -> Bool
+    /// The names of the device-mapper devices (empty without device-mapper).
+    func verityMappings() -> [String]
     /// Maps `data` through dm-verity (hash tree on `hash`); returns the mapped device.
     func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String
     /// Removes a dm-verity mapping (`deferred`: once its last user goes away).
@@ -68,6 +70,11 @@ public final class LinuxKernelOps: KernelOps {
     public func hasFsVerity(_ directory: String) -> Bool {
         // ext4 and f2fs advertise fs-verity support in sysfs when the kernel has it.
         FileQueries.exists("/sys/fs/ext4/features/verity") || FileQueries.exists("/sys/fs/f2fs/features/verity")
+    }
+
+    public func verityMappings() -> [String] {
+        guard hasDeviceMapper(), let names = try? FileQueries.directoryEntries("/dev/mapper") else { return [] }
+        return names.map { String(decoding: $0, as: UTF8.self) }.filter { $0 != "control" }
     }
 
     public func acceptsDetachedLayers() -> Bool {

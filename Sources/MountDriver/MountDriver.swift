@@ -374,6 +374,13 @@ public final class MountDriver {
                 if firstError == nil { firstError = error }
             }
         }
+        // A kill between dm-verity activation and the squashfs mount orphans a mapping
+        // (ovlcfs-PID-N) whose process is gone: remove it, deferred, so one in use stays.
+        for name in kernel.verityMappings() where name.hasPrefix("ovlcfs-") {
+            let pid = name.split(separator: "-").dropFirst().first.flatMap { Int32($0) }
+            guard let pid, pid != getpid(), !FileQueries.exists("/proc/\(pid)") else { continue }
+            try? kernel.deactivateVerity(name: name, deferred: true)
+        }
         if let firstError { throw firstError }
         return done
     }

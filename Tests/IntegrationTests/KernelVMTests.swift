@@ -32,6 +32,6 @@ struct KernelVMTests {
         #expect(result.status == 0, "vm-checks exited \(result.status):\n\(result.stdoutText.suffix(4000))\n\(result.stderrText.suffix(2000))")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
         // All checks ran: a VM that never booted would report no "ok" lines at all.
-        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 31, "\(result.stdoutText.suffix(4000))")
+        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 33, "\(result.stdoutText.suffix(4000))")
     }
 }

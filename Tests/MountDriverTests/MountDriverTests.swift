@@ -68,7 +68,9 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     func hasFsVerity(_ directory: String) -> Bool { verity }
     var deviceMapper = false
     var activeVerity: Set<String> = []
+    var removed: [String] = []
     func hasDeviceMapper() -> Bool { deviceMapper }
+    func verityMappings() -> [String] { activeVerity.sorted() }
     var detachedLayers = true
     func acceptsDetachedLayers() -> Bool { detachedLayers }
     func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
@@ -78,6 +80,7 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     }
     func deactivateVerity(name: String, deferred: Bool) throws {
         calls.append(deferred ? "deferred-remove" : "remove")
+        removed.append(name)
         activeVerity.remove(name)
     }
 }
@@ -243,5 +246,19 @@ struct MountDriverTests {
         #expect(kernel.calls[4] == "umount -l \(staging)")
         #expect(kernel.calls[5] == "attach /proc/self/fd/14 at \(mnt)")
         #expect(!FileManager.default.fileExists(atPath: staging), "the staging directory is removed")
+    }
+
+    @Test("umount --all removes dm-verity mappings orphaned by a killed mount, and only those")
+    func orphanedMappings() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        kernel.deviceMapper = true
+        // 999999999 is beyond pid_max: that process is gone; ours is alive; the third is not ours.
+        kernel.activeVerity = ["ovlcfs-999999999-1", "ovlcfs-\(getpid())-2", "root-verity"]
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        #expect(try driver.unmountAll().isEmpty)
+        #expect(kernel.removed == ["ovlcfs-999999999-1"])
+        #expect(kernel.activeVerity == ["ovlcfs-\(getpid())-2", "root-verity"])
     }
 }
