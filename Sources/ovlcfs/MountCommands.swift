@@ -122,7 +122,7 @@ struct UmountCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The mount point.", valueName: "MOUNTPOINT"))
     var mountPoint: String?
 
-    @Flag(help: "Unmount every recorded ovlcfs mount; stale records are removed.")
+    @Flag(help: "Unmount every recorded ovlcfs mount; stale records, and dm-verity mappings left by a killed `ovlcfs mount`, are removed.")
     var all = false
 
     @OptionGroup var state: StateOptions
