@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "CCryptsetup", "LinuxSys", system], swiftSettings: strict),
         .target(name: "ErofsWriter", dependencies: ["ImageModel", "OverlayTranslation", "Verity"], swiftSettings: strict),
         .target(name: "DiskImage", dependencies: ["LinuxSys", "Verity", system], swiftSettings: strict),
-        .target(name: "MountDriver", dependencies: ["LinuxSys", "OverlayTranslation", "DiskImage", "CCryptsetup", system], swiftSettings: strict),
+        .target(name: "MountDriver", dependencies: ["LinuxSys", "OverlayTranslation", "DiskImage", "Verity", system], swiftSettings: strict),
         .target(name: "Bench", dependencies: [
             "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", system,
         ], swiftSettings: strict),

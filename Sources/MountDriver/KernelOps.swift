@@ -1,5 +1,6 @@
 import Foundation
 import LinuxSys
+import Verity
 
 /// A loop device the driver holds.
 public protocol LoopHandle: AnyObject {
@@ -87,11 +88,11 @@ public final class LinuxKernelOps: KernelOps {
     public func hasDeviceMapper() -> Bool { FileQueries.exists("/dev/mapper/control") }
 
     public func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
-        try DmVerityActivation.activate(data: data, hash: hash, rootHash: rootHash, name: name)
+        try DmVerity.activate(data: data, hash: hash, rootHash: rootHash, name: name)
     }
 
     public func deactivateVerity(name: String, deferred: Bool) throws {
-        try DmVerityActivation.deactivate(name: name, deferred: deferred)
+        try DmVerity.deactivate(name: name, deferred: deferred)
     }
 }
 

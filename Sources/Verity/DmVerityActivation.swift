@@ -2,11 +2,12 @@ import CCryptsetup
 import Foundation
 
 /// dm-verity activation through libcryptsetup (reference 05 §6): the data and hash devices are
-/// loop devices over the disk's two partitions; the mapped device is `/dev/mapper/NAME`.
-enum DmVerityActivation {
+/// block devices (loops over a disk's two partitions); the mapped device is `/dev/mapper/NAME`.
+/// Needs device-mapper with the verity target, and root.
+extension DmVerity {
     /// Maps `data` through dm-verity with the hash tree on `hash` (superblock at offset 0),
     /// trusting `rootHash`. Returns the mapped device path.
-    static func activate(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
+    public static func activate(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
         var device: OpaquePointer?
         var rc = crypt_init_data_device(&device, hash, data)
         guard rc == 0, let device else { throw failure("open \(hash) and \(data) for dm-verity", rc) }
@@ -25,7 +26,7 @@ enum DmVerityActivation {
     }
 
     /// Removes the mapping; `deferred` removes it once its last user (the mount) goes away.
-    static func deactivate(name: String, deferred: Bool) throws {
+    public static func deactivate(name: String, deferred: Bool) throws {
         var device: OpaquePointer?
         var rc = crypt_init_by_name(&device, name)
         guard rc == 0, let device else { throw failure("find dm-verity device \(name)", rc) }
@@ -34,7 +35,7 @@ enum DmVerityActivation {
         guard rc == 0 else { throw failure("remove dm-verity device \(name)", rc) }
     }
 
-    static func failure(_ what: String, _ rc: Int32) -> MountDriverError {
-        MountDriverError(step: .verity, message: "cannot \(what): \(String(cString: strerror(-rc)))")
+    static func failure(_ what: String, _ rc: Int32) -> Error {
+        Error(description: "cannot \(what): \(String(cString: strerror(-rc)))")
     }
 }
