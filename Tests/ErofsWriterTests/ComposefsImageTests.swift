@@ -54,16 +54,7 @@ struct ComposefsImageTests {
 
     @Test("the reference's t.dump gives the pinned image digests at both versions")
     func referenceExample() throws {
-        let text = """
-            / 4096 40755 2 0 0 0 1700000000.0 - - -
-            /a 12 100644 2 0 0 0 1700000000.0 - hello\\x20world\\n -
-            /b 12 @100644 2 0 0 0 1700000000.0 /a - -
-            /big 100000 100644 1 0 0 0 1700000000.0 f5/82acdb8f0ae0d159b650c0b967c2770f2bc994a416f80db8780a70b256714b - f582acdb8f0ae0d159b650c0b967c2770f2bc994a416f80db8780a70b256714b user.k\\x3d1=v\\x20x
-            /dash 1 100644 1 0 0 0 1700000000.0 - \\x2d -
-            /s 1 120777 1 0 0 0 1700000000.0 a - -
-            /wh 0 20000 1 0 0 0 1700000000.0 - - -
-
-            """
+        let text = referenceExampleDump
         let model = try DumpParser.parse(Array(text.utf8), input: "t.dump")
         let v1 = try ComposefsImage.bytes(for: model)
         #expect(v1.count == 16384)

@@ -1,3 +1,4 @@
+@_exported import struct Bench.SplitMix64
 import Foundation
 
 /// Locations of the shared test vectors and of the package's build products.
@@ -107,15 +108,18 @@ public struct TemporaryDirectory: Sendable {
     public func cleanup() { try? FileManager.default.removeItem(at: url) }
 }
 
-/// A small deterministic PRNG (SplitMix64) so fuzz-style tests are reproducible.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The deterministic PRNG the benchmarks use (SplitMix64), so fuzz-style tests are reproducible.
+public typealias SeededGenerator = SplitMix64
+
+/// The example dump of reference 01 (`t.dump`): a hard link, inline and external content, a digest,
+/// an escaped xattr, a symlink and a whiteout.
+public let referenceExampleDump = """
+    / 4096 40755 2 0 0 0 1700000000.0 - - -
+    /a 12 100644 2 0 0 0 1700000000.0 - hello\\x20world\\n -
+    /b 12 @100644 2 0 0 0 1700000000.0 /a - -
+    /big 100000 100644 1 0 0 0 1700000000.0 f5/82acdb8f0ae0d159b650c0b967c2770f2bc994a416f80db8780a70b256714b - f582acdb8f0ae0d159b650c0b967c2770f2bc994a416f80db8780a70b256714b user.k\\x3d1=v\\x20x
+    /dash 1 100644 1 0 0 0 1700000000.0 - \\x2d -
+    /s 1 120777 1 0 0 0 1700000000.0 a - -
+    /wh 0 20000 1 0 0 0 1700000000.0 - - -
+
+    """
