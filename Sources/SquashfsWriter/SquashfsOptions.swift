@@ -56,17 +56,42 @@ public struct SquashfsOptions: Sendable, Equatable {
     /// Superblock modification time (fixed, so builds are reproducible).
     public var modificationTime: UInt32
 
-    /// How inodes are ordered in the inode table (always children before their directory,
-    /// since a directory's listing needs their references).
+    /// How inodes are ordered in the inode table (a directory's listing, which needs its
+    /// children's references, always comes after their inodes; the directory's inode after it).
     public enum InodeOrder: String, Sendable, CaseIterable, Codable {
         /// Post-order by name: a directory's files are interleaved with its subdirectories' subtrees.
         case name
         /// Per directory: the subdirectories' subtrees first, then all its other entries
-        /// together, then the directory — so a directory's entries share metadata blocks.
+        /// together, then the directory — so a directory's files share metadata blocks.
         case grouped
+        /// Every directory's children together in name order, subdirectories included (each
+        /// written after its own subtree's listing): the order in which `ls -l`, `find` and a
+        /// directory's lookups visit them. The root comes last.
+        case directories
     }
 
-    public var inodeOrder: InodeOrder = .grouped
+    public var inodeOrder: InodeOrder = .directories
+
+    /// Which directory headers get an entry in the directory's index (the kernel's lookup
+    /// starts its linear scan of a listing at the last index entry ≤ the name).
+    public enum DirectoryIndex: String, Sendable, CaseIterable, Codable {
+        /// A header and an index entry every ⌈√n⌉ entries (directories of more than 16):
+        /// a lookup reads ~2√n entries instead of up to ~250.
+        case dense
+        /// Only headers that start a new 8 KiB metadata block, as mksquashfs and libsquashfs write.
+        case blocks
+
+        /// Entries per header (each with an index entry) in a directory of `entries`; nil: no
+        /// headers beyond those the format needs.
+        public func headerStride(entries: Int) -> Int? {
+            guard self == .dense, entries > 16 else { return nil }
+            var root = 1
+            while root * root < entries { root += 1 }
+            return root
+        }
+    }
+
+    public var directoryIndex: DirectoryIndex = .dense
 
     public init(compression: Compression = .zstd, compressionLevel: Int? = nil, uncompressedTables: Set<Table> = [],
                 blockSize: Int = 1 << 20, modificationTime: UInt32 = 0) {

@@ -62,8 +62,13 @@ private final class Session {
     let raw: SqfsCompressor
     var superblock = sqfs_super_t()
     var numbers: [UInt32]
+    /// Inodes in write order (each inode once, at its first entry).
     var order: [EntryID] = []
+    /// What to write, in order: inodes, and each directory's listing after its children's inodes.
+    var steps: [Step] = []
     var refs: [UInt64]
+    /// Each directory's listing, by inode index, once written.
+    var listings: [InodeID: DirectoryListing] = [:]
     let ids: SqfsObject
     let xattrTable: XattrTableWriter
 
@@ -111,18 +116,27 @@ private final class Session {
         superblock.inode_table_start = file.size
         guard let inodeMeta = sqfs_meta_writer_create(file.pointer, compressor(for: .inodes), 0),
               let dirMeta = sqfs_meta_writer_create(file.pointer, compressor(for: .directories),
-                                                    UInt32(SQFS_META_WRITER_KEEP_IN_MEMORY.rawValue)),
-              let dirWriter = sqfs_dir_writer_create(dirMeta, 0) else {
+                                                    UInt32(SQFS_META_WRITER_KEEP_IN_MEMORY.rawValue)) else {
             throw SquashfsError(path: path, operation: "create the metadata writers", code: -1)
         }
-        let inodeMetaOwner = SqfsObject(inodeMeta), dirMetaOwner = SqfsObject(dirMeta), dirWriterOwner = SqfsObject(dirWriter)
+        let inodeMetaOwner = SqfsObject(inodeMeta), dirMetaOwner = SqfsObject(dirMeta)
+        let directories = DirectoryTableWriter(meta: dirMeta, policy: options.directoryIndex, path: path)
         var stubs = 0
-        for entry in order {
-            let id = layer.inodeID(of: entry)
-            var block: UInt64 = 0, offset: UInt32 = 0
-            sqfs_meta_writer_get_position(inodeMeta, &block, &offset)
-            refs[id.index] = block << 16 | UInt64(offset)
-            if try writeInode(entry, id: id, meta: inodeMeta, dirWriter: dirWriter, dataInode: dataInodes[id]) { stubs += 1 }
+        for step in steps {
+            switch step {
+            case .inode(let entry):
+                let id = layer.inodeID(of: entry)
+                var block: UInt64 = 0, offset: UInt32 = 0
+                sqfs_meta_writer_get_position(inodeMeta, &block, &offset)
+                refs[id.index] = block << 16 | UInt64(offset)
+                if try writeInode(entry, id: id, meta: inodeMeta, dataInode: dataInodes[id]) { stubs += 1 }
+            case .listing(let directory):
+                listings[layer.inodeID(of: directory)] = try directories.write(layer.children(of: directory).map { child in
+                    let childID = layer.inodeID(of: child)
+                    return DirectoryChild(name: Array(layer.name(of: child)), inodeNumber: numbers[childID.index],
+                                          inodeRef: refs[childID.index], type: Self.listingType(layer[inode: childID].type))
+                })
+            }
         }
         try check(sqfs_meta_writer_flush(inodeMeta), "flush the inode table", path: path)
         try check(sqfs_meta_writer_flush(dirMeta), "flush the directory table", path: path)
@@ -139,34 +153,73 @@ private final class Session {
         try check(sqfs_super_write(&superblock, file.pointer), "rewrite the superblock", path: path)
         let padding = Int((4096 - file.size % 4096) % 4096)
         if padding > 0 { try file.write(at: file.size, [UInt8](repeating: 0, count: padding)) }
-        withExtendedLifetime((fragmentTable, inodeMetaOwner, dirMetaOwner, dirWriterOwner)) {}
+        withExtendedLifetime((fragmentTable, inodeMetaOwner, dirMetaOwner)) {}
         return stubs
     }
 
-    /// Post-order (children before their directory, in name order); each inode numbered at
-    /// its first path. The root is last, numbered N.
+    enum Step {
+        case inode(EntryID)
+        case listing(EntryID)
+    }
+
+    /// Plans `steps` and numbers the inodes in write order (each at its first path; the root,
+    /// written last, is N). A directory's listing follows its children's inodes and precedes
+    /// the directory's own inode.
     func planOrder() {
+        func emit(_ entry: EntryID) {
+            let id = layer.inodeID(of: entry)
+            guard numbers[id.index] == 0 else { return }
+            order.append(entry)
+            numbers[id.index] = UInt32(order.count)
+            steps.append(.inode(entry))
+        }
+        func isDirectory(_ entry: EntryID) -> Bool { layer.inode(of: entry).type == .directory }
+
         var stack: [(EntryID, Bool)] = [(.root, false)]
         while let (entry, expanded) = stack.popLast() {
-            if !expanded && layer.inode(of: entry).type == .directory {
-                stack.append((entry, true))
-                let children = layer.children(of: entry)
-                switch options.inodeOrder {
-                case .name:
-                    for child in children.reversed() { stack.append((child, false)) }
-                case .grouped:
-                    // Popped in reverse: subdirectories (with their subtrees) first, then the rest.
-                    for child in children.reversed() where layer.inode(of: child).type != .directory { stack.append((child, false)) }
-                    for child in children.reversed() where layer.inode(of: child).type == .directory { stack.append((child, false)) }
+            let children = layer.children(of: entry)
+            if options.inodeOrder == .directories {
+                // (directory, false): its subdirectories' contents first; (directory, true): then
+                // all its children together, then its listing.
+                if expanded {
+                    for child in children { emit(child) }
+                    steps.append(.listing(entry))
+                } else {
+                    stack.append((entry, true))
+                    for child in children.reversed() where isDirectory(child) { stack.append((child, false)) }
                 }
                 continue
             }
-            let id = layer.inodeID(of: entry)
-            if numbers[id.index] == 0 {
-                order.append(entry)
-                numbers[id.index] = UInt32(order.count)
+            if !expanded && isDirectory(entry) {
+                stack.append((entry, true))
+                switch options.inodeOrder {
+                case .name:
+                    for child in children.reversed() { stack.append((child, false)) }
+                case .grouped, .directories:
+                    // Popped in reverse: subdirectories (with their subtrees) first, then the rest.
+                    for child in children.reversed() where !isDirectory(child) { stack.append((child, false)) }
+                    for child in children.reversed() where isDirectory(child) { stack.append((child, false)) }
+                }
+                continue
             }
+            if isDirectory(entry) { steps.append(.listing(entry)) }
+            emit(entry)
         }
+        if options.inodeOrder == .directories { emit(.root) }
+    }
+
+    /// The basic inode type a directory entry records.
+    static func listingType(_ type: FileType) -> UInt16 {
+        let type: SQFS_INODE_TYPE = switch type {
+        case .directory: SQFS_INODE_DIR
+        case .regular: SQFS_INODE_FILE
+        case .symlink: SQFS_INODE_SLINK
+        case .blockDevice: SQFS_INODE_BDEV
+        case .charDevice: SQFS_INODE_CDEV
+        case .fifo: SQFS_INODE_FIFO
+        case .socket: SQFS_INODE_SOCKET
+        }
+        return UInt16(type.rawValue)
     }
 
     /// Feeds every non-empty inline file through a block processor (fragments).
@@ -211,7 +264,7 @@ private final class Session {
     }
 
     /// Writes one inode; returns whether it was a sparse stub.
-    func writeInode(_ entry: EntryID, id: InodeID, meta: OpaquePointer, dirWriter: OpaquePointer, dataInode: SqfsInode?) throws -> Bool {
+    func writeInode(_ entry: EntryID, id: InodeID, meta: OpaquePointer, dataInode: SqfsInode?) throws -> Bool {
         let inode = layer[inode: id]
         let xattr = xattrIndex(of: inode)
         let extended = xattr != 0xFFFF_FFFF
@@ -219,30 +272,9 @@ private final class Session {
         var stubBlocks = 0
         switch inode.type {
         case .directory:
-            try check(sqfs_dir_writer_begin(dirWriter, 0), "begin directory \(layer.displayPath(of: entry))", path: path)
-            for child in layer.children(of: entry) {
-                let childID = layer.inodeID(of: child)
-                let name = Array(layer.name(of: child)) + [0]
-                let rc = name.withUnsafeBufferPointer { buffer in
-                    buffer.withMemoryRebound(to: CChar.self) {
-                        sqfs_dir_writer_add_entry(dirWriter, $0.baseAddress, numbers[childID.index], refs[childID.index],
-                                                  UInt16(truncatingIfNeeded: layer[inode: childID].mode))
-                    }
-                }
-                try check(rc, "add \(layer.displayPath(of: child)) to its directory", path: path)
-            }
-            try check(sqfs_dir_writer_end(dirWriter), "end directory \(layer.displayPath(of: entry))", path: path)
+            guard let listing = listings[id] else { preconditionFailure("directory inode planned before its listing") }
             let parentNumber = entry == .root ? UInt32(order.count + 1) : numbers[layer.inodeID(of: layer.parent(of: entry)).index]
-            guard let created = sqfs_dir_writer_create_inode(dirWriter, 0, xattr, parentNumber) else {
-                throw SquashfsError(path: path, operation: "create the inode of \(layer.displayPath(of: entry))", code: -1)
-            }
-            node = SqfsInode(created)
-            let nlink = layer.nlink(of: id)
-            if node.pointer.pointee.base.type == UInt16(SQFS_INODE_DIR.rawValue) {
-                node.pointer.pointee.data.dir.nlink = nlink
-            } else {
-                node.pointer.pointee.data.dir_ext.nlink = nlink
-            }
+            node = try directoryInode(listing, nlink: layer.nlink(of: id), parent: parentNumber, xattr: xattr)
         case .regular:
             if let dataInode {
                 node = dataInode
@@ -298,6 +330,36 @@ private final class Session {
         try check(sqfs_meta_writer_write_inode(meta, node.pointer), "write the inode of \(layer.displayPath(of: entry))", path: path)
         if stubBlocks > 0 { try appendZeroBlockList(count: stubBlocks, meta: meta, entry: entry) }
         return stubBlocks > 0
+    }
+
+    /// A basic directory inode, or an extended one (with the listing's index) when it has
+    /// xattrs, an index or a listing of 64 KiB or more.
+    func directoryInode(_ listing: DirectoryListing, nlink: UInt32, parent: UInt32, xattr: UInt32) throws -> SqfsInode {
+        guard xattr != 0xFFFF_FFFF || listing.size > 0xFFFF || !listing.index.isEmpty else {
+            let node = try SqfsInode(payloadBytes: 0, path: path)
+            node.pointer.pointee.base.type = UInt16(SQFS_INODE_DIR.rawValue)
+            node.pointer.pointee.data.dir = sqfs_inode_dir_t(start_block: listing.startBlock, nlink: nlink, size: UInt16(listing.size),
+                                                             offset: listing.offset, parent_inode: parent)
+            return node
+        }
+        // libsquashfs serialises the payload as host-order sqfs_dir_index_t + name, one after another.
+        var payload: [UInt8] = []
+        payload.reserveCapacity(listing.indexBytes)
+        for entry in listing.index {
+            for field in [entry.index, entry.startBlock, UInt32(entry.name.count - 1)] {
+                withUnsafeBytes(of: field) { payload.append(contentsOf: $0) }
+            }
+            payload.append(contentsOf: entry.name)
+        }
+        let node = try SqfsInode(payloadBytes: payload.count, path: path)
+        node.pointer.pointee.base.type = UInt16(SQFS_INODE_EXT_DIR.rawValue)
+        node.pointer.pointee.data.dir_ext = sqfs_inode_dir_ext_t(
+            nlink: nlink, size: listing.size, start_block: listing.startBlock, parent_inode: parent,
+            inodex_count: UInt16(listing.index.count), offset: listing.offset, xattr_idx: xattr)
+        node.pointer.pointee.payload_bytes_used = UInt32(payload.count)
+        let extra = ovl_sqfs_inode_extra(node.pointer)!
+        for (i, byte) in payload.enumerated() { extra[i] = byte }
+        return node
     }
 
     func fillBase(_ node: SqfsInode, inode: Inode, number: UInt32, entry: EntryID) throws {

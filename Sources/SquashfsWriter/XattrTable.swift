@@ -55,16 +55,16 @@ final class XattrTableWriter {
             buffer.removeAll(keepingCapacity: true)
             for xattr in set {
                 let (type, name) = Self.split(xattr.key)
-                append16(type, to: &buffer)
-                append16(UInt16(name.count), to: &buffer)
+                buffer.appendLE(type)
+                buffer.appendLE(UInt16(name.count))
                 buffer.append(contentsOf: name)
-                append32(UInt32(xattr.value.count), to: &buffer)
+                buffer.appendLE(UInt32(xattr.value.count))
                 buffer.append(contentsOf: xattr.value)
             }
             try check(buffer.withUnsafeBytes { sqfs_meta_writer_append(kv, $0.baseAddress, $0.count) }, "write xattrs", path: path)
-            append64(block << 16 | UInt64(offset), to: &entries)
-            append32(UInt32(set.count), to: &entries)
-            append32(UInt32(buffer.count), to: &entries)
+            entries.appendLE(block << 16 | UInt64(offset))
+            entries.appendLE(UInt32(set.count))
+            entries.appendLE(UInt32(buffer.count))
         }
         try check(sqfs_meta_writer_flush(kv), "flush the xattr table", path: path)
         withExtendedLifetime(kvOwner) {}
@@ -86,10 +86,10 @@ final class XattrTableWriter {
         }
         withExtendedLifetime(idOwner) {}
         var header: [UInt8] = []
-        append64(kvStart, to: &header)
-        append32(UInt32(sets.count), to: &header)
-        append32(0, to: &header)
-        for location in locations { append64(location, to: &header) }
+        header.appendLE(kvStart)
+        header.appendLE(UInt32(sets.count))
+        header.appendLE(UInt32(0))
+        for location in locations { header.appendLE(location) }
         superblock.xattr_id_table_start = file.size
         try file.write(at: file.size, header)
         superblock.flags &= ~UInt16(SQFS_FLAG_NO_XATTRS.rawValue)
@@ -104,14 +104,4 @@ final class XattrTableWriter {
     }
 
     private static let prefixes = ["user.", "trusted.", "security."].map { Array($0.utf8) }
-}
-
-@inline(__always) private func append16(_ v: UInt16, to out: inout [UInt8]) {
-    out.append(UInt8(truncatingIfNeeded: v)); out.append(UInt8(truncatingIfNeeded: v >> 8))
-}
-@inline(__always) private func append32(_ v: UInt32, to out: inout [UInt8]) {
-    for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) }
-}
-@inline(__always) private func append64(_ v: UInt64, to out: inout [UInt8]) {
-    for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
 }

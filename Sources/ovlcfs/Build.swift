@@ -118,8 +118,19 @@ struct Build: ParsableCommand {
     @Option(help: ArgumentHelp("Data block size in bytes (power of two, 4096–1048576).", valueName: "BYTES"))
     var blockSize: Int = 1 << 20
 
-    @Option(help: ArgumentHelp("Inode table order: name (post-order by name) or grouped (a directory's entries together).", valueName: "ORDER"))
-    var inodeOrder: String = "grouped"
+    @Option(help: ArgumentHelp("""
+        Inode table order: directories (each directory's children together, subdirectories \
+        included: the order ls -l and lookups visit them), grouped (a directory's files together, \
+        each subdirectory after its subtree) or name (post-order by name, as gensquashfs).
+        """, valueName: "ORDER"))
+    var inodeOrder: String = "directories"
+
+    @Option(help: ArgumentHelp("""
+        Directory index: dense (an index entry every √n entries, so the kernel's lookup reads \
+        ~2√n entries instead of up to ~250; cold ls -lR about 2× faster) or blocks (one per \
+        8 KiB metadata block, as mksquashfs).
+        """, valueName: "dense|blocks"))
+    var directoryIndex: String = "dense"
 
     @Flag(help: "Refuse the model if squashfs cannot hold all of it, instead of warning.")
     var strict = false
@@ -146,9 +157,13 @@ struct Build: ParsableCommand {
         var options = SquashfsOptions(compression: compression, compressionLevel: compressionLevel,
                                       uncompressedTables: tables, blockSize: blockSize)
         guard let order = SquashfsOptions.InodeOrder(rawValue: inodeOrder) else {
-            throw ValidationError("--inode-order takes name or grouped")
+            throw ValidationError("--inode-order takes directories, grouped or name, not '\(inodeOrder)'")
         }
         options.inodeOrder = order
+        guard let index = SquashfsOptions.DirectoryIndex(rawValue: directoryIndex) else {
+            throw ValidationError("--directory-index takes dense or blocks, not '\(directoryIndex)'")
+        }
+        options.directoryIndex = index
         do { try options.validate() } catch { throw ValidationError(error.description) }
         return options
     }

@@ -27,9 +27,9 @@ public final class TestMounts: @unchecked Sendable {
 
     public init() {}
 
-    /// Attaches `image` read-only to a free loop device.
-    public func attachLoop(_ image: String) throws -> String {
-        let result = try run("/sbin/losetup", ["--find", "--show", "--read-only", image])
+    /// Attaches `image` read-only to a free loop device (with `sectorSize`-byte logical blocks).
+    public func attachLoop(_ image: String, sectorSize: Int = 512) throws -> String {
+        let result = try run("/sbin/losetup", ["--find", "--show", "--read-only", "--sector-size", "\(sectorSize)", image])
         guard result.status == 0 else { throw TestFailure("losetup \(image): \(result.stderrText)") }
         let device = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         lock.withLock { loops.append(device) }
