@@ -21,7 +21,9 @@ public protocol MountHandle: AnyObject {
 /// Everything the driver asks of the kernel: the seam tests replace to record calls and inject
 /// failures (like swift-system's mocking and containerization's netlink seam).
 public protocol KernelOps: AnyObject {
-    func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64) throws -> any LoopHandle
+    /// A read-only, autoclearing loop device over `file` (`sizeLimit` 0: to the end), with
+    /// logical blocks of `blockSize` bytes.
+    func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64, blockSize: UInt32) throws -> any LoopHandle
     /// Configures and creates a filesystem: `options` in order (a nil value sets a flag).
     func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle
     func unmount(_ target: String) throws
@@ -46,10 +48,11 @@ public protocol KernelOps: AnyObject {
 public final class LinuxKernelOps: KernelOps {
     public init() {}
 
-    public func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64) throws -> any LoopHandle {
+    public func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64, blockSize: UInt32) throws -> any LoopHandle {
         var options = LoopDevice.Options()
         options.offset = offset
         options.sizeLimit = sizeLimit
+        options.blockSize = blockSize
         return try LoopDevice.attach(file: file, options: options)
     }
 

@@ -30,6 +30,11 @@ public struct MountRequest: Sendable {
     public var verity: VerityPolicy
     /// For verity disks: the root hash to trust (default: the one the partition UUIDs spell).
     public var rootHash: [UInt8]?
+    /// Logical block size of the loop devices; nil: 4096 when the image (or partition) is a
+    /// whole number of 4 KiB blocks, else 512. With 4096, squashfs keeps the device pages it
+    /// reads only partly (metadata blocks straddling pages) in its page cache instead of reading
+    /// them again — about half the loop requests of a cold walk (docs/performance.md).
+    public var loopBlockSize: UInt32?
 
     public init(image: String, target: String, objects: [String], layout: OverlayLayout = .dataOnly, verity: VerityPolicy = .auto,
                 rootHash: [UInt8]? = nil) {
@@ -145,14 +150,22 @@ public final class MountDriver {
             let lower: any MountHandle
             switch kind {
             case .squashfs:
-                loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: 0, sizeLimit: 0) }
+                loop = try step(.loopAttach) {
+                    try kernel.attachLoop(file: request.image, offset: 0, sizeLimit: 0, blockSize: loopBlockSize(request, size: nil))
+                }
                 lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: loop!.path, options: [("ro", nil)]) }
             case .verityDisk:
                 if request.verity != .off && kernel.hasDeviceMapper() {
                     // dm-verity: loops over both partitions, the data mapped through the hash tree.
                     let disk = try step(.verity) { try VerityDisk.open(request.image) }
-                    loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: disk.data.offset, sizeLimit: disk.data.size) }
-                    hashLoop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: disk.hash.offset, sizeLimit: disk.hash.size) }
+                    loop = try step(.loopAttach) {
+                        try kernel.attachLoop(file: request.image, offset: disk.data.offset, sizeLimit: disk.data.size,
+                                              blockSize: loopBlockSize(request, size: disk.data.size))
+                    }
+                    hashLoop = try step(.loopAttach) {
+                        try kernel.attachLoop(file: request.image, offset: disk.hash.offset, sizeLimit: disk.hash.size,
+                                              blockSize: loopBlockSize(request, size: disk.hash.size))
+                    }
                     let name = "ovlcfs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
                     let mapped = try step(.verity) {
                         try kernel.activateVerity(data: loop!.path, hash: hashLoop!.path, rootHash: request.rootHash ?? disk.rootHash, name: name)
@@ -172,7 +185,10 @@ public final class MountDriver {
                     verityActive = false
                 } else {
                     let partition = try step(.verity) { try checkVerityDisk(request) }
-                    loop = try step(.loopAttach) { try kernel.attachLoop(file: request.image, offset: partition.offset, sizeLimit: partition.size) }
+                    loop = try step(.loopAttach) {
+                        try kernel.attachLoop(file: request.image, offset: partition.offset, sizeLimit: partition.size,
+                                              blockSize: loopBlockSize(request, size: partition.size))
+                    }
                     lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: loop!.path, options: [("ro", nil)]) }
                 }
             case .composefs:
@@ -181,7 +197,7 @@ public final class MountDriver {
                         return try kernel.mountFilesystem(type: "erofs", source: request.image, options: [("ro", nil)])
                     } catch let error as MountError where error.errno == .notBlockDevice {
                         // Kernels before 6.12 mount EROFS only from a block device.
-                        loop = try kernel.attachLoop(file: request.image, offset: 0, sizeLimit: 0)
+                        loop = try kernel.attachLoop(file: request.image, offset: 0, sizeLimit: 0, blockSize: loopBlockSize(request, size: nil))
                         return try kernel.mountFilesystem(type: "erofs", source: loop!.path, options: [("ro", nil)])
                     }
                 }
@@ -245,6 +261,13 @@ public final class MountDriver {
 
     /// The overlay mount with the lower filesystem attached at a staging directory under the
     /// state directory for the duration of the call (the overlay holds a private clone of it).
+    /// The loop block size for `request` over `size` bytes of its image (nil: the whole file).
+    func loopBlockSize(_ request: MountRequest, size: UInt64?) -> UInt32 {
+        if let chosen = request.loopBlockSize { return chosen }
+        guard let bytes = size ?? (try? FileStatus(path: request.image))?.size, bytes > 0 else { return 512 }
+        return bytes % 4096 == 0 ? 4096 : 512
+    }
+
     func mountOverlayThroughStaging(lower: any MountHandle, options: [(String, String?)]) throws -> any MountHandle {
         let staging = stateDirectory + "/staging/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)

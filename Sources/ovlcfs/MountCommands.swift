@@ -63,10 +63,20 @@ struct MountCommand: ParsableCommand {
     @Flag(help: "Before mounting, check that every object the image names exists with its size; list the missing ones.")
     var checkObjects = false
 
+    @Option(help: ArgumentHelp("""
+        Logical block size of the loop devices: 512 or 4096 (default: 4096 when the image is a \
+        whole number of 4 KiB blocks, as ovlcfs writes them; squashfs then caches the device pages \
+        it reads only partly instead of reading them again).
+        """, valueName: "BYTES"))
+    var loopBlockSize: UInt32?
+
     @OptionGroup var state: StateOptions
 
     func validate() throws {
         if objects.isEmpty { throw ValidationError("Give at least one --objects directory.") }
+        if let loopBlockSize, ![512, 1024, 2048, 4096].contains(loopBlockSize) {
+            throw ValidationError("--loop-block-size takes 512, 1024, 2048 or 4096, not \(loopBlockSize)")
+        }
     }
 
     /// The image's payloads that no objects directory holds with the right size.
@@ -102,7 +112,9 @@ struct MountCommand: ParsableCommand {
                 }
                 rootHashBytes = bytes
             }
-            let record = try driver.mount(MountRequest(image: image, target: mountPoint, objects: objects, layout: layout, verity: verity, rootHash: rootHashBytes))
+            var request = MountRequest(image: image, target: mountPoint, objects: objects, layout: layout, verity: verity, rootHash: rootHashBytes)
+            request.loopBlockSize = loopBlockSize
+            let record = try driver.mount(request)
             printError("mounted \(image) (\(record.kind.rawValue)\(record.loopDevice.map { " on \($0)" } ?? "")) at \(record.target)")
         }
     }

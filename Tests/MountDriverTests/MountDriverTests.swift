@@ -41,9 +41,9 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
         }
     }
 
-    func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64) throws -> any LoopHandle {
+    func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64, blockSize: UInt32) throws -> any LoopHandle {
         if failAt == .loopAttach { throw Injected() }
-        calls.append("loop \(file)")
+        calls.append("loop \(file) bs=\(blockSize)")
         return Loop(self)
     }
 
@@ -87,11 +87,11 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
 
 @Suite("Mount driver (recorded kernel, no root needed)")
 struct MountDriverTests {
-    /// A squashfs-looking image, a mount point and objects in a temporary directory.
-    func fixture() throws -> (TemporaryDirectory, String, String, String) {
+    /// A squashfs-looking image (`bytes` long), a mount point and objects in a temporary directory.
+    func fixture(bytes: Int = 4096) throws -> (TemporaryDirectory, String, String, String) {
         let dir = try TemporaryDirectory()
         let image = dir.path("i.sqfs")
-        _ = FileManager.default.createFile(atPath: image, contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: 92)))
+        _ = FileManager.default.createFile(atPath: image, contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: bytes - 4)))
         try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
         return (dir, image, dir.path("mnt"), dir.path("objects"))
@@ -105,7 +105,7 @@ struct MountDriverTests {
         let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
         let record = try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], verity: .off))
         #expect(kernel.calls == [
-            "loop \(image)",
+            "loop \(image) bs=4096",
             "squashfs /dev/loop7 ro",
             "overlay ovlcfs lowerdir+=/proc/self/fd/12,datadir+=\(objects),metacopy=on,redirect_dir=follow,ro",
             "attach /proc/self/fd/13 at \(mnt)",
@@ -199,8 +199,8 @@ struct MountDriverTests {
         let record = try driver.mount(MountRequest(image: dir.path("disk.raw"), target: mnt, objects: [objects], verity: .require))
         let mapped = try #require(record.verityDevice)
         #expect(kernel.calls == [
-            "loop \(dir.path("disk.raw"))",
-            "loop \(dir.path("disk.raw"))",
+            "loop \(dir.path("disk.raw")) bs=4096",
+            "loop \(dir.path("disk.raw")) bs=4096",
             "verity /dev/loop7 /dev/loop7 \(disk.rootHashHex)",
             "squashfs \(mapped) ro",
             "deferred-remove",
@@ -230,6 +230,20 @@ struct MountDriverTests {
         let unchecked = try third.mount(MountRequest(image: dir.path("disk.raw"), target: dir.path("objects"), objects: [objects], verity: .off))
         #expect(unchecked.verityDevice == nil)
         #expect(!plain.calls.contains { $0.hasPrefix("verity") })
+    }
+
+    @Test("loop block size: 4096 for a whole number of 4 KiB blocks, else 512; the request can choose",
+          arguments: [(4096, nil, 4096), (8192, nil, 4096), (96, nil, 512), (4100, nil, 512), (8192, 512, 512)] as [(Int, UInt32?, UInt32)])
+    func loopBlockSize(bytes: Int, requested: UInt32?, expected: UInt32) throws {
+        let (dir, image, mnt, objects) = try fixture(bytes: bytes)
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        var request = MountRequest(image: image, target: mnt, objects: [objects], verity: .off)
+        request.loopBlockSize = requested
+        _ = try driver.mount(request)
+        defer { _ = try? driver.unmountAll() }
+        #expect(kernel.calls.first == "loop \(image) bs=\(expected)")
     }
 
     @Test("before 6.15 the lower filesystem is attached on a staging directory for the overlay mount only")
