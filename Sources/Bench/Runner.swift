@@ -15,11 +15,39 @@ public enum CacheState: String, Sendable, Codable, CaseIterable {
     case warm
 }
 
+/// A departure from the defaults of `ovlcfs build`/`ovlcfs mount`, measured side by side with
+/// them: an overlay arm's name followed by `+lever` (docs/performance.md).
+public enum Lever: String, Sendable, Codable, CaseIterable {
+    /// Directory index entries only where a listing enters a new metadata block, as mksquashfs
+    /// writes them (`--directory-index blocks`).
+    case blockIndex = "block-index"
+    /// Inode table: per directory, subdirectory subtrees first, then its other entries
+    /// (`--inode-order grouped`).
+    case groupedOrder = "grouped-order"
+    /// Inode table in post-order by name, as gensquashfs writes it (`--inode-order name`).
+    case nameOrder = "name-order"
+    /// Loop device with 512-byte logical blocks, the kernel's default (`mount --loop-block-size 512`).
+    case loop512
+
+    func apply(to options: inout SquashfsOptions) {
+        switch self {
+        case .blockIndex: options.directoryIndex = .blocks
+        case .groupedOrder: options.inodeOrder = .grouped
+        case .nameOrder: options.inodeOrder = .name
+        case .loop512: break
+        }
+    }
+
+    func apply(to request: inout MountRequest) {
+        if self == .loop512 { request.loopBlockSize = 512 }
+    }
+}
+
 /// One stack under test.
 public struct Arm: Sendable, Codable, Equatable {
     public enum Kind: Sendable, Codable, Equatable {
         case composefs
-        case squashfs(layout: OverlayLayout, compression: SquashfsOptions.Compression, rawMetadata: Bool)
+        case squashfs(layout: OverlayLayout, compression: SquashfsOptions.Compression, rawMetadata: Bool, levers: [Lever] = [])
     }
 
     public var name: String
@@ -37,6 +65,27 @@ public struct Arm: Sendable, Codable, Equatable {
     /// uncompressed and compressed with `compression`.
     public static func defaults(compression: SquashfsOptions.Compression = .zstd) -> [Arm] {
         [.composefs] + OverlayLayout.allCases.flatMap { [overlay($0, .none), overlay($0, compression)] }
+    }
+
+    /// A default arm by name, or an overlay arm with levers (`overlay-data-only-none+loop512`);
+    /// nil if the name is neither.
+    public static func named(_ name: String, compression: SquashfsOptions.Compression = .zstd) -> Arm? {
+        let parts = name.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
+        guard var arm = defaults(compression: compression).first(where: { $0.name == parts[0] }) else { return nil }
+        guard parts.count > 1 else { return arm }
+        guard case .squashfs(let layout, let compression, let raw, _) = arm.kind else { return nil }
+        var levers: [Lever] = []
+        for part in parts.dropFirst() {
+            guard let lever = Lever(rawValue: part), !levers.contains(lever) else { return nil }
+            levers.append(lever)
+        }
+        arm.name = name
+        arm.kind = .squashfs(layout: layout, compression: compression, rawMetadata: raw, levers: levers)
+        return arm
+    }
+
+    var levers: [Lever] {
+        if case .squashfs(_, _, _, let levers) = kind { levers } else { [] }
     }
 }
 
@@ -175,8 +224,10 @@ public final class BenchRunner: @unchecked Sendable {
             let target = workDirectory + "/mnt/" + arm.name
             try FileQueries.createDirectories(target)
             if driver.isMountPoint(target) { try driver.unmount(target) }
-            let layout: OverlayLayout = if case .squashfs(let layout, _, _) = arm.kind { layout } else { .dataOnly }
-            try driver.mount(MountRequest(image: path, target: target, objects: [objects], layout: layout, verity: .off))
+            let layout: OverlayLayout = if case .squashfs(let layout, _, _, _) = arm.kind { layout } else { .dataOnly }
+            var request = MountRequest(image: path, target: target, objects: [objects], layout: layout, verity: .off)
+            for lever in arm.levers { lever.apply(to: &request) }
+            try driver.mount(request)
             mounted.append((arm, target))
         }
         report.skipped.append(.init(arm: "overlay-disk-*", reason: diskArmReason()))
@@ -240,9 +291,10 @@ public final class BenchRunner: @unchecked Sendable {
             let writer = try AtomicFileWriter(destination: path)
             try writer.write(try ComposefsImage.bytes(for: model))
             try writer.commit()
-        case .squashfs(let layout, let compression, let rawMetadata):
+        case .squashfs(let layout, let compression, let rawMetadata, let levers):
             path = workDirectory + "/\(arm.name).sqfs"
-            let options = SquashfsOptions(compression: compression, uncompressedTables: rawMetadata ? Set(SquashfsOptions.Table.allCases) : [])
+            var options = SquashfsOptions(compression: compression, uncompressedTables: rawMetadata ? Set(SquashfsOptions.Table.allCases) : [])
+            for lever in levers { lever.apply(to: &options) }
             try SquashfsWriter.write(try OverlayTranslation.translate(model, options: .init(layout: layout)), to: path, options: options)
         }
         let elapsed = ContinuousClock.now - start

@@ -46,7 +46,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Comma-separated workloads: ls-lR, walk, stat-random, getxattr, read-random, read-all.", valueName: "LIST"))
     var workloads: String?
 
-    @Option(help: ArgumentHelp("Comma-separated arms (default: all).", valueName: "LIST"))
+    @Option(help: ArgumentHelp("""
+        Comma-separated arms (default: all). An overlay arm followed by +LEVER departs from \
+        the defaults to measure one lever: +block-index, +grouped-order, +name-order, +loop512 \
+        (e.g. overlay-data-only-none+loop512).
+        """, valueName: "LIST"))
     var arms: String?
 
     @Option(help: ArgumentHelp("cold, warm or both.", valueName: "STATE"))
@@ -84,8 +88,9 @@ struct BenchCommand: ParsableCommand {
         let allArms = Arm.defaults(compression: compression)
         if let arms {
             configuration.arms = try arms.split(separator: ",").map { name in
-                guard let arm = allArms.first(where: { $0.name == name }) else {
-                    throw ValidationError("unknown arm '\(name)'; arms: \(allArms.map(\.name).joined(separator: ", "))")
+                guard let arm = Arm.named(String(name), compression: compression) else {
+                    throw ValidationError("unknown arm '\(name)'; arms: \(allArms.map(\.name).joined(separator: ", ")), "
+                        + "and overlay arms with levers: +\(Lever.allCases.map(\.rawValue).joined(separator: ", +"))")
                 }
                 return arm
             }
