@@ -66,14 +66,8 @@ public struct WorkloadRunner: Sendable {
         let start = ContinuousClock.now
         switch workload {
         case .lsLR:
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/ls")
-            process.arguments = ["-lR", root]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw BenchError("ls -lR \(root) exited with \(process.terminationStatus)") }
+            let status = try Subprocess.runQuietly("/bin/ls", ["-lR", root])
+            guard status == 0 else { throw BenchError("ls -lR \(root) exited with \(status)") }
         case .walk:
             var stack = [try DirectoryHandle(path: root)]
             while let dir = stack.popLast() {

@@ -59,6 +59,27 @@ func sampleReport() -> BenchReport {
     return report
 }
 
+@Suite("Bench subprocesses and lever arms")
+struct SubprocessTests {
+    @Test("exit statuses, a signal, and a missing program")
+    func statuses() throws {
+        #expect(try Subprocess.runQuietly("/bin/true", []) == 0)
+        #expect(try Subprocess.runQuietly("/bin/sh", ["-c", "exit 7"]) == 7)
+        #expect(try Subprocess.runQuietly("/bin/sh", ["-c", "echo noise; echo noise >&2; kill -9 $$"]) == 128 + 9)
+        #expect(throws: IOError.self) { try Subprocess.runQuietly("/nonexistent/ovlcfs-test", []) }
+    }
+
+    @Test("arm names with levers parse; unknown or repeated levers do not")
+    func leverArms() throws {
+        let arm = try #require(Arm.named("overlay-data-only-none+block-index+loop512"))
+        #expect(arm.kind == .squashfs(layout: .dataOnly, compression: .gzip, rawMetadata: true, levers: [.blockIndex, .loop512]))
+        #expect(Arm.named("overlay-legacy-zstd") == .overlay(.legacy, .zstd))
+        #expect(Arm.named("composefs+loop512") == nil)
+        #expect(Arm.named("overlay-data-only-none+loop512+loop512") == nil)
+        #expect(Arm.named("overlay-data-only-none+fast") == nil)
+    }
+}
+
 @Suite("Bench reports")
 struct ReportTests {
     @Test("JSON has results, ratios, images and system with the documented names")
