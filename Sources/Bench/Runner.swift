@@ -71,7 +71,9 @@ public struct Arm: Sendable, Codable, Equatable {
     /// nil if the name is neither.
     public static func named(_ name: String, compression: SquashfsOptions.Compression = .zstd) -> Arm? {
         let parts = name.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
-        guard var arm = defaults(compression: compression).first(where: { $0.name == parts[0] }) else { return nil }
+        let known = defaults(compression: compression)
+            + OverlayLayout.allCases.flatMap { layout in SquashfsOptions.Compression.allCases.map { overlay(layout, $0) } }
+        guard var arm = known.first(where: { $0.name == parts[0] }) else { return nil }
         guard parts.count > 1 else { return arm }
         guard case .squashfs(let layout, let compression, let raw, _) = arm.kind else { return nil }
         var levers: [Lever] = []
