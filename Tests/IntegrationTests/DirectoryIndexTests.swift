@@ -76,10 +76,14 @@ struct DirectoryIndexTests {
             let handle = try DirectoryHandle(path: dir.path("mnt") + "/d\(d)")
             #expect(try handle.entries().sorted { $0.lexicographicallyPrecedes($1) } == names, "listing of d\(d)")
             var wrong: [String] = []
+            var inodes: [UInt64] = []
             for (i, name) in names.enumerated() {
                 let status = try? handle.status(name)
                 if status?.mtimeSeconds != Int64(1000 + i) { wrong.append(Self.escaped(name)) }
+                inodes.append(status?.inode ?? 0)
             }
+            // Inode order `directories`: a directory's children are written (and numbered) together, in name order.
+            #expect(inodes == Array(inodes[0]..<inodes[0] + UInt64(names.count)), "d\(d): children not numbered consecutively")
             #expect(wrong.isEmpty, "d\(d) (\(names.count) entries): \(wrong.count) names not found or found as another inode, e.g. \(wrong.prefix(3))")
             let present = Set(names)
             let edges: [[UInt8]] = [[0x01], [0xFF, 0xFF, 0xFF]]
