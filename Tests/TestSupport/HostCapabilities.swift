@@ -47,7 +47,21 @@ public final class TestMounts: @unchecked Sendable {
     /// Unmounts everything (newest first) and detaches the loop devices.
     public func tearDown() {
         let (targets, devices) = lock.withLock { (mountpoints.reversed(), loops.reversed()) }
-        for target in targets { _ = try? run("/bin/umount", [target]) }
+        for target in targets {
+            // A busy mount (another test's process starting at that moment) is retried for up
+            // to two seconds, then detached lazily, and said.
+            var result = try? run("/bin/umount", [target])
+            var attempts = 0
+            while result?.status != 0 && attempts < 20 {
+                usleep(100_000)
+                result = try? run("/bin/umount", [target])
+                attempts += 1
+            }
+            if result?.status != 0 {
+                print("TestMounts: umount \(target) failed (\(result?.stderrText ?? "umount did not run")); detaching it lazily")
+                _ = try? run("/bin/umount", ["-l", target])
+            }
+        }
         for device in devices { _ = try? run("/sbin/losetup", ["--detach", device]) }
         lock.withLock { mountpoints = []; loops = [] }
     }
