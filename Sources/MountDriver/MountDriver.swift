@@ -202,19 +202,23 @@ public final class MountDriver {
                     }
                 }
             }
-            var options: [(String, String?)] = [("lowerdir+", lower.procPath)]
-            for objects in request.objects {
-                options.append((request.layout == .dataOnly ? "datadir+" : "lowerdir+", objects))
+            /// The overlay's options with the image's filesystem reached at `lowerPath`.
+            func overlayOptions(lowerPath: String) -> [(String, String?)] {
+                var options: [(String, String?)] = [("lowerdir+", lowerPath)]
+                for objects in request.objects {
+                    options.append((request.layout == .dataOnly ? "datadir+" : "lowerdir+", objects))
+                }
+                options += [("metacopy", "on"), ("redirect_dir", "follow"), ("ro", nil)]
+                if verity { options.append(("verity", "require")) }
+                return options
             }
-            options += [("metacopy", "on"), ("redirect_dir", "follow"), ("ro", nil)]
-            if verity { options.append(("verity", "require")) }
             let overlay = try step(.overlayMount) {
                 // Kernels before 6.15 refuse a detached mount as a layer ("failed to clone
                 // lowerpath"): there the lower filesystem is attached on a private staging
                 // directory just for the overlay mount, which keeps its own clone of it.
                 kernel.acceptsDetachedLayers()
-                    ? try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: options)
-                    : try mountOverlayThroughStaging(lower: lower, options: options)
+                    ? try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: overlayOptions(lowerPath: lower.procPath))
+                    : try mountOverlayThroughStaging(lower: lower, options: overlayOptions(lowerPath:))
             }
             let record = MountRecord(target: target, image: request.image, kind: kind, layout: request.layout,
                                      objects: request.objects, loopDevice: loop?.path, verityDevice: verityName.map { "/dev/mapper/" + $0 },
@@ -259,8 +263,6 @@ public final class MountDriver {
         return disk.data
     }
 
-    /// The overlay mount with the lower filesystem attached at a staging directory under the
-    /// state directory for the duration of the call (the overlay holds a private clone of it).
     /// The loop block size for `request` over `size` bytes of its image (nil: the whole file).
     func loopBlockSize(_ request: MountRequest, size: UInt64?) -> UInt32 {
         if let chosen = request.loopBlockSize { return chosen }
@@ -268,16 +270,17 @@ public final class MountDriver {
         return bytes % 4096 == 0 ? 4096 : 512
     }
 
-    func mountOverlayThroughStaging(lower: any MountHandle, options: [(String, String?)]) throws -> any MountHandle {
+    /// The overlay mount with the lower filesystem attached at a staging directory under the
+    /// state directory for the duration of the call (the overlay holds a private clone of it);
+    /// `options` gives the overlay's options for the staging path.
+    func mountOverlayThroughStaging(lower: any MountHandle, options: (String) -> [(String, String?)]) throws -> any MountHandle {
         let staging = stateDirectory + "/staging/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         defer { try? FileQueries.removeEmptyDirectory(staging) }
         try lower.attach(at: staging)
         // Lazily: this process still holds the mount's fd, which makes a plain umount EBUSY.
         defer { try? kernel.detachMount(staging) }
-        var options = options
-        options[0] = ("lowerdir+", staging)
-        return try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: options)
+        return try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: options(staging))
     }
 
     func step<T>(_ step: MountStep, _ body: () throws -> T) throws -> T {
