@@ -63,13 +63,13 @@ public struct Arm: Sendable, Codable, Equatable {
 
     /// The default arms: composefs, and the overlay option in both layouts with metadata
     /// uncompressed and compressed with `compression`.
-    public static func defaults(compression: SquashfsOptions.Compression = .zstd) -> [Arm] {
+    public static func defaults(compression: SquashfsOptions.Compression = .lz4) -> [Arm] {
         [.composefs] + OverlayLayout.allCases.flatMap { [overlay($0, .none), overlay($0, compression)] }
     }
 
     /// A default arm by name, or an overlay arm with levers (`overlay-data-only-none+loop512`);
     /// nil if the name is neither.
-    public static func named(_ name: String, compression: SquashfsOptions.Compression = .zstd) -> Arm? {
+    public static func named(_ name: String, compression: SquashfsOptions.Compression = .lz4) -> Arm? {
         let parts = name.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
         let known = defaults(compression: compression)
             + OverlayLayout.allCases.flatMap { layout in SquashfsOptions.Compression.allCases.map { overlay(layout, $0) } }

@@ -93,7 +93,7 @@ public struct SquashfsOptions: Sendable, Equatable {
 
     public var directoryIndex: DirectoryIndex = .dense
 
-    public init(compression: Compression = .zstd, compressionLevel: Int? = nil, uncompressedTables: Set<Table> = [],
+    public init(compression: Compression = .lz4, compressionLevel: Int? = nil, uncompressedTables: Set<Table> = [],
                 blockSize: Int = 1 << 20, modificationTime: UInt32 = 0) {
         self.compression = compression
         self.compressionLevel = compressionLevel

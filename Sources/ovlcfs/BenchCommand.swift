@@ -57,7 +57,7 @@ struct BenchCommand: ParsableCommand {
     var cache = "both"
 
     @Option(help: "Compressor of the compressed overlay arms.")
-    var compression: SquashfsOptions.Compression = .zstd
+    var compression: SquashfsOptions.Compression = .lz4
 
     @Option(help: "Files read by read-random.")
     var randomFiles = 200
