@@ -64,7 +64,7 @@ struct MountCommand: ParsableCommand {
     var checkObjects = false
 
     @Option(help: ArgumentHelp("""
-        Logical block size of the loop devices: 512 or 4096 (default: 4096 when the image is a \
+        Logical block size of the loop devices: 512, 1024, 2048 or 4096 (default: 4096 when the image is a \
         whole number of 4 KiB blocks, as ovlcfs writes them; squashfs then caches the device pages \
         it reads only partly instead of reading them again).
         """, valueName: "BYTES"))
