@@ -62,7 +62,7 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        .target(name: "TestSupport", dependencies: ["ImageModel", "Bench"], path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["ImageModel", "Bench", "MountDriver"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ImageModelTests", dependencies: ["ImageModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ComposefsDumpTests", dependencies: ["ComposefsDump", "ImageModel", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "OverlayTranslationTests", dependencies: ["OverlayTranslation", "ImageModel", "ComposefsDump", "TestSupport"], swiftSettings: strict),

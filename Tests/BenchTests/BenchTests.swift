@@ -131,14 +131,9 @@ struct BenchRunTests {
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/fincore"), "fincore (util-linux) is missing"))
     func coldIsCold() throws {
         let model = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("config.dump.gz").path)
-        let dir = try TemporaryDirectory()
-        let driver = MountDriver(stateDirectory: dir.path("state"))
-        defer {
-            try? driver.unmountAll()
-            dir.cleanup()
-        }
-        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        let fixture = try MountFixture()
+        defer { fixture.tearDown() }
+        let (dir, driver) = (fixture.dir, fixture.driver)
         _ = try makeStandInObjects(for: model, in: dir.path("objects"))
         let image = dir.path("i.sqfs")
         try SquashfsWriter.write(try OverlayTranslation.translate(model, options: .init()), to: image,

@@ -317,14 +317,9 @@ struct MountDriverIntegrationTests {
           arguments: ["data-only", "legacy", "composefs"])
     func mountAndUnmount(kind: String) throws {
         let image = try DumpFile.read(path: Self.cs9)
-        let dir = try TemporaryDirectory()
-        let driver = MountDriver(stateDirectory: dir.path("state"))
-        defer {
-            try? driver.unmountAll()
-            dir.cleanup()
-        }
-        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        let fixture = try MountFixture()
+        defer { fixture.tearDown() }
+        let (dir, driver) = (fixture.dir, fixture.driver)
         let objects = try ObjectsFixture(for: image, in: dir.path("objects"))
         let layout: OverlayLayout = kind == "legacy" ? .legacy : .dataOnly
         let path: String
@@ -350,13 +345,9 @@ struct MountDriverIntegrationTests {
     @Test("50 mount/unmount cycles and 8 concurrent mounts of different images leave nothing behind")
     func cyclesAndConcurrency() throws {
         let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("special.dump").path)
-        let dir = try TemporaryDirectory()
-        let driver = MountDriver(stateDirectory: dir.path("state"))
-        defer {
-            try? driver.unmountAll()
-            dir.cleanup()
-        }
-        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        let fixture = try MountFixture()
+        defer { fixture.tearDown() }
+        let (dir, driver) = (fixture.dir, fixture.driver)
         let layer = try OverlayTranslation.translate(image)
         for i in 0..<8 {
             try SquashfsWriter.write(layer, to: dir.path("i\(i).sqfs"))
@@ -430,14 +421,9 @@ struct VerityDiskMountTests {
     @Test("a verity disk mounts after its userspace check and shows the model; tampering, a wrong root hash and --verity require are refused")
     func verityDisk() throws {
         let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path)
-        let dir = try TemporaryDirectory()
-        let driver = MountDriver(stateDirectory: dir.path("state"))
-        defer {
-            try? driver.unmountAll()
-            dir.cleanup()
-        }
-        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        let fixture = try MountFixture()
+        defer { fixture.tearDown() }
+        let (dir, driver) = (fixture.dir, fixture.driver)
         let objects = try ObjectsFixture(for: image, in: dir.path("objects"))
         try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("data.sqfs"))
         let disk = try VerityDisk.build(dataImage: dir.path("data.sqfs"), destination: dir.path("disk.raw"))
