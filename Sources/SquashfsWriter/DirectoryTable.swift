@@ -85,7 +85,8 @@ final class DirectoryTableWriter {
                 let delta = Int64(child.inodeNumber) - base
                 guard child.inodeRef >> 16 == blockOfInodes, delta >= -32768, delta <= 32767 else { break }
                 if let stride, end - first >= stride { break }
-                // Per-block policy (as mksquashfs): a new header where the listing enters a new block.
+                // Without a stride (`blocks`, or a directory of ≤ 16): a new header where the
+                // listing enters a new metadata block, as mksquashfs writes it.
                 if stride == nil, linear / Self.metadataBlockSize != headerLinear / Self.metadataBlockSize { break }
                 linear += 8 + child.name.count
                 end += 1

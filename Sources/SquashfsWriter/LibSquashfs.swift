@@ -119,5 +119,13 @@ final class SqfsInode {
         self.init(inode)
     }
 
+    /// Copies `bytes` into the trailing payload (allocated with room for them) and records its size.
+    func setPayload(_ bytes: [UInt8]) {
+        precondition(bytes.count <= Int(pointer.pointee.payload_bytes_available), "inode payload larger than its allocation")
+        pointer.pointee.payload_bytes_used = UInt32(bytes.count)
+        let extra = ovl_sqfs_inode_extra(pointer)!
+        for (i, byte) in bytes.enumerated() { extra[i] = byte }
+    }
+
     deinit { ovl_sqfs_free(pointer) }
 }

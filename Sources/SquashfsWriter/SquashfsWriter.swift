@@ -67,7 +67,7 @@ private final class Session {
     /// What to write, in order: inodes, and each directory's listing after its children's inodes.
     var steps: [Step] = []
     var refs: [UInt64]
-    /// Each directory's listing, by inode index, once written.
+    /// Each directory's listing from when it is written until its inode is.
     var listings: [InodeID: DirectoryListing] = [:]
     let ids: SqfsObject
     let xattrTable: XattrTableWriter
@@ -166,46 +166,66 @@ private final class Session {
     /// written last, is N). A directory's listing follows its children's inodes and precedes
     /// the directory's own inode.
     func planOrder() {
-        func emit(_ entry: EntryID) {
-            let id = layer.inodeID(of: entry)
-            guard numbers[id.index] == 0 else { return }
-            order.append(entry)
-            numbers[id.index] = UInt32(order.count)
-            steps.append(.inode(entry))
+        switch options.inodeOrder {
+        case .directories: planDirectoryGroups()
+        case .name: planPostOrder(subdirectoriesFirst: false)
+        case .grouped: planPostOrder(subdirectoriesFirst: true)
         }
-        func isDirectory(_ entry: EntryID) -> Bool { layer.inode(of: entry).type == .directory }
+        emit(.root)
+    }
 
+    /// Appends the inode of `entry` unless its inode (a hard link's) is already planned.
+    private func emit(_ entry: EntryID) {
+        let id = layer.inodeID(of: entry)
+        guard numbers[id.index] == 0 else { return }
+        order.append(entry)
+        numbers[id.index] = UInt32(order.count)
+        steps.append(.inode(entry))
+    }
+
+    private func isDirectory(_ entry: EntryID) -> Bool { layer.inode(of: entry).type == .directory }
+
+    /// Inode order `directories`: per directory, its subdirectories' contents first, then all
+    /// its children together in name order, then its listing.
+    private func planDirectoryGroups() {
+        var stack: [(EntryID, Bool)] = [(.root, false)]
+        while let (directory, expanded) = stack.popLast() {
+            let children = layer.children(of: directory)
+            if expanded {
+                for child in children { emit(child) }
+                steps.append(.listing(directory))
+            } else {
+                stack.append((directory, true))
+                for child in children.reversed() where isDirectory(child) { stack.append((child, false)) }
+            }
+        }
+    }
+
+    /// Inode orders `name` (children in name order, each subtree before the next sibling) and
+    /// `grouped` (a directory's subdirectory subtrees first, then its other entries); each
+    /// directory's listing and inode come after its subtree. The root is left to the caller.
+    private func planPostOrder(subdirectoriesFirst: Bool) {
         var stack: [(EntryID, Bool)] = [(.root, false)]
         while let (entry, expanded) = stack.popLast() {
+            guard isDirectory(entry) else {
+                emit(entry)
+                continue
+            }
+            if expanded {
+                steps.append(.listing(entry))
+                if entry != .root { emit(entry) }
+                continue
+            }
+            stack.append((entry, true))
             let children = layer.children(of: entry)
-            if options.inodeOrder == .directories {
-                // (directory, false): its subdirectories' contents first; (directory, true): then
-                // all its children together, then its listing.
-                if expanded {
-                    for child in children { emit(child) }
-                    steps.append(.listing(entry))
-                } else {
-                    stack.append((entry, true))
-                    for child in children.reversed() where isDirectory(child) { stack.append((child, false)) }
-                }
-                continue
+            if subdirectoriesFirst {
+                // Popped in reverse: subdirectories (with their subtrees) first, then the rest.
+                for child in children.reversed() where !isDirectory(child) { stack.append((child, false)) }
+                for child in children.reversed() where isDirectory(child) { stack.append((child, false)) }
+            } else {
+                for child in children.reversed() { stack.append((child, false)) }
             }
-            if !expanded && isDirectory(entry) {
-                stack.append((entry, true))
-                switch options.inodeOrder {
-                case .name:
-                    for child in children.reversed() { stack.append((child, false)) }
-                case .grouped, .directories:
-                    // Popped in reverse: subdirectories (with their subtrees) first, then the rest.
-                    for child in children.reversed() where !isDirectory(child) { stack.append((child, false)) }
-                    for child in children.reversed() where isDirectory(child) { stack.append((child, false)) }
-                }
-                continue
-            }
-            if isDirectory(entry) { steps.append(.listing(entry)) }
-            emit(entry)
         }
-        if options.inodeOrder == .directories { emit(.root) }
     }
 
     /// The basic inode type a directory entry records.
@@ -272,7 +292,7 @@ private final class Session {
         var stubBlocks = 0
         switch inode.type {
         case .directory:
-            guard let listing = listings[id] else { preconditionFailure("directory inode planned before its listing") }
+            guard let listing = listings.removeValue(forKey: id) else { preconditionFailure("directory inode planned before its listing") }
             let parentNumber = entry == .root ? UInt32(order.count + 1) : numbers[layer.inodeID(of: layer.parent(of: entry)).index]
             node = try directoryInode(listing, nlink: layer.nlink(of: id), parent: parentNumber, xattr: xattr)
         case .regular:
@@ -304,11 +324,9 @@ private final class Session {
             let target = inode.symlinkTarget ?? []
             node = try SqfsInode(payloadBytes: target.count, path: path)
             node.pointer.pointee.base.type = UInt16((extended ? SQFS_INODE_EXT_SLINK : SQFS_INODE_SLINK).rawValue)
-            node.pointer.pointee.payload_bytes_used = UInt32(target.count)
             node.pointer.pointee.data.slink_ext.nlink = inode.nlink
             node.pointer.pointee.data.slink_ext.target_size = UInt32(target.count)
-            let extra = ovl_sqfs_inode_extra(node.pointer)!
-            for (i, byte) in target.enumerated() { extra[i] = byte }
+            node.setPayload(target)
         case .blockDevice, .charDevice:
             node = try SqfsInode(payloadBytes: 0, path: path)
             let type = inode.type == .blockDevice ? (extended ? SQFS_INODE_EXT_BDEV : SQFS_INODE_BDEV)
@@ -356,9 +374,7 @@ private final class Session {
         node.pointer.pointee.data.dir_ext = sqfs_inode_dir_ext_t(
             nlink: nlink, size: listing.size, start_block: listing.startBlock, parent_inode: parent,
             inodex_count: UInt16(listing.index.count), offset: listing.offset, xattr_idx: xattr)
-        node.pointer.pointee.payload_bytes_used = UInt32(payload.count)
-        let extra = ovl_sqfs_inode_extra(node.pointer)!
-        for (i, byte) in payload.enumerated() { extra[i] = byte }
+        node.setPayload(payload)
         return node
     }
 
