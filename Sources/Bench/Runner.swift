@@ -67,11 +67,11 @@ public struct Arm: Sendable, Codable, Equatable {
         [.composefs] + OverlayLayout.allCases.flatMap { [overlay($0, .none), overlay($0, compression)] }
     }
 
-    /// A default arm by name, or an overlay arm with levers (`overlay-data-only-none+loop512`);
-    /// nil if the name is neither.
-    public static func named(_ name: String, compression: SquashfsOptions.Compression = .lz4) -> Arm? {
+    /// An arm by name: `composefs`, `overlay-<layout>-<compressor>`, optionally followed by
+    /// levers (`overlay-data-only-none+loop512`); nil if the name is none of these.
+    public static func named(_ name: String) -> Arm? {
         let parts = name.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
-        let known = defaults(compression: compression)
+        let known = [composefs]
             + OverlayLayout.allCases.flatMap { layout in SquashfsOptions.Compression.allCases.map { overlay(layout, $0) } }
         guard var arm = known.first(where: { $0.name == parts[0] }) else { return nil }
         guard parts.count > 1 else { return arm }

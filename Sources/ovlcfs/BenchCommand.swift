@@ -88,7 +88,7 @@ struct BenchCommand: ParsableCommand {
         let allArms = Arm.defaults(compression: compression)
         if let arms {
             configuration.arms = try arms.split(separator: ",").map { name in
-                guard let arm = Arm.named(String(name), compression: compression) else {
+                guard let arm = Arm.named(String(name)) else {
                     throw ValidationError("unknown arm '\(name)'; arms: \(allArms.map(\.name).joined(separator: ", ")), "
                         + "and overlay arms with levers: +\(Lever.allCases.map(\.rawValue).joined(separator: ", +"))")
                 }
