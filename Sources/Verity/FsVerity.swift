@@ -54,8 +54,9 @@ public final class FsVerityHasher {
     /// Feeds the next bytes of the file.
     public func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
-    /// Feeds `count` zero bytes (a hole) without hashing each block: whole zero blocks reuse
-    /// one precomputed hash.
+    /// Feeds `count` zero bytes (a hole) in O(log count): a run of identical hashes at one
+    /// level fills whole blocks of the level above with one identical hash each, so only the
+    /// ragged ends of each level's run are appended hash by hash (see `appendRun`).
     public func updateZeros(_ count: UInt64) {
         var remaining = count
         let zeros = [UInt8](repeating: 0, count: Self.blockSize)
@@ -73,10 +74,43 @@ public final class FsVerityHasher {
             }
             let blocks = remaining / UInt64(Self.blockSize)
             size += blocks * UInt64(Self.blockSize)
-            for _ in 0..<blocks { appendHash(zeroBlockHash!, level: 0) }
+            appendRun(zeroBlockHash!, count: blocks, level: 0)
             remaining -= blocks * UInt64(Self.blockSize)
         }
         if remaining > 0 { update(Array(zeros[0..<Int(remaining)])) }
+    }
+
+    /// Appends `count` copies of `hash` to `level`. Whole blocks of copies that are sure to be
+    /// followed by more hashes at this level (so the per-hash path would flush them upward) are
+    /// turned into one identical hash each at the level above, recursively; at most a block's
+    /// worth of copies per level goes through `appendHash`. The last copies always do, so a
+    /// level whose only content is one block still becomes the root as it would hash by hash.
+    private func appendRun(_ hash: [UInt8], count: UInt64, level: Int) {
+        let perBlock = UInt64(Self.blockSize / Self.hashSize)
+        var remaining = count
+        while remaining > 0 {
+            let held = level < levels.count ? levels[level].count / Self.hashSize : 0
+            if held % Int(perBlock) == 0 && remaining > perBlock {
+                if held > 0 { flush(level) }
+                let blocks = (remaining - 1) / perBlock
+                var block = [UInt8]()
+                block.reserveCapacity(Self.blockSize)
+                for _ in 0..<perBlock { block.append(contentsOf: hash) }
+                var upper = [UInt8](repeating: 0, count: Self.hashSize)
+                upper.withUnsafeMutableBytes { out in block.withUnsafeBytes { sha.hash($0, into: out, at: 0) } }
+                if level == levels.count {
+                    levels.append([])
+                    levels[level].reserveCapacity(Self.blockSize)
+                    levelUsed.append(false)
+                }
+                levelUsed[level] = true
+                appendRun(upper, count: blocks, level: level + 1)
+                remaining -= blocks * perBlock
+            } else {
+                appendHash(hash, level: level)
+                remaining -= 1
+            }
+        }
     }
 
     private var zeroBlockHash: [UInt8]?

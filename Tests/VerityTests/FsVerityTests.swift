@@ -82,4 +82,33 @@ struct ZeroBlockTests {
         a.update(tail)
         #expect(a.finalize() == (try FsVerity.digest(of: head + [UInt8](repeating: 0, count: zeros) + tail)))
     }
+
+    /// Block counts around the run shortcut's edges: exactly one block of hashes (128 data
+    /// blocks: the level's only block must stay the root), one more, two levels' worth.
+    @Test("runs of zero blocks at block-of-hashes boundaries, with and without data after", arguments: [
+        (0, 128, false), (0, 128, true), (0, 129, false), (0, 127, true), (0, 256, false), (0, 257, true),
+        (4096, 128 * 128, false), (4096, 128 * 128 + 1, true), (1, 128 * 128 - 1, false), (0, 128 * 128 * 2 + 5, true),
+    ])
+    func runs(prefix: Int, blocks: Int, tail: Bool) throws {
+        let head = pattern(prefix), after = tail ? pattern(4096 * 3 + 17) : []
+        let fast = try FsVerityHasher()
+        fast.update(head)
+        fast.updateZeros(UInt64(blocks) * 4096)
+        fast.update(after)
+        let slow = try FsVerityHasher()
+        slow.update(head + [UInt8](repeating: 0, count: blocks * 4096) + after)
+        #expect(fast.finalize() == slow.finalize())
+    }
+
+    @Test("a 2^62-byte hole hashes in logarithmic time (the digest is a function of its length)")
+    func hugeHole() throws {
+        let hasher = try FsVerityHasher()
+        hasher.updateZeros(1 << 62)
+        let digest = hasher.finalize()
+        #expect(hasher.count == 1 << 62)
+        // Two sizes differing by one block give different digests.
+        let other = try FsVerityHasher()
+        other.updateZeros((1 << 62) - 4096)
+        #expect(other.finalize() != digest)
+    }
 }
