@@ -50,12 +50,12 @@ let package = Package(
         .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "CCryptsetup", "LinuxSys", system], swiftSettings: strict),
         .target(name: "ErofsWriter", dependencies: ["ImageModel", "OverlayTranslation", "Verity"], swiftSettings: strict),
         .target(name: "DiskImage", dependencies: ["LinuxSys", "Verity", system], swiftSettings: strict),
-        .target(name: "MountDriver", dependencies: ["LinuxSys", "OverlayTranslation", "DiskImage", "Verity", system], swiftSettings: strict),
+        .target(name: "MountDriver", dependencies: ["ImageModel", "LinuxSys", "OverlayTranslation", "DiskImage", "Verity", system], swiftSettings: strict),
         .target(name: "Bench", dependencies: [
             "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", system,
         ], swiftSettings: strict),
         .target(name: "ObjectStore", dependencies: ["ImageModel", "Verity", "LinuxSys", system], swiftSettings: strict),
-        .target(name: "SquashfsWriter", dependencies: ["ImageModel", "CSquashfsShim", "LinuxSys"], swiftSettings: strict),
+        .target(name: "SquashfsWriter", dependencies: ["ImageModel", "CSquashfsShim", "LinuxSys", system], swiftSettings: strict),
         .executableTarget(
             name: "ovlcfs",
             dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity", "ObjectStore", "ErofsWriter", "MountDriver", "Bench", "DiskImage"],

@@ -5,7 +5,12 @@ import LinuxSys
 public enum DumpFile {
     /// Reads a dump from `path` (`-` for standard input; gzip is detected by content).
     public static func read(path: String, options: DumpOptions = .lenient) throws -> Image {
-        let reader = try InputReader(path: path)
+        try read(try InputFile(path: path), options: options)
+    }
+
+    /// Reads a dump from an open input (from its current position).
+    public static func read(_ input: InputFile, options: DumpOptions = .lenient) throws -> Image {
+        let reader = try input.reader()
         let parser = DumpParser(input: reader.name, options: options)
         try reader.forEachChunk { chunk in try parser.feed(chunk) }
         return try parser.finish()

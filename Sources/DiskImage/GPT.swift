@@ -186,16 +186,26 @@ public enum GPT {
 
     /// Reads and validates the GPT of a disk image (primary header, falling back to the backup).
     public static func read(path: String) throws -> [Partition] {
-        let fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
+        let fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec, .nonBlocking])
         defer { try? fd.close() }
-        let size = try FileStatus(fd: fd).size
+        let status = try FileStatus(fd: fd)
+        guard status.isRegular else { throw DiskImageError("\(path): not a regular file") }
+        return try read(fd: fd, size: status.size, name: path)
+    }
+
+    /// Reads and validates the GPT in the first `size` bytes of `fd`.
+    ///
+    /// Every on-disk number is checked before use — LBAs and counts whose products overflow,
+    /// entry arrays past the end, partitions that end before they start or beyond the image —
+    /// and each is refused with the field's name; nothing traps, and nothing is read whole.
+    public static func read(fd: FileDescriptor, size: UInt64, name path: String) throws -> [Partition] {
         guard size >= 68 * lba else { throw DiskImageError("\(path): too small for a GPT disk (\(size) bytes)") }
         var failures: [String] = []
         for headerLBA in [UInt64(1), size / lba - 1] {
             var buffer = [UInt8](repeating: 0, count: 512)
             _ = try FileIO.read(fd, at: headerLBA * lba, into: &buffer, count: 512, path: path)
             do {
-                return try parse(header: buffer, fd: fd, path: path, expectedLBA: headerLBA)
+                return try parse(header: buffer, fd: fd, imageSize: size, path: path, expectedLBA: headerLBA)
             } catch {
                 failures.append("\(error)")
             }
@@ -203,7 +213,14 @@ public enum GPT {
         throw DiskImageError("\(path): no valid GPT (\(failures.joined(separator: "; ")))")
     }
 
-    static func parse(header h: [UInt8], fd: FileDescriptor, path: String, expectedLBA: UInt64) throws -> [Partition] {
+    /// `a * b`, or an error naming `field` when it overflows.
+    static func product(_ a: UInt64, _ b: UInt64, _ field: String) throws -> UInt64 {
+        let (value, overflow) = a.multipliedReportingOverflow(by: b)
+        guard !overflow else { throw DiskImageError("\(field) \(a) × \(b) overflows 64 bits") }
+        return value
+    }
+
+    static func parse(header h: [UInt8], fd: FileDescriptor, imageSize: UInt64, path: String, expectedLBA: UInt64) throws -> [Partition] {
         guard Array(h[0..<8]) == Array("EFI PART".utf8) else { throw DiskImageError("no GPT signature at LBA \(expectedLBA)") }
         let headerSize = Int(u32(h, 12))
         guard headerSize >= 92, headerSize <= 512 else { throw DiskImageError("GPT header size \(headerSize)") }
@@ -211,14 +228,21 @@ public enum GPT {
         zeroed.replaceSubrange(16..<20, with: [0, 0, 0, 0])
         guard CRC32.checksum(zeroed) == u32(h, 16) else { throw DiskImageError("GPT header CRC mismatch at LBA \(expectedLBA)") }
         guard u64(h, 24) == expectedLBA else { throw DiskImageError("GPT header at LBA \(expectedLBA) says it is at \(u64(h, 24))") }
-        let entriesLBA = u64(h, 72), count = Int(u32(h, 80)), entrySize = Int(u32(h, 84))
-        guard entrySize >= 128, count > 0, count * entrySize <= 1 << 20 else { throw DiskImageError("GPT entry array of \(count) × \(entrySize) bytes") }
-        var array = [UInt8](repeating: 0, count: count * entrySize)
-        let read = try FileIO.read(fd, at: entriesLBA * lba, into: &array, count: array.count, path: path)
+        let entriesLBA = u64(h, 72), count = UInt64(u32(h, 80)), entrySize = UInt64(u32(h, 84))
+        guard entrySize >= 128, entrySize <= 4096, entrySize % 8 == 0, count > 0, count <= 4096, count * entrySize <= 1 << 20 else {
+            throw DiskImageError("GPT entry array of \(count) × \(entrySize) bytes (entries of 128…4096 bytes, at most 1 MiB)")
+        }
+        let arrayOffset = try product(entriesLBA, lba, "GPT entry array LBA")
+        guard arrayOffset <= imageSize, count * entrySize <= imageSize - arrayOffset else {
+            throw DiskImageError("GPT entry array at LBA \(entriesLBA) lies beyond the end of the \(imageSize)-byte image")
+        }
+        var array = [UInt8](repeating: 0, count: Int(count * entrySize))
+        let read = try FileIO.read(fd, at: arrayOffset, into: &array, count: array.count, path: path)
         guard read == array.count, CRC32.checksum(array) == u32(h, 88) else { throw DiskImageError("GPT entry array CRC mismatch") }
         var partitions: [Partition] = []
-        for i in 0..<count {
-            let e = Array(array[i * entrySize..<i * entrySize + 128])
+        for i in 0..<Int(count) {
+            let start = i * Int(entrySize)
+            let e = Array(array[start..<start + 128])
             let type = GUID(mixedEndian: e[0..<16])
             if type.isZero { continue }
             var units: [UInt16] = []
@@ -227,7 +251,13 @@ public enum GPT {
                 if unit == 0 { break }
                 units.append(unit)
             }
-            partitions.append(Partition(type: type, uuid: GUID(mixedEndian: e[16..<32]), firstLBA: u64(e, 32), lastLBA: u64(e, 40),
+            let first = u64(e, 32), last = u64(e, 40)
+            guard first <= last else { throw DiskImageError("GPT partition \(i + 1): last LBA \(last) is before its first LBA \(first)") }
+            let end = try product(last, lba, "GPT partition \(i + 1) last LBA")
+            guard end < imageSize, imageSize - end >= lba else {
+                throw DiskImageError("GPT partition \(i + 1) (LBA \(first)…\(last)) lies beyond the end of the \(imageSize)-byte image")
+            }
+            partitions.append(Partition(type: type, uuid: GUID(mixedEndian: e[16..<32]), firstLBA: first, lastLBA: last,
                                         attributes: u64(e, 48), name: String(decoding: units, as: UTF16.self)))
         }
         return partitions

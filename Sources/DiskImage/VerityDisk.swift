@@ -39,7 +39,15 @@ public struct VerityDisk: Sendable, Codable {
 
     /// Opens a disk image: finds the data partition and its verity partition.
     public static func open(_ path: String) throws -> VerityDisk {
-        let partitions = try GPT.read(path: path)
+        try pair(in: try GPT.read(path: path), path: path)
+    }
+
+    /// Finds the partition pair in the GPT of `size` bytes of the open file `fd`.
+    public static func open(fd: FileDescriptor, size: UInt64, path: String) throws -> VerityDisk {
+        try pair(in: try GPT.read(fd: fd, size: size, name: path), path: path)
+    }
+
+    static func pair(in partitions: [Partition], path: String) throws -> VerityDisk {
         let pairs: [(GUID, GUID)] = [(PartitionType.usr, PartitionType.usrVerity), (PartitionType.root, PartitionType.rootVerity)]
         for (dataType, hashType) in pairs {
             if let data = partitions.first(where: { $0.type == dataType }), let hash = partitions.first(where: { $0.type == hashType }) {
@@ -47,12 +55,6 @@ public struct VerityDisk: Sendable, Codable {
             }
         }
         throw DiskImageError("\(path): no data + verity partition pair (DPS usr or root types) in its GPT")
-    }
-
-    /// Whether the file is a GPT disk (protective MBR + "EFI PART" at LBA 1).
-    public static func hasGPT(_ path: String) -> Bool {
-        guard let bytes = try? FileQueries.readPrefix(path, count: 520), bytes.count == 520 else { return false }
-        return bytes[510] == 0x55 && bytes[511] == 0xAA && Array(bytes[512..<520]) == Array("EFI PART".utf8)
     }
 
     /// The verity superblock's salt and data block count (reference 05 §4).
@@ -72,7 +74,7 @@ public struct VerityDisk: Sendable, Codable {
     /// Checks the whole data partition against `rootHash` in userspace (no device-mapper).
     public func verify(rootHash expected: [UInt8]? = nil) throws {
         let (salt, blocks) = try superblock()
-        guard blocks * 4096 <= data.size else { throw DiskImageError("\(path): verity covers more blocks than the data partition holds") }
+        guard blocks <= data.size / 4096 else { throw DiskImageError("\(path): verity covers more blocks than the data partition holds") }
         let computed = try DmVerity.rootHash(ofFile: path, offset: data.offset, blocks: blocks, salt: salt)
         let wanted = expected ?? rootHash
         guard computed == wanted else {

@@ -13,8 +13,6 @@ public enum ComposefsReader {
         public var blocks: UInt32
     }
 
-    /// Whether `prefix` starts with the composefs magic.
-    public static func hasMagic(_ prefix: [UInt8]) -> Bool { prefix.starts(with: [0x9A, 0x62, 0x78, 0xD0]) }
 
     /// The overlay layer the image holds (xattrs as stored; the 256 root whiteouts included).
     public static func readLayer(_ bytes: [UInt8]) throws(ComposefsError) -> (Image, Header) {
@@ -80,6 +78,9 @@ private struct Reader {
         do { builder = try ImageBuilder(root: root.inode) } catch { throw fail("\(error)") }
         builder.setXattrs(root.xattrs, of: InodeID(0))
         var seen: [Int: InodeID] = [rootNid: InodeID(0)]
+        // Directories may share blocks in a crafted image: cap the paths at one per byte.
+        let maxEntries = max(1 << 20, bytes.count)
+        var entries = 1
         // Depth-first, pre-order, entries in on-disk order: the first path met of an inode is
         // its primary, as composefs-info decides. An explicit stack keeps deep trees off the
         // call stack.
@@ -94,6 +95,10 @@ private struct Reader {
             stack[top].next += 1
             let parent = stack[top].entry
             if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            entries += 1
+            guard entries <= maxEntries else {
+                throw fail("more than \(maxEntries) entries in a \(bytes.count)-byte image (directories sharing blocks?)")
+            }
             do {
                 if let existing = seen[nid] {
                     try builder.addHardLink(name: name, in: parent, to: existing)

@@ -10,6 +10,8 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     case rootNotDirectory
     /// Directories cannot be hard-linked.
     case hardLinkToDirectory(inode: InodeID)
+    /// An entry that no format or objects store can hold as it is (``Image/validate()``).
+    case invalidEntry(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,8 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
             "the root must be a directory"
         case .hardLinkToDirectory:
             "directories can't be hard-linked"
+        case .invalidEntry(let path, let reason):
+            "\(path): \(reason)"
         }
     }
 }

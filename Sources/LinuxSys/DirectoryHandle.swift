@@ -292,6 +292,18 @@ public enum FileIO {
         }
     }
 
+    /// Reads up to `count` bytes at `offset` into `buffer[start...]`; 0 at the end.
+    public static func read(_ fd: FileDescriptor, at offset: UInt64, into buffer: inout [UInt8], count: Int, path: String, from start: Int) throws(IOError) -> Int {
+        let want = min(count, buffer.count - start)
+        do {
+            return try buffer.withUnsafeMutableBytes {
+                try fd.read(fromAbsoluteOffset: Int64(offset), into: UnsafeMutableRawBufferPointer(rebasing: $0[start..<start + want]), retryOnInterrupt: true)
+            }
+        } catch {
+            throw IOError("read", path: path, errno: error as? Errno)
+        }
+    }
+
     /// Writes all of `bytes[0..<count]` at `offset`.
     public static func write(_ fd: FileDescriptor, at offset: UInt64, _ bytes: [UInt8], count: Int, path: String) throws(IOError) {
         do {

@@ -14,20 +14,16 @@ public final class InputReader {
     private var buffer: [UInt8]
 
     /// Opens `path` (`-` for standard input).
-    public init(path: String, chunkSize: Int = 1 << 20) throws(IOError) {
-        name = path == "-" ? "<stdin>" : path
-        let fd: Int32
-        if path == "-" {
-            fd = dup(STDIN_FILENO)
-        } else {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
-        }
-        guard fd >= 0 else { throw IOError("open", path: name, errno: Errno(rawValue: Glibc.errno)) }
-        var st = stat()
-        if fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
-            Glibc.close(fd)
-            throw IOError("read", path: name, detail: "is a directory")
-        }
+    public convenience init(path: String, chunkSize: Int = 1 << 20) throws(IOError) {
+        let input = try InputFile(path: path)
+        let fd = fcntl(input.descriptor.rawValue, F_DUPFD_CLOEXEC, 0)
+        guard fd >= 0 else { throw IOError("open", path: input.name, errno: .current) }
+        try self.init(fd: fd, name: input.name, chunkSize: chunkSize)
+    }
+
+    /// Reads from `fd`, which the reader owns from now on.
+    public init(fd: Int32, name: String, chunkSize: Int = 1 << 20) throws(IOError) {
+        self.name = name
         guard let handle = gzdopen(fd, "rb") else {
             Glibc.close(fd)
             throw IOError("open", path: name, detail: "zlib could not allocate a reader")
@@ -61,13 +57,16 @@ public final class InputReader {
         let count = buffer.withUnsafeMutableBytes { raw in
             gzread(handle, raw.baseAddress, UInt32(capacity))
         }
-        if count < 0 {
-            var code: Int32 = 0
-            let message = gzerror(handle, &code).map { String(cString: $0) } ?? "unknown zlib error"
+        // zlib reports a gzip stream cut short only through gzerror once gzread returns 0
+        // (Z_BUF_ERROR, "unexpected end of file"): check it at the end too.
+        var code: Int32 = 0
+        let message = gzerror(handle, &code).map { String(cString: $0) } ?? "unknown zlib error"
+        if count < 0 || (count == 0 && code != Z_OK) {
             if code == Z_ERRNO {
-                throw IOError("read", path: name, errno: Errno(rawValue: Glibc.errno))
+                throw IOError("read", path: name, errno: .current)
             }
-            throw IOError("decompress", path: name, detail: message)
+            let reason = code == Z_BUF_ERROR ? "the gzip stream is truncated (\(message))" : message
+            throw IOError("decompress", path: name, detail: reason)
         }
         return Int(count)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import DiskImage
+import ImageModel
 import LinuxSys
 import OverlayTranslation
 import SystemPackage
@@ -326,16 +327,23 @@ public final class MountDriver {
     /// Whether `target` is a mount point now.
     public func isMountPoint(_ target: String) -> Bool { kernel.isMounted(URL(fileURLWithPath: target).standardizedFileURL.path) }
 
-    /// The image kind, from its magic.
+    /// The image kind, from its magic. Only regular files are images (a FIFO or a device is
+    /// refused without reading it).
     public static func kind(of image: String) throws -> MountedImageKind {
-        let prefix: [UInt8]
-        do { prefix = try FileQueries.readPrefix(image, count: 4) } catch {
+        let kind: ImageKind
+        do {
+            let input = try InputFile(path: image)
+            guard input.isRegular else { throw IOError("mount", path: image, detail: "not a regular file") }
+            kind = ImageKind.detect(prefix: try input.prefix(ImageKind.prefixLength))
+        } catch {
             throw MountDriverError(step: nil, message: "\(error)")
         }
-        if prefix.starts(with: [0x68, 0x73, 0x71, 0x73]) { return .squashfs }
-        if prefix.starts(with: [0x9A, 0x62, 0x78, 0xD0]) { return .composefs }
-        if VerityDisk.hasGPT(image) { return .verityDisk }
-        throw MountDriverError(step: nil, message: "\(image) is neither a squashfs image, a composefs image nor a verity disk")
+        switch kind {
+        case .squashfs: return .squashfs
+        case .composefs: return .composefs
+        case .verityDisk: return .verityDisk
+        case .dump: throw MountDriverError(step: nil, message: "\(image) is neither a squashfs image, a composefs image nor a verity disk")
+        }
     }
 
     func writeRecord(_ record: MountRecord) throws {

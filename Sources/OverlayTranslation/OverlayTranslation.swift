@@ -53,6 +53,8 @@ public enum OverlayTranslation {
 
     /// The overlay layer for `image`.
     public static func translate(_ image: Image, options: Options = Options()) throws -> Image {
+        // Every writer comes through here: nothing a reader would refuse gets written.
+        try image.validate()
         var whiteoutParents = Set<EntryID>()
         for entry in image.entryIDs where entry != .root && image.inode(of: entry).isWhiteout {
             whiteoutParents.insert(image.parent(of: entry))
@@ -61,6 +63,10 @@ public enum OverlayTranslation {
         let isStub: (Inode) -> Bool = { $0.type == .regular && $0.externalObject != nil && $0.size > 0 }
         var builder = try ImageBuilder(copying: image, isUnique: isStub) { entry, inode, xattrs in
             xattrs = xattrs.map { Xattr(key: OverlayXattr.escape($0.key), value: $0.value) }
+            if let long = xattrs.first(where: { $0.key.count > Limits.maxXattrKeyLength }) {
+                throw TranslationError(path: image.displayPath(of: entry),
+                                       reason: "xattr \(String(decoding: long.key, as: UTF8.self)) is longer than \(Limits.maxXattrKeyLength) bytes once escaped for overlayfs")
+            }
             switch inode.type {
             case .regular:
                 guard case .external(let object) = inode.data else { break }
@@ -155,18 +161,7 @@ public enum OverlayTranslation {
 
     /// `/` + payload, checked against overlayfs's rules for absolute redirects (reference 03 §2).
     static func redirectValue(_ payload: [UInt8], path: String) throws -> [UInt8] {
-        let components = payload.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        let shown = String(decoding: payload, as: UTF8.self)
-        if payload.isEmpty { throw TranslationError(path: path, reason: "empty payload path") }
-        if payload.first == UInt8(ascii: "/") {
-            throw TranslationError(path: path, reason: "payload \(shown) is absolute; it must be relative to the objects store")
-        }
-        if components.contains(where: { $0.elementsEqual("..".utf8) }) {
-            throw TranslationError(path: path, reason: "payload \(shown) has a '..' component; it must stay inside the objects store")
-        }
-        if components.contains(where: { $0.isEmpty || $0.elementsEqual(".".utf8) }) {
-            throw TranslationError(path: path, reason: "payload \(shown) has an empty or '.' component, which overlayfs rejects in a redirect")
-        }
+        if let reason = Payload.problem(with: payload) { throw TranslationError(path: path, reason: reason) }
         return [UInt8(ascii: "/")] + payload
     }
 

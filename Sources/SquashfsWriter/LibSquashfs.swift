@@ -59,6 +59,15 @@ final class SqfsFile {
         self.path = path
     }
 
+    /// A read-only view of `size` bytes of the open file `fd` from `offset` on.
+    init(fd: Int32, offset: UInt64, size: UInt64, path: String) throws(SquashfsError) {
+        guard let file = ovl_sqfs_open_fd_range(fd, offset, size) else {
+            throw SquashfsError(path: path, operation: "open", code: -2)
+        }
+        pointer = file
+        self.path = path
+    }
+
     deinit { ovl_sqfs_destroy(UnsafeMutableRawPointer(pointer)) }
 
     var size: UInt64 { ovl_sqfs_file_size(pointer) }

@@ -1,6 +1,8 @@
 import CSquashfsShim
 import Glibc
 import ImageModel
+import LinuxSys
+import struct SystemPackage.FileDescriptor
 
 /// Reads a squashfs image back into a model (the overlay *layer*; `OverlayTranslation.untranslate`
 /// turns it into the image model).
@@ -20,12 +22,27 @@ public enum SquashfsReader {
     }
 
     public static func read(path: String) throws -> (Image, Superblock) {
-        let reader = try Session(path: path)
+        let input = try InputFile(path: path)
+        guard input.isRegular else { throw SquashfsError(path: path, operation: "read (not a regular file)", code: -2) }
+        return try read(input)
+    }
+
+    /// Reads the image held in `size` bytes (default: all) of `input` from `offset` on (a whole
+    /// file, or a partition of a disk image).
+    ///
+    /// Bounded by the input: the walk is iterative (depth costs heap, not stack), a directory
+    /// met twice is refused (a loop), and the entries read are capped at
+    /// ``maxEntries(forImageBytes:)``, so listings shared by many directories cannot expand a
+    /// small image into millions of paths.
+    public static func read(_ input: InputFile, offset: UInt64 = 0, size: UInt64? = nil) throws -> (Image, Superblock) {
+        let reader = try Session(fd: input.descriptor.rawValue, offset: offset, size: size ?? input.size, path: input.name)
         return (try reader.readTree(), reader.summary)
     }
 
-    /// Whether a file starts with the squashfs magic (`hsqs`).
-    public static func hasMagic(_ prefix: [UInt8]) -> Bool { prefix.starts(with: [0x68, 0x73, 0x71, 0x73]) }
+    /// The most entries (paths) read from an image of `bytes` bytes: one per byte, and never
+    /// less than 2^20. A real squashfs spends tens of bytes per entry even compressed.
+    public static func maxEntries(forImageBytes bytes: UInt64) -> Int { Int(clamping: max(bytes, 1 << 20)) }
+
 }
 
 private final class Session {
@@ -38,9 +55,12 @@ private final class Session {
     let xattrReader: SqfsObject?
     let dataReader: SqfsObject
 
-    init(path: String) throws {
+    let maxEntries: Int
+
+    init(fd: Int32, offset: UInt64, size: UInt64, path: String) throws {
         self.path = path
-        file = try SqfsFile(path: path, flags: SQFS_FILE_OPEN_READ_ONLY)
+        file = try SqfsFile(fd: fd, offset: offset, size: size, path: path)
+        maxEntries = SquashfsReader.maxEntries(forImageBytes: size)
         try check(sqfs_super_read(&superblock, file.pointer), "read the superblock (not a squashfs image?)", path: path)
         compressor = try SqfsCompressor(id: SQFS_COMPRESSOR(UInt32(superblock.compression_id)), blockSize: Int(superblock.block_size),
                                         level: nil, raw: false, forReading: true, path: path)
@@ -77,51 +97,81 @@ private final class Session {
             bytesUsed: superblock.bytes_used, flags: superblock.flags)
     }
 
+    /// Reads the tree depth-first, pre-order, children in on-disk (sorted) order, so the first
+    /// path met of a hard-linked inode becomes its primary. Each directory's listing is read
+    /// whole when the walk enters it; the stack holds one listing per level, on the heap.
     func readTree() throws -> Image {
-        var tree: UnsafeMutablePointer<sqfs_tree_node_t>?
-        try check(sqfs_dir_reader_get_full_hierarchy(dirReader.pointer, ids.pointer, nil, 0, &tree), "read the directory tree", path: path)
-        guard let root = tree else { throw SquashfsError(path: path, operation: "read the directory tree", code: -5) }
-        defer { sqfs_dir_tree_destroy(root) }
-        let (rootInode, rootXattrs) = try inode(of: root)
+        var rootPointer: UnsafeMutablePointer<sqfs_inode_generic_t>?
+        try check(sqfs_dir_reader_get_root_inode(dirReader.pointer, &rootPointer), "read the root inode", path: path)
+        let root = OwnedInode(rootPointer!)
+        let (rootInode, rootXattrs) = try inode(of: root.pointer)
+        guard rootInode.type == .directory else { throw SquashfsError(path: path, operation: "read the root (not a directory)", code: -5) }
         var builder = try ImageBuilder(root: rootInode)
         builder.setXattrs(rootXattrs, of: InodeID(0))
-        var seen: [UInt32: InodeID] = [:]
-        // (node, parent entry) pairs, depth-first, children in on-disk (sorted) order.
-        var stack: [(UnsafeMutablePointer<sqfs_tree_node_t>, EntryID)] = []
-        func pushChildren(of node: UnsafeMutablePointer<sqfs_tree_node_t>, as entry: EntryID) {
-            var children: [UnsafeMutablePointer<sqfs_tree_node_t>] = []
-            var child = node.pointee.children
-            while let current = child {
-                children.append(current)
-                child = current.pointee.next
+        var seen: [UInt32: InodeID] = [root.pointer.pointee.base.inode_number: InodeID(0)]
+        var entries = 1
+        var stack: [(entry: EntryID, children: [(name: [UInt8], inode: OwnedInode)], next: Int)] = [(.root, try listing(of: root), 0)]
+        while !stack.isEmpty {
+            let top = stack.count - 1
+            guard stack[top].next < stack[top].children.count else {
+                stack.removeLast()
+                continue
             }
-            for current in children.reversed() { stack.append((current, entry)) }
-        }
-        pushChildren(of: root, as: .root)
-        while let (node, parent) = stack.popLast() {
-            let cName = ovl_sqfs_tree_node_name(node)!
-            let name = UnsafeRawBufferPointer(start: cName, count: strlen(cName)).map { $0 }
-            let number = node.pointee.inode.pointee.base.inode_number
-            let entry: EntryID
+            let (name, child) = stack[top].children[stack[top].next]
+            stack[top].children[stack[top].next].inode = OwnedInode(nil)
+            stack[top].next += 1
+            entries += 1
+            guard entries <= maxEntries else {
+                throw SquashfsError(path: path, operation: "read more than \(maxEntries) entries from a \(file.size)-byte image (directories sharing listings?)", code: -5)
+            }
+            let number = child.pointer.pointee.base.inode_number
+            let isDirectory = [SQFS_INODE_DIR, SQFS_INODE_EXT_DIR].contains(SQFS_INODE_TYPE(UInt32(child.pointer.pointee.base.type)))
             if let existing = seen[number] {
-                entry = try builder.addHardLink(name: name, in: parent, to: existing)
-            } else {
-                var (built, xattrs) = try inode(of: node)
-                built.xattrs = builder.internXattrs(xattrs)
-                entry = try builder.add(name: name, in: parent, inode: built)
-                seen[number] = builder.inodeID(of: entry)
+                guard !isDirectory else {
+                    throw SquashfsError(path: path, operation: "read directory inode \(number) a second time (a directory loop or a hard-linked directory)", code: -5)
+                }
+                try builder.addHardLink(name: name, in: stack[top].entry, to: existing)
+                continue
             }
-            if builder.inode(of: entry).type == .directory { pushChildren(of: node, as: entry) }
+            var (built, xattrs) = try inode(of: child.pointer)
+            built.xattrs = builder.internXattrs(xattrs)
+            let entry = try builder.add(name: name, in: stack[top].entry, inode: built)
+            seen[number] = builder.inodeID(of: entry)
+            if isDirectory { stack.append((entry, try listing(of: child), 0)) }
         }
         return try builder.build()
     }
 
-    /// The inode of a tree node (xattrs not yet interned) and its xattrs.
-    private func inode(of node: UnsafeMutablePointer<sqfs_tree_node_t>) throws -> (Inode, [Xattr]) {
-        let generic = node.pointee.inode!
+    /// A directory's entries with their inodes, in on-disk order.
+    private func listing(of directory: OwnedInode) throws -> [(name: [UInt8], inode: OwnedInode)] {
+        try check(sqfs_dir_reader_open_dir(dirReader.pointer, directory.pointer, 0), "open a directory", path: path)
+        var children: [(name: [UInt8], inode: OwnedInode)] = []
+        while true {
+            var entry: UnsafeMutablePointer<sqfs_dir_entry_t>?
+            let rc = sqfs_dir_reader_read(dirReader.pointer, &entry)
+            if rc > 0 { break }
+            try check(rc, "read a directory entry", path: path)
+            defer { ovl_sqfs_free(entry) }
+            let bytes = ovl_sqfs_dir_entry_name(entry!)!
+            let name = (0..<Int(entry!.pointee.size) + 1).map { bytes[$0] }
+            var inode: UnsafeMutablePointer<sqfs_inode_generic_t>?
+            try check(sqfs_dir_reader_get_inode(dirReader.pointer, &inode), "read the inode of a directory entry", path: path)
+            children.append((name, OwnedInode(inode!)))
+            guard children.count < maxEntries else {
+                throw SquashfsError(path: path, operation: "read a directory of more than \(maxEntries) entries", code: -5)
+            }
+        }
+        return children
+    }
+
+    /// An inode (xattrs not yet interned) and its xattrs.
+    private func inode(of generic: UnsafeMutablePointer<sqfs_inode_generic_t>) throws -> (Inode, [Xattr]) {
         let base = generic.pointee.base
         let xattrs = try readXattrs(generic)
-        var inode = Inode(type: .regular, permissions: base.mode & 0o7777, uid: node.pointee.uid, gid: node.pointee.gid,
+        var uid: UInt32 = 0, gid: UInt32 = 0
+        try check(sqfs_id_table_index_to_id(ids.pointer, base.uid_idx, &uid), "look up uid index \(base.uid_idx)", path: path)
+        try check(sqfs_id_table_index_to_id(ids.pointer, base.gid_idx, &gid), "look up gid index \(base.gid_idx)", path: path)
+        var inode = Inode(type: .regular, permissions: base.mode & 0o7777, uid: uid, gid: gid,
                           nlink: 1, mtime: Timestamp(seconds: Int64(base.mod_time)))
         let hasMetacopy = xattrs.contains { $0.key == Array("trusted.overlay.metacopy".utf8) }
         switch SQFS_INODE_TYPE(UInt32(base.type)) {
@@ -191,9 +241,14 @@ private final class Session {
         return xattrs
     }
 
+    /// The content of a plain (not metacopy) file: ovlcfs images hold such files only for
+    /// inline model content, so more than `Limits.maxInlineContentLength` bytes is refused
+    /// before anything is allocated (a sparse 1 GiB file would cost 1 GiB).
     private func readContent(_ inode: UnsafeMutablePointer<sqfs_inode_generic_t>, size: UInt64) throws -> [UInt8] {
         guard size > 0 else { return [] }
-        guard size <= 1 << 30 else { throw SquashfsError(path: path, operation: "read a \(size)-byte inline file", code: -7) }
+        guard size <= UInt64(Limits.maxInlineContentLength) else {
+            throw SquashfsError(path: path, operation: "read a \(size)-byte file without trusted.overlay.metacopy (an ovlcfs image holds at most \(Limits.maxInlineContentLength) bytes of file content inline)", code: -7)
+        }
         var content = [UInt8](repeating: 0, count: Int(size))
         let read = content.withUnsafeMutableBytes {
             sqfs_data_reader_read(dataReader.pointer, inode, 0, $0.baseAddress, UInt32($0.count))
@@ -201,4 +256,11 @@ private final class Session {
         try check(read, "read file data", path: path)
         return content
     }
+}
+
+/// A libsquashfs inode owned by Swift (freed with `sqfs_free`); nil once handed on.
+private final class OwnedInode {
+    let pointer: UnsafeMutablePointer<sqfs_inode_generic_t>!
+    init(_ pointer: UnsafeMutablePointer<sqfs_inode_generic_t>?) { self.pointer = pointer }
+    deinit { ovl_sqfs_free(pointer) }
 }

@@ -61,10 +61,11 @@ struct Inspect: ParsableCommand {
         try reportingErrors {
             let options = DumpOptions(mode: strict ? .strict : .lenient, normalizePaths: normalizePaths)
             let image: Image
+            var kind = ModelKind.dump
             if example {
                 image = try DumpParser.parse(Array(ExampleModel.dump.utf8), input: "<example>", options: options)
             } else {
-                image = try loadModel(model!, options: options).0
+                (image, kind) = try loadModel(model!, options: options)
             }
             if dump {
                 try DumpFile.write(image, to: output ?? "-")
@@ -72,7 +73,7 @@ struct Inspect: ParsableCommand {
             }
             let summary = ImageSummary(image)
             let out = BufferedOutput.standardOutput()
-            if let model, !json, VerityDisk.hasGPT(model) {
+            if let model, !json, kind == .verityDisk {
                 let disk = try VerityDisk.open(model)
                 for part in [disk.data, disk.hash] {
                     try out.write("partition \(PartitionType.name(part.type)) \(part.name): uuid \(part.uuid), LBA \(part.firstLBA)–\(part.lastLBA) (\(formatBytes(part.size)))\n")

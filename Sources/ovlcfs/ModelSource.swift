@@ -8,40 +8,44 @@ import OverlayTranslation
 import SquashfsWriter
 
 /// What a MODEL argument turned out to be.
-enum ModelKind: String, Codable {
-    case dump, squashfs, composefs, verityDisk
-}
+typealias ModelKind = ImageKind
 
-/// Loads a model from a path: a composefs dump (plain, gzip, `-`), a squashfs image written by
-/// ovlcfs, or a composefs image (both read back and un-translated). Told apart by content.
+/// The largest composefs image read back into memory as a model.
+let maxComposefsImageBytes: UInt64 = 1 << 30
+
+/// Loads a model from a path: a composefs dump (plain, gzip, `-`, a pipe or FIFO), a squashfs
+/// image written by ovlcfs, a verity disk, or a composefs image (images read back and
+/// un-translated). The input is opened once and told apart by content; whatever it held, the
+/// model passes ``Image/validate()`` before anyone uses it.
 func loadModel(_ path: String, options: DumpOptions) throws -> (Image, ModelKind) {
-    if path != "-", let prefix = try? FileQueries.readPrefix(path, count: 4) {
-        if SquashfsReader.hasMagic(prefix) {
-            let (layer, _) = try SquashfsReader.read(path: path)
-            return (try OverlayTranslation.untranslate(layer), .squashfs)
+    let input = try InputFile(path: path)
+    let kind = input.isRegular ? ImageKind.detect(prefix: try input.prefix(ImageKind.prefixLength)) : .dump
+    let image: Image
+    switch kind {
+    case .squashfs:
+        let (layer, _) = try SquashfsReader.read(input)
+        image = try OverlayTranslation.untranslate(layer)
+    case .verityDisk:
+        // The model inside a verity disk: its squashfs partition, read in place.
+        let disk = try VerityDisk.open(fd: input.descriptor, size: input.size, path: input.name)
+        let (layer, _) = try SquashfsReader.read(input, offset: disk.data.offset, size: disk.data.size)
+        image = try OverlayTranslation.untranslate(layer)
+    case .composefs:
+        let bytes = try input.readAll(limit: maxComposefsImageBytes)
+        do {
+            image = try ComposefsReader.read(bytes).0
+        } catch {
+            throw IOError("read composefs image", path: input.name, detail: "\(error)")
         }
-        if VerityDisk.hasGPT(path) {
-            // The model inside a verity disk: read the squashfs partition.
-            let disk = try VerityDisk.open(path)
-            let temporary = try TemporarySibling(destination: "/tmp/ovlcfs-disk-\(getpid()).sqfs")
-            defer { temporary.discard() }
-            let bytes = try InputReader(path: path).readAll()
-            let writer = try AtomicFileWriter(destination: temporary.path)
-            try writer.write(bytes[Int(disk.data.offset)..<Int(disk.data.offset + disk.data.size)])
-            try writer.commit()
-            let (layer, _) = try SquashfsReader.read(path: temporary.path)
-            return (try OverlayTranslation.untranslate(layer), .verityDisk)
-        }
-        if ComposefsReader.hasMagic(prefix) {
-            let bytes = try InputReader(path: path).readAll()
-            do {
-                return (try ComposefsReader.read(bytes).0, .composefs)
-            } catch {
-                throw IOError("read composefs image", path: path, detail: "\(error)")
-            }
-        }
+    case .dump:
+        image = try DumpFile.read(input, options: options)
     }
-    return (try DumpFile.read(path: path, options: options), .dump)
+    do {
+        try image.validate()
+    } catch {
+        throw IOError("use the model in", path: input.name, detail: "\(error)")
+    }
+    return (image, kind)
 }
 
 /// Writes a line to standard error.

@@ -13,6 +13,7 @@
 #include <sqfs/block_writer.h>
 #include <sqfs/dir_writer.h>
 #include <sqfs/dir_reader.h>
+#include <sqfs/dir.h>
 #include <sqfs/id_table.h>
 #include <sqfs/inode.h>
 #include <sqfs/meta_writer.h>
@@ -29,6 +30,13 @@ static inline const uint8_t *ovl_sqfs_inode_extra_const(const sqfs_inode_generic
 static inline const char *ovl_sqfs_tree_node_name(const sqfs_tree_node_t *node) { return (const char *)node->name; }
 static inline const uint8_t *ovl_sqfs_xattr_key(const sqfs_xattr_entry_t *entry) { return entry->key; }
 static inline const uint8_t *ovl_sqfs_xattr_value(const sqfs_xattr_value_t *value) { return value->value; }
+static inline const uint8_t *ovl_sqfs_dir_entry_name(const sqfs_dir_entry_t *entry) { return entry->name; }
+
+// Why: libsquashfs opens files by path only. This read-only file reads `size` bytes of an
+// already open descriptor from `offset` on (a partition of a disk image, or the whole file
+// with the descriptor the caller sniffed), with pread; the descriptor is dup'ed.
+// NULL with errno set on failure.
+sqfs_file_t *ovl_sqfs_open_fd_range(int fd, sqfs_u64 offset, sqfs_u64 size);
 
 // Why: sqfs_inode_generic_t ends in a flexible array; Swift cannot size the allocation.
 // Returns a zeroed inode with `payload_bytes` of extra payload (freed with sqfs_free).
