@@ -3,6 +3,7 @@ import ErofsWriter
 import Foundation
 import ImageModel
 import LinuxSys
+import SystemPackage
 import MountDriver
 import OverlayTranslation
 import SquashfsWriter
@@ -332,18 +333,19 @@ public func dropCaches() throws {
 }
 
 /// Creates (or reuses) sparse stand-in objects of the right sizes for every payload of a model.
+/// Each is created confined to `directory` (no `..`, no symlinks followed, only regular files
+/// sized), whatever the model's payloads say.
 public func makeStandInObjects(for model: Image, in directory: String) throws -> Int {
+    let store = try DirectoryHandle.create(path: directory)
     var made = 0
     var seen = Set<[UInt8]>()
     for inode in model.inodes where inode.type == .regular && inode.size > 0 {
         guard let payload = inode.externalObject?.payload?.bytes, seen.insert(payload).inserted else { continue }
-        let path = directory + "/" + String(decoding: payload, as: UTF8.self)
-        if let status = try? FileStatus(path: path), status.size == inode.size { continue }
-        try FileQueries.createDirectories((path as NSString).deletingLastPathComponent)
-        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BenchError("cannot create stand-in object \(path)") }
-        defer { close(fd) }
-        guard ftruncate(fd, off_t(inode.size)) == 0 else { throw BenchError("cannot size stand-in object \(path)") }
+        if let reason = Payload.problem(with: payload) { throw BenchError("stand-in object for payload: \(reason)") }
+        if store.regularFileSize(beneath: payload) == inode.size { continue }
+        let (fd, _) = try store.createRegularFile(beneath: payload)
+        defer { try? fd.close() }
+        try FileIO.truncate(fd, to: inode.size, path: directory + "/" + String(decoding: payload, as: UTF8.self))
         made += 1
     }
     return made

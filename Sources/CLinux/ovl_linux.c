@@ -103,3 +103,15 @@ long ovl_getxattrat(int dir_fd, const char *name, const char *key, void *value, 
     return -1;
 #endif
 }
+
+#include <linux/openat2.h>
+
+int ovl_openat_beneath(int dir_fd, const char *path, int flags, unsigned int mode)
+{
+    struct open_how how = {
+        .flags = (uint64_t)flags,
+        .mode = (flags & O_CREAT) ? mode : 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    return (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
+}

@@ -51,6 +51,8 @@ public final class DumpParser {
     private var directories: [[UInt8]: EntryID] = [:]
     private var lastParent: (key: [UInt8], entry: EntryID) = ([], .root)
     private var pendingLinks: [PendingLink] = []
+    /// Name → entry of the directories hard links point into (built while resolving them).
+    private var childIndexes: [EntryID: [[UInt8]: EntryID]] = [:]
     private var lastXattrs: (text: [UInt8], id: XattrSetID) = ([], .empty)
     private var xattrCache: [[UInt8]: XattrSetID] = [:]
     private var endedWithNewline = true
@@ -430,14 +432,19 @@ public final class DumpParser {
         }
     }
 
-    /// Finds a (non-link) entry by path before the image is built (children still unsorted).
+    /// Finds a (non-link) entry by path before the image is built (children still unsorted),
+    /// through a name index per directory built on first use: O(links + size of the
+    /// directories they point into), not a scan of the directory per link.
     private func findEntry(_ path: [UInt8], in builder: ImageBuilder) -> EntryID? {
         if let dir = directories[path] { return dir }
         let slash = path.lastIndex(of: UInt8(ascii: "/"))
         let parentKey = Array(slash.map { path[..<$0] } ?? [])
-        let name = slash.map { path[($0 + 1)...] } ?? path[...]
+        let name = Array(slash.map { path[($0 + 1)...] } ?? path[...])
         guard let parent = directories[parentKey] else { return nil }
-        return builder.child(named: name, in: parent)
+        if let index = childIndexes[parent] { return index[name] }
+        let index = builder.childIndex(of: parent)
+        childIndexes[parent] = index
+        return index[name]
     }
 
     // MARK: - Fields

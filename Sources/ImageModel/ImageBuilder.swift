@@ -44,6 +44,16 @@ public struct ImageBuilder: Sendable {
         image.records[directory.index].children.first { image.name(of: $0).elementsEqual(name) }
     }
 
+    /// Name → entry for every child of `directory` so far (the first of equal names), for
+    /// callers that look up many names in one directory.
+    public func childIndex(of directory: EntryID) -> [[UInt8]: EntryID] {
+        var index: [[UInt8]: EntryID] = [:]
+        for child in image.records[directory.index].children where index[Array(image.name(of: child))] == nil {
+            index[Array(image.name(of: child))] = child
+        }
+        return index
+    }
+
     /// Changes an inode in place.
     public mutating func updateInode(_ id: InodeID, _ body: (inout Inode) -> Void) {
         body(&image.inodes[id.index])

@@ -101,6 +101,75 @@ public final class DirectoryHandle: @unchecked Sendable {
         return FileDescriptor(rawValue: file)
     }
 
+    /// Opens the regular file at `relative` (a `/`-separated path) inside this directory for
+    /// reading, confined: the lookup never leaves this directory nor passes through a symlink
+    /// (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`; a walk of `O_NOFOLLOW` opens on
+    /// kernels before 5.6), never blocks on a FIFO, and anything but a regular file is refused.
+    /// For objects-store entries named by image payloads.
+    public func openRegularFile(beneath relative: [UInt8]) throws(IOError) -> (FileDescriptor, FileStatus) {
+        let shown = childPath(relative)
+        let flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW
+        var file = withName(relative) { ovl_openat_beneath(fd, $0, flags, 0) }
+        if file < 0 && Glibc.errno == ENOSYS {
+            var current: DirectoryHandle = self
+            let components = relative.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Array.init)
+            for component in components.dropLast() { current = try current.openDirectory(component) }
+            let last = components.last ?? []
+            file = current.withName(last) { openat(current.fd, $0, flags) }
+        }
+        guard file >= 0 else {
+            let errno = Errno.current
+            throw IOError("open", path: shown, errno: errno, detail: errno == .tooManySymbolicLinkLevels || errno == .improperLink
+                ? "the path leaves the directory or passes through a symlink" : nil)
+        }
+        let descriptor = FileDescriptor(rawValue: file)
+        let status: FileStatus
+        do { status = try FileStatus(fd: descriptor) } catch {
+            try? descriptor.close()
+            throw IOError("stat", path: shown, errno: error.errno)
+        }
+        guard status.isRegular else {
+            try? descriptor.close()
+            throw IOError("open", path: shown, detail: "not a regular file")
+        }
+        let fileFlags = fcntl(file, F_GETFL)
+        if fileFlags >= 0 { _ = fcntl(file, F_SETFL, fileFlags & ~O_NONBLOCK) }
+        return (descriptor, status)
+    }
+
+    /// The size of the regular file at `relative`, looked up as ``openRegularFile(beneath:)``
+    /// does; nil when there is none (missing, a symlink on the way, not a regular file).
+    public func regularFileSize(beneath relative: [UInt8]) -> UInt64? {
+        guard let (fd, status) = try? openRegularFile(beneath: relative) else { return nil }
+        try? fd.close()
+        return status.size
+    }
+
+    /// Opens (creating it and its directories if missing) the regular file at `relative` inside
+    /// this directory for writing, confined like ``openRegularFile(beneath:)``: each directory
+    /// is created and opened one name at a time without following symlinks.
+    public func createRegularFile(beneath relative: [UInt8], permissions: mode_t = 0o644) throws(IOError) -> (FileDescriptor, FileStatus) {
+        let components = relative.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Array.init)
+        var current: DirectoryHandle = self
+        for component in components.dropLast() { current = try current.createDirectory(component) }
+        let last = components.last ?? []
+        let file = current.withName(last) {
+            openat(current.fd, $0, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW, permissions)
+        }
+        guard file >= 0 else { throw IOError("create", path: childPath(relative), errno: .current) }
+        let descriptor = FileDescriptor(rawValue: file)
+        let status: FileStatus
+        do { status = try FileStatus(fd: descriptor) } catch {
+            try? descriptor.close()
+            throw error
+        }
+        guard status.isRegular else {
+            try? descriptor.close()
+            throw IOError("create", path: childPath(relative), detail: "not a regular file")
+        }
+        return (descriptor, status)
+    }
+
     /// The xattrs of child `name` (or of this directory for an empty name), not following a
     /// final symlink. Named through `/proc/self/fd`, so the lookup stays anchored here.
     public func xattrs(_ name: [UInt8]) throws(IOError) -> [(key: [UInt8], value: [UInt8])] {

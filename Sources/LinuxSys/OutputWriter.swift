@@ -111,9 +111,12 @@ public final class TemporarySibling {
         let directory = slash.map { String(destination[..<$0]) } ?? "."
         let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
         guard !base.isEmpty else { throw IOError("write", path: destination, detail: "not a file name") }
+        // Outputs replace only regular files: a device node, FIFO, socket, directory or
+        // symlink at the destination (`-o /dev/null`, `-o /dev/stdout`) is refused, never
+        // renamed over.
         var st = stat()
-        if stat(destination, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
-            throw IOError("write", path: destination, detail: "is a directory")
+        if lstat(destination, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
+            throw IOError("write", path: destination, detail: "\(Self.typeName(st.st_mode)) is there; ovlcfs replaces only regular files (remove it, or write to a new name)")
         }
         var random = SystemRandomNumberGenerator()
         path = "\(directory.isEmpty ? "/" : directory)/.\(base).ovlcfs-\(getpid())-\(String(random.next() & 0xFFFF_FFFF, radix: 16))"
@@ -123,6 +126,18 @@ public final class TemporarySibling {
     }
 
     deinit { if !committed { unlink(path) } }
+
+    static func typeName(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: "a directory"
+        case S_IFLNK: "a symlink"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFIFO: "a FIFO"
+        case S_IFSOCK: "a socket"
+        default: "a special file"
+        }
+    }
 
     /// Flushes the temporary file to disk and renames it over the destination.
     public func commit() throws(IOError) {

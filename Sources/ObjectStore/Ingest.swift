@@ -129,12 +129,17 @@ private final class Walker {
 
     func run() throws -> IngestResult {
         builder.setXattrs(try xattrs(of: root, []), of: InodeID(0))
-        var stack: [(DirectoryHandle, EntryID, [UInt8])] = [(root, .root, [])]
+        // A directory is opened when the walk reaches it, not when it is found: one descriptor
+        // per directory with unvisited subdirectories, not one per pending directory.
+        var stack: [(open: () throws -> DirectoryHandle, entry: EntryID, path: [UInt8])] = [({ self.root }, .root, [])]
         do {
-            while let (dir, entry, path) = stack.popLast() {
+            while let (open, entry, path) = stack.popLast() {
                 try checkFailure()
+                let dir = try open()
                 for name in try dir.entries() {
-                    if let child = try visit(name, in: dir, parent: entry, parentPath: path) { stack.append(child) }
+                    if let child = try visit(name, in: dir, parent: entry, parentPath: path) {
+                        stack.append(({ try dir.openDirectory(name) }, child.entry, child.path))
+                    }
                 }
             }
         } catch {
@@ -151,7 +156,9 @@ private final class Walker {
             let digest = shared.digests[index]!
             builder.updateInode(inode) { $0.data = .external(ExternalObject(payload: .object(digest), digest: digest)) }
         }
-        return IngestResult(image: try builder.build(), filesHashed: shared.filesHashed, bytesHashed: shared.bytesHashed,
+        let image = try builder.build()
+        do { try image.validate() } catch { throw StoreError(path: rootPath, reason: "\(error)") }
+        return IngestResult(image: image, filesHashed: shared.filesHashed, bytesHashed: shared.bytesHashed,
                             objectsAdded: shared.added, objectsPresent: shared.present, skipped: skipped)
     }
 
@@ -167,7 +174,7 @@ private final class Walker {
     }
 
     /// Records one entry; returns a directory to descend into.
-    func visit(_ name: [UInt8], in dir: DirectoryHandle, parent: EntryID, parentPath: [UInt8]) throws -> (DirectoryHandle, EntryID, [UInt8])? {
+    func visit(_ name: [UInt8], in dir: DirectoryHandle, parent: EntryID, parentPath: [UInt8]) throws -> (entry: EntryID, path: [UInt8])? {
         let path = parentPath + [0x2F] + name
         let shown = rootPath + String(decoding: path, as: UTF8.self)
         do {
@@ -185,11 +192,15 @@ private final class Walker {
                 return nil
             }
             var inode = Self.inode(from: status, data: .none)
-            var descend: DirectoryHandle? = nil
+            var descend = false
             var job: (FileDescriptor, FileStatus)? = nil
             switch type {
             case .directory:
-                if status.device == rootDevice || options.crossDevices { descend = try dir.openDirectory(name) }
+                if let store, store.isRoot(status) {
+                    skipped.append("\(shown): the objects store itself, left out")
+                    return nil
+                }
+                descend = status.device == rootDevice || options.crossDevices
             case .symlink:
                 let target = try dir.readLink(name)
                 inode.data = .symlink(target)
@@ -218,7 +229,7 @@ private final class Walker {
             let id = builder.inodeID(of: entry)
             if type != .directory && status.nlink > 1 { hardLinks[[status.device, status.inode]] = (id, path, entry) }
             if let (file, before) = job { submit(Job(index: jobs.count, inode: id, file: file, before: before, directory: dir, name: name, path: shown)) }
-            return descend.map { ($0, entry, path) }
+            return descend ? (entry, path) : nil
         } catch let error as IOError where options.skipUnreadable && (error.errno == .permissionDenied || error.errno == .ioError) {
             skipped.append("\(error)")
             return nil

@@ -71,6 +71,13 @@ public final class ObjectStore: @unchecked Sendable {
         }
     }
 
+    /// Whether `status` is the store's own root directory (a store inside a tree being
+    /// ingested must not ingest itself).
+    func isRoot(_ status: FileStatus) -> Bool {
+        guard let own = try? root.status([]) else { return false }
+        return own.device == status.device && own.inode == status.inode
+    }
+
     /// The directory `xx` for a digest, created on first use.
     func directory(for digest: Digest) throws -> DirectoryHandle {
         let name = Array(digest.objectPath[0..<2])

@@ -12,8 +12,11 @@ public struct VerifyReport: Sendable, Codable {
     public var wrongSize: [String] = []
     public var wrongDigest: [String] = []
     public var unreadable: [String] = []
+    /// Store entries that are not objects: names that are no digest, anything but a regular
+    /// file where an object belongs. Never hashed, never counted as checked.
+    public var foreign: [String] = []
 
-    public var isClean: Bool { missing.isEmpty && wrongSize.isEmpty && wrongDigest.isEmpty && unreadable.isEmpty }
+    public var isClean: Bool { missing.isEmpty && wrongSize.isEmpty && wrongDigest.isEmpty && unreadable.isEmpty && foreign.isEmpty }
 }
 
 extension ObjectStore {
@@ -28,6 +31,7 @@ extension ObjectStore {
     /// missing objects, wrong sizes and wrong digests by path.
     public func verify(model: Image? = nil, workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> VerifyReport {
         var expectations: [Expectation] = []
+        var foreign: [String] = []
         if let model {
             var seen = Set<[UInt8]>()
             for inode in model.inodes where inode.type == .regular && inode.size > 0 {
@@ -38,11 +42,20 @@ extension ObjectStore {
                 expectations.append(Expectation(relativePath: String(decoding: payload.bytes, as: UTF8.self), size: inode.size, digest: digest))
             }
         } else {
-            for fan in try root.entries() where fan.count == 2 && fan.allSatisfy({ hexDigit($0) }) {
+            for fan in try root.entries() where !fan.starts(with: [UInt8(ascii: ".")]) {
+                let fanPath = path + "/" + String(decoding: fan, as: UTF8.self)
+                guard fan.count == 2, fan.allSatisfy({ hexDigit($0) }), (try? root.status(fan))?.isDirectory == true else {
+                    foreign.append(fanPath)
+                    continue
+                }
                 let dir = try root.openDirectory(fan)
                 for leaf in try dir.entries() {
-                    let relative = String(decoding: fan + [0x2F] + leaf, as: UTF8.self)
-                    expectations.append(Expectation(relativePath: relative, size: nil, digest: Digest(objectPath: Array(relative.utf8))))
+                    let relative = fan + [0x2F] + leaf
+                    guard let digest = Digest(objectPath: relative) else {
+                        foreign.append(fanPath + "/" + String(decoding: leaf, as: UTF8.self))
+                        continue
+                    }
+                    expectations.append(Expectation(relativePath: String(decoding: relative, as: UTF8.self), size: nil, digest: digest))
                 }
             }
         }
@@ -54,12 +67,14 @@ extension ObjectStore {
                 let expectation = work[index]
                 let full = storePath + "/" + expectation.relativePath
                 do {
-                    let status = try FileStatus(path: full)
+                    // Confined to the store, no symlinks, no FIFOs: only regular files are hashed.
+                    let (fd, status) = try root.openRegularFile(beneath: Array(expectation.relativePath.utf8))
+                    defer { try? fd.close() }
                     if let size = expectation.size, status.size != size {
                         report.add { $0.wrongSize.append("\(full): \(status.size) bytes, expected \(size)") }
                         continue
                     }
-                    let digest = try FsVerity.digest(ofFile: full)
+                    let digest = try FsVerity.digest(of: fd, size: status.size, path: full).digest
                     // Without a digest (a payload not named by one), existence and size are all we check.
                     if let expected = expectation.digest, digest != expected {
                         report.add { $0.wrongDigest.append("\(full): fs-verity digest \(digest.hex), expected \(expected.hex)") }
@@ -73,6 +88,7 @@ extension ObjectStore {
             }
         }
         var result = report.value
+        result.foreign = foreign.sorted()
         result.missing.sort()
         result.wrongSize.sort()
         result.wrongDigest.sort()

@@ -177,8 +177,9 @@ public enum OverlayTranslation {
         let xattrs = builder.internXattrs(selinux)
         let digits = Array("0123456789abcdef".utf8)
         let names = (0..<256).map { [digits[$0 >> 4], digits[$0 & 0xF]] } + (hideStoreNames ? storePrivateNames.map { Array($0.utf8) } : [])
+        let present = builder.childIndex(of: .root)
         for name in names {
-            guard builder.child(named: name, in: .root) == nil else { continue }
+            guard present[name] == nil else { continue }
             try builder.add(name: name, in: .root, inode: Inode(
                 type: .charDevice, permissions: 0o644, uid: root.uid, gid: root.gid, nlink: 1,
                 rdev: 0, size: 0, mtime: root.mtime, xattrs: xattrs, data: .none))

@@ -82,13 +82,14 @@ struct MountCommand: ParsableCommand {
     /// The image's payloads that no objects directory holds with the right size.
     func missingObjects() throws -> [String] {
         let (model, _) = try loadModel(image, options: DumpOptions())
+        let stores = try objects.map { try DirectoryHandle(path: $0) }
         var missing: [String] = []
         var seen = Set<[UInt8]>()
         for inode in model.inodes where inode.type == .regular && inode.size > 0 {
             guard let payload = inode.externalObject?.payload?.bytes, seen.insert(payload).inserted else { continue }
-            let relative = String(decoding: payload, as: UTF8.self)
-            let found = objects.contains { (try? FileStatus(path: $0 + "/" + relative))?.size == inode.size }
-            if !found { missing.append(relative) }
+            // Present means a regular file of the right size inside a store (no symlinks, no FIFOs).
+            let found = stores.contains { $0.regularFileSize(beneath: payload) == inode.size }
+            if !found { missing.append(String(decoding: payload, as: UTF8.self)) }
         }
         return missing.sorted()
     }
