@@ -47,6 +47,13 @@ public enum FileQueries {
         }
     }
 
+    /// The canonical absolute path (`realpath(3)`: symlinks, `.` and `..` resolved).
+    public static func realPath(_ path: String) throws(IOError) -> String {
+        guard let resolved = realpath(path, nil) else { throw IOError("resolve", path: path, errno: .current) }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// Removes a file (errors other than "missing" are reported).
     public static func remove(_ path: String) throws(IOError) {
         if unlink(path) != 0 && Glibc.errno != ENOENT { throw IOError("remove", path: path, errno: Errno(rawValue: Glibc.errno)) }
@@ -124,4 +131,25 @@ public enum FileQueries {
         }
         return Array(buffer[0..<total])
     }
+}
+
+/// An exclusive advisory lock (`flock`) on a lock file, held until released or deinit: what
+/// serialises ovlcfs processes that act on the same mount point or state.
+public final class FileLock {
+    private let fd: Int32
+
+    /// Creates the lock file if needed (not through a symlink) and waits for the lock.
+    public init(path: String) throws(IOError) {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0o600)
+        guard fd >= 0 else { throw IOError("open lock file", path: path, errno: .current) }
+        while flock(fd, LOCK_EX) != 0 {
+            if Glibc.errno == EINTR { continue }
+            let errno = Errno.current
+            close(fd)
+            throw IOError("lock", path: path, errno: errno)
+        }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
 }

@@ -109,6 +109,8 @@ public enum Mounts {
 
     /// One line of `/proc/self/mountinfo`.
     public struct Entry: Sendable, Equatable {
+        /// The mount ID (field 1), unique among the current mounts.
+        public var id: Int
         public var mountPoint: String
         public var type: String
         public var source: String
@@ -122,7 +124,7 @@ public enum Mounts {
         for line in bytes.split(separator: 0x0A) {
             let fields = line.split(separator: 0x20).map { unescapeOctal(Array($0)) }
             guard let dash = fields.firstIndex(of: "-"), fields.count > dash + 3, fields.count > 4 else { continue }
-            entries.append(Entry(mountPoint: fields[4], type: fields[dash + 1], source: fields[dash + 2], superOptions: fields[dash + 3]))
+            entries.append(Entry(id: Int(fields[0]) ?? -1, mountPoint: fields[4], type: fields[dash + 1], source: fields[dash + 2], superOptions: fields[dash + 3]))
         }
         return entries
     }

@@ -2,6 +2,18 @@ import Foundation
 import LinuxSys
 import Verity
 
+/// What identifies a mount in `/proc/self/mountinfo`.
+public struct MountIdentity: Sendable, Codable, Equatable {
+    public var id: Int
+    public var type: String
+    public var source: String
+    public init(id: Int, type: String, source: String) {
+        self.id = id
+        self.type = type
+        self.source = source
+    }
+}
+
 /// A loop device the driver holds.
 public protocol LoopHandle: AnyObject {
     var path: String { get }
@@ -30,6 +42,8 @@ public protocol KernelOps: AnyObject {
     /// Lazy unmount (MNT_DETACH): the mount leaves the tree now, and goes once unused.
     func detachMount(_ target: String) throws
     func isMounted(_ target: String) -> Bool
+    /// The mount on top at `target` (the one a path lookup reaches), nil when none.
+    func topMount(at target: String) -> MountIdentity?
     /// Whether the kernel can verify fs-verity digests of files in `directory`.
     func hasFsVerity(_ directory: String) -> Bool
     /// Whether device-mapper (with its control node) is available for dm-verity.
@@ -70,6 +84,11 @@ public final class LinuxKernelOps: KernelOps {
     public func detachMount(_ target: String) throws { try Mounts.unmount(target, detach: true) }
 
     public func isMounted(_ target: String) -> Bool { Mounts.table().contains { $0.mountPoint == target } }
+
+    public func topMount(at target: String) -> MountIdentity? {
+        // mountinfo lists mounts in the order they were made: the last one at a path is on top.
+        Mounts.table().last { $0.mountPoint == target }.map { MountIdentity(id: $0.id, type: $0.type, source: $0.source) }
+    }
 
     public func hasFsVerity(_ directory: String) -> Bool {
         // ext4 and f2fs advertise fs-verity support in sysfs when the kernel has it.

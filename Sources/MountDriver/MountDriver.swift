@@ -3,6 +3,7 @@ import DiskImage
 import ImageModel
 import LinuxSys
 import OverlayTranslation
+import Verity
 import SystemPackage
 
 /// Whether to insist on verification of the objects' content (overlay `verity=require`).
@@ -61,6 +62,14 @@ public struct MountRecord: Codable, Sendable, Equatable {
     public var overlayVerity: Bool
     public var pid: Int32
     public var created: Date
+    /// The overlay's mount ID once attached: `umount` acts only on the mount at `target` that
+    /// still has it (records written before ovlcfs kept it have none: type and source decide).
+    public var mountID: Int?
+
+    /// Whether `mount` is the overlay this record describes.
+    public func describes(_ mount: MountIdentity) -> Bool {
+        mount.type == "overlay" && mount.source == "ovlcfs" && (mountID == nil || mountID == mount.id)
+    }
 }
 
 /// One step of mounting, named in errors and used by the fault-injection tests.
@@ -114,20 +123,41 @@ public final class MountDriver {
 
     var recordsDirectory: String { stateDirectory + "/mounts" }
 
+    /// A record's file: a fixed-length name from the SHA-256 of the mount point, so any
+    /// mount point, however long or strange, has one.
     func recordPath(for target: String) -> String {
-        let name = target.utf8.map { byte -> String in
-            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) ? String(UnicodeScalar(byte)) : String(format: "_%02x", byte)
-        }.joined()
-        return recordsDirectory + "/" + name + ".json"
+        recordsDirectory + "/" + sha256(Array(target.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined() + ".json"
+    }
+
+    /// Holds the lock of one mount point: check-and-mount and unmount of a target run one at a
+    /// time across processes.
+    func lock(_ target: String) throws -> FileLock {
+        let directory = stateDirectory + "/locks"
+        do {
+            try FileQueries.createDirectories(directory)
+            return try FileLock(path: directory + "/" + recordPath(for: target).split(separator: "/").last!.replacingOccurrences(of: ".json", with: ".lock"))
+        } catch {
+            throw MountDriverError(step: .stateWrite, message: "\(error)")
+        }
+    }
+
+    /// The mount point as the kernel names it: resolved once with `realpath`, so a target
+    /// reached through a symlink is the path mountinfo shows.
+    static func resolve(_ target: String) throws -> String {
+        do { return try FileQueries.realPath(target) } catch {
+            throw MountDriverError(step: nil, message: "mount point \(target): \(error)")
+        }
     }
 
     /// Mounts `request.image` at `request.target`.
     @discardableResult
     public func mount(_ request: MountRequest) throws -> MountRecord {
-        let target = URL(fileURLWithPath: request.target).standardizedFileURL.path
+        let target = try Self.resolve(request.target)
         guard (try? FileStatus(path: target))?.isDirectory == true else {
             throw MountDriverError(step: nil, message: "mount point \(target) is not a directory")
         }
+        let held = try lock(target)
+        defer { withExtendedLifetime(held) {} }
         if kernel.isMounted(target) || FileQueries.exists(recordPath(for: target)) {
             throw MountDriverError(step: nil, message: "\(target) is already an ovlcfs mount point",
                                    hint: "ovlcfs umount \(target)")
@@ -221,13 +251,17 @@ public final class MountDriver {
                     ? try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: overlayOptions(lowerPath: lower.procPath))
                     : try mountOverlayThroughStaging(lower: lower, options: overlayOptions(lowerPath:))
             }
-            let record = MountRecord(target: target, image: request.image, kind: kind, layout: request.layout,
+            var record = MountRecord(target: target, image: request.image, kind: kind, layout: request.layout,
                                      objects: request.objects, loopDevice: loop?.path, verityDevice: verityName.map { "/dev/mapper/" + $0 },
                                      overlayVerity: verity,
-                                     pid: getpid(), created: Date())
+                                     pid: getpid(), created: Date(), mountID: nil)
             try step(.stateWrite) { try writeRecord(record) }
             recordWritten = true
             try step(.attach) { try overlay.attach(at: target) }
+            if let top = kernel.topMount(at: target) {
+                record.mountID = top.id
+                try? writeRecord(record)
+            }
             loop?.release()
             hashLoop?.release()
             return record
@@ -357,42 +391,75 @@ public final class MountDriver {
     }
 
     /// Every state record (sorted by mount point).
-    public func records() -> [MountRecord] {
+    public func records() -> [MountRecord] { recordFiles().records.map(\.record) }
+
+    /// The record files: those that decode, with their paths, and those that do not (garbage,
+    /// reported by `status` and removed by `umount --all`, never skipped silently).
+    func recordFiles() -> (records: [(path: String, record: MountRecord)], garbage: [String]) {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: recordsDirectory)) ?? []
-        return names.filter { $0.hasSuffix(".json") }.compactMap { name in
-            FileManager.default.contents(atPath: recordsDirectory + "/" + name).flatMap { try? decoder.decode(MountRecord.self, from: $0) }
-        }.sorted { $0.target < $1.target }
+        let names = (try? FileQueries.directoryEntries(recordsDirectory)) ?? []
+        var records: [(path: String, record: MountRecord)] = []
+        var garbage: [String] = []
+        for name in names.map({ String(decoding: $0, as: UTF8.self) }) where name.hasSuffix(".json") {
+            let path = recordsDirectory + "/" + name
+            if let data = FileManager.default.contents(atPath: path), let record = try? decoder.decode(MountRecord.self, from: data) {
+                records.append((path, record))
+            } else {
+                garbage.append(path)
+            }
+        }
+        return (records.sorted { $0.record.target < $1.record.target }, garbage.sorted())
     }
 
     /// A record and whether its mount still exists.
     public struct Status: Sendable, Codable {
         public var record: MountRecord
         public var mounted: Bool
+        /// Something else is mounted at the record's mount point (the record is stale).
+        public var foreign: Bool = false
         public var stale: Bool { !mounted }
     }
 
     public func status() -> [Status] {
-        records().map { Status(record: $0, mounted: kernel.isMounted($0.target)) }
+        records().map { record in
+            let top = kernel.topMount(at: record.target)
+            let mine = top.map { record.describes($0) } ?? false
+            return Status(record: record, mounted: mine, foreign: top != nil && !mine)
+        }
     }
 
+    /// Record files that cannot be read (corrupt or foreign JSON).
+    public func garbageRecords() -> [String] { recordFiles().garbage }
+
     /// Unmounts an ovlcfs mount point and drops its record. The lower mount and the loop
-    /// device go with the overlay.
+    /// device go with the overlay. Only a mount this driver recorded is unmounted: nothing
+    /// without a record, and not a mount that has replaced the recorded one (its mount ID,
+    /// type or source differ) — a stale record is then dropped and the mount left alone.
     public func unmount(_ target: String) throws {
-        let target = URL(fileURLWithPath: target).standardizedFileURL.path
-        let recordExists = FileQueries.exists(recordPath(for: target))
-        let mounted = kernel.isMounted(target)
-        guard recordExists || mounted else {
+        let target = (try? Self.resolve(target)) ?? URL(fileURLWithPath: target).standardizedFileURL.path
+        let held = try lock(target)
+        defer { withExtendedLifetime(held) {} }
+        let entry = recordFiles().records.first { $0.record.target == target }
+        let top = kernel.topMount(at: target)
+        guard let entry else {
+            if top != nil {
+                throw MountDriverError(step: nil, message: "\(target) is mounted, but not by ovlcfs (no record in \(recordsDirectory)); ovlcfs unmounts only its own mounts",
+                                       hint: "umount(8) it yourself if that is what you want")
+            }
             throw MountDriverError(step: nil, message: "\(target) is not an ovlcfs mount point")
         }
-        if mounted {
+        if let top {
+            guard entry.record.describes(top) else {
+                try FileQueries.remove(entry.path)
+                throw MountDriverError(step: nil, message: "the mount at \(target) (\(top.type) from \(top.source), mount ID \(top.id)) is not the one ovlcfs made; its stale record was dropped and the mount left alone")
+            }
             do { try kernel.unmount(target) } catch {
                 throw MountDriverError(step: nil, message: "\(error)",
                                        hint: (error as? MountError)?.errno == .resourceBusy ? "something still uses \(target) (fuser -m \(target))" : nil)
             }
         }
-        try FileQueries.remove(recordPath(for: target))
+        try FileQueries.remove(entry.path)
     }
 
     /// Unmounts every recorded mount (stale records are just removed). Returns the targets.
@@ -400,6 +467,9 @@ public final class MountDriver {
     public func unmountAll() throws -> [String] {
         var done: [String] = []
         var firstError: (any Error)? = nil
+        for path in garbageRecords() {
+            do { try FileQueries.remove(path) } catch { if firstError == nil { firstError = error } }
+        }
         for record in records().reversed() {
             do {
                 try unmount(record.target)

@@ -201,6 +201,9 @@ private final class Walker {
                     return nil
                 }
                 descend = status.device == rootDevice || options.crossDevices
+                // Opened again (and held) only when the walk reaches it; this first open decides
+                // now whether it is readable (--skip-unreadable leaves it out whole).
+                if descend { _ = try dir.openDirectory(name) }
             case .symlink:
                 let target = try dir.readLink(name)
                 inode.data = .symlink(target)

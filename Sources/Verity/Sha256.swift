@@ -48,3 +48,6 @@ final class Sha256 {
         return out
     }
 }
+
+/// SHA-256 of `bytes` (libcrypto).
+public func sha256(_ bytes: [UInt8]) -> [UInt8] { Sha256.digest(bytes) }

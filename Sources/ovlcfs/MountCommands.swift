@@ -174,7 +174,11 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let statuses = MountDriver(stateDirectory: state.stateDirectory).status()
+            let driver = MountDriver(stateDirectory: state.stateDirectory)
+            let statuses = driver.status()
+            for path in driver.garbageRecords() {
+                printError("ovlcfs: unreadable mount record \(path) (ovlcfs umount --all removes it)")
+            }
             let out = BufferedOutput.standardOutput()
             if json {
                 let encoder = JSONEncoder()
@@ -187,7 +191,7 @@ struct StatusCommand: ParsableCommand {
             } else {
                 for status in statuses {
                     let r = status.record
-                    try out.write("\(r.target)\t\(r.kind.rawValue)\t\(r.layout.rawValue)\t\(r.image)\t\(status.mounted ? "mounted" : "STALE (not mounted; ovlcfs umount --all clears it)")\n")
+                    try out.write("\(r.target)\t\(r.kind.rawValue)\t\(r.layout.rawValue)\t\(r.image)\t\(status.mounted ? "mounted" : status.foreign ? "STALE (another mount is there now; ovlcfs umount --all clears the record)" : "STALE (not mounted; ovlcfs umount --all clears it)")\n")
                 }
             }
             try out.flush()

@@ -64,7 +64,13 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
         mounted.remove(target)
     }
 
-    func isMounted(_ target: String) -> Bool { mounted.contains(target) }
+    func isMounted(_ target: String) -> Bool { mounted.contains(target) || foreign[target] != nil }
+    /// Mounts made by someone else: target → type.
+    var foreign: [String: String] = [:]
+    func topMount(at target: String) -> MountIdentity? {
+        if let type = foreign[target] { return MountIdentity(id: 900, type: type, source: "none") }
+        return mounted.contains(target) ? MountIdentity(id: 100 + target.utf8.count, type: "overlay", source: "ovlcfs") : nil
+    }
     func hasFsVerity(_ directory: String) -> Bool { verity }
     var deviceMapper = false
     var activeVerity: Set<String> = []
