@@ -67,6 +67,8 @@ public struct ProcessResult: Sendable {
 
 /// Runs a program to completion, feeding `input` on standard input.
 public func run(_ executable: String, _ arguments: [String], input: [UInt8]? = nil) throws -> ProcessResult {
+    // A child that exits before reading all its input must not kill the test runner.
+    signal(SIGPIPE, SIG_IGN)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -79,7 +81,7 @@ public func run(_ executable: String, _ arguments: [String], input: [UInt8]? = n
     if let input {
         let writer = inPipe.fileHandleForWriting
         DispatchQueue.global().async {
-            writer.write(Data(input))
+            try? writer.write(contentsOf: Data(input))
             try? writer.close()
         }
     }

@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Inputs an attacker would hand a root tool (issue 12): each must end in a clear error and
+/// touch nothing outside the command's outputs, store and work directory.
+@Suite("hostile inputs to the command line", .enabled(if: FileManager.default.isExecutableFile(atPath: ovlcfs), "the ovlcfs binary was not built"))
+struct HostileInputTests {
+    static let root = "/ 4096 40755 2 0 0 0 0.0 - - -\n"
+
+    /// Replaces every occurrence of `old` by `new` (same length) in a file's bytes.
+    func patch(_ path: String, _ old: String, _ new: String) throws -> Int {
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let (o, n) = (Array(old.utf8), Array(new.utf8))
+        precondition(o.count == n.count)
+        var count = 0, i = 0
+        while i + o.count <= bytes.count {
+            if bytes[i] == o[0] && Array(bytes[i..<i + o.count]) == o {
+                bytes.replaceSubrange(i..<i + o.count, with: n)
+                count += 1
+                i += o.count
+            } else {
+                i += 1
+            }
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return count
+    }
+
+    @Test("#1 an image whose redirect climbs out of the store is refused by every reader; nothing outside is hashed",
+          arguments: [["--format", "composefs"], ["--compression", "none"]])
+    func traversalPayload(format: [String]) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try (Self.root + "/f 5 100644 1 0 0 0 0.0 zz/zz/zz/zz/victim - -\n").write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        let built = try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("evil.img")] + format)
+        #expect(built.status == 0, "\(built.stderrText)")
+        #expect(try patch(dir.path("evil.img"), "zz/zz/zz/zz/", "../../../../") >= 1)
+        try FileManager.default.createDirectory(atPath: dir.path("store/a/b/c"), withIntermediateDirectories: true)
+        try "secret".write(toFile: dir.path("victim"), atomically: true, encoding: .utf8)
+        for arguments in [["inspect", dir.path("evil.img")], ["verify", "--objects", dir.path("store"), dir.path("evil.img")],
+                          ["build", dir.path("evil.img"), "-o", dir.path("again.sqfs")]] {
+            let result = try run(ovlcfs, arguments)
+            #expect(result.status != 0, "\(arguments) accepted a payload out of the store")
+            #expect(result.stderrText.contains("'..'"), "\(arguments): \(result.stderrText)")
+            #expect(!result.stdoutText.contains("checked"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path("again.sqfs")))
+        #expect(try String(contentsOfFile: dir.path("victim"), encoding: .utf8) == "secret")
+    }
+
+    @Test("#2 an output that is a device, a FIFO or a symlink is refused and left as it was")
+    func specialOutputs() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try (Self.root + "/f 3 100644 1 0 0 0 0.0 - abc -\n").write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        try "keep".write(toFile: dir.path("target"), atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: dir.path("link"), withDestinationPath: dir.path("target"))
+        #expect(mkfifo(dir.path("fifo"), 0o644) == 0)
+        for (output, extra) in [("/dev/null", [String]()), (dir.path("link"), []), (dir.path("fifo"), []),
+                                (dir.path("link"), ["--format", "composefs"])] {
+            let result = try run(ovlcfs, ["build", dir.path("m.dump"), "-o", output] + extra)
+            #expect(result.status != 0, "wrote over \(output)")
+            #expect(result.stderrText.contains("replaces only regular files"), "\(result.stderrText)")
+        }
+        let dumpOut = try run(ovlcfs, ["inspect", dir.path("m.dump"), "--dump", "-o", dir.path("link")])
+        #expect(dumpOut.status != 0)
+        var st = stat()
+        #expect(lstat("/dev/null", &st) == 0 && st.st_mode & S_IFMT == S_IFCHR)
+        #expect(lstat(dir.path("link"), &st) == 0 && st.st_mode & S_IFMT == S_IFLNK)
+        #expect(try String(contentsOfFile: dir.path("target"), encoding: .utf8) == "keep")
+        #expect(lstat(dir.path("fifo"), &st) == 0 && st.st_mode & S_IFMT == S_IFIFO)
+    }
+
+    @Test("#8 a line without a newline is refused once it passes the line limit, not buffered without end")
+    func endlessLine() throws {
+        let result = try run(ovlcfs, ["inspect", "-"], input: [UInt8](repeating: UInt8(ascii: "a"), count: 3 << 20))
+        #expect(result.status != 0)
+        #expect(result.stderrText.contains("longer than 262144 bytes"), "\(result.stderrText)")
+        let zero = try run(ovlcfs, ["inspect", "/dev/zero"])
+        #expect(zero.status != 0)
+    }
+
+    @Test("#14 a gzip dump cut short is an error, never a model of what was read")
+    func truncatedGzip() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        var dump = Self.root
+        for i in 0..<500 { dump += "/file\(i) 3 100644 1 0 0 0 0.0 - abc -\n" }
+        try dump.write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        #expect(try run("/bin/gzip", ["-k", dir.path("m.dump")]).status == 0)
+        let whole = try Data(contentsOf: URL(fileURLWithPath: dir.path("m.dump.gz")))
+        for cut in [4, 8, whole.count / 2] {
+            try whole.prefix(whole.count - cut).write(to: URL(fileURLWithPath: dir.path("cut.gz")))
+            let result = try run(ovlcfs, ["inspect", dir.path("cut.gz")])
+            #expect(result.status != 0, "a gzip stream missing its last \(cut) bytes was accepted")
+            #expect(result.stderrText.contains("cut.gz"))
+        }
+    }
+
+    @Test("#15 a dump through a pipe or /dev/stdin is read whole (sniffing consumes nothing)")
+    func pipes() throws {
+        var dump = Self.root
+        for i in 0..<50 { dump += "/f\(i) 3 100644 1 0 0 0 0.0 - abc -\n" }
+        for path in ["-", "/dev/stdin"] {
+            let result = try run(ovlcfs, ["inspect", path, "--json"], input: Array(dump.utf8))
+            #expect(result.status == 0, "\(path): \(result.stderrText)")
+            #expect(result.stdoutText.contains("\"entries\" : 51"), "\(result.stdoutText)")
+        }
+    }
+
+    @Test("#16 what the tool writes it reads back: pre-1970 mtimes, and './' payloads are refused on reading too")
+    func writesWhatItReads() throws {
+        let dump = Self.root + "/old 0 100644 1 0 0 0 -315619200.5 - - -\n"
+        let result = try run(ovlcfs, ["inspect", "-", "--dump"], input: Array(dump.utf8))
+        #expect(result.status == 0, "\(result.stderrText)")
+        #expect(result.stdoutText == dump)
+        for payload in ["./ab/cd", "ab//cd", "ab/./cd"] {
+            let bad = try run(ovlcfs, ["inspect", "-"], input: Array((Self.root + "/f 5 100644 1 0 0 0 0.0 \(payload) - -\n").utf8))
+            #expect(bad.status != 0, "accepted payload \(payload)")
+            #expect(bad.stderrText.contains("<stdin>:2:"), "\(bad.stderrText)")
+        }
+    }
+
+    @Test("#11 a FIFO as a model or image, and FIFOs or symlinks in a store, never hang or get hashed")
+    func fifosAndSymlinks() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        #expect(mkfifo(dir.path("fifo"), 0o644) == 0)
+        for name in ["empty-store", "mnt", "o"] { try FileManager.default.createDirectory(atPath: dir.path(name), withIntermediateDirectories: true) }
+        let verifyFifo = try run(ovlcfs, ["verify", "--objects", dir.path("empty-store"), dir.path("fifo")])
+        #expect(verifyFifo.status != 0)
+        #expect(verifyFifo.stderrText.contains("no files"), "\(verifyFifo.stderrText)")
+        let mount = try run(ovlcfs, ["mount", dir.path("fifo"), dir.path("mnt"), "--objects", dir.path("o"), "--state-directory", dir.path("state")])
+        #expect(mount.status != 0)
+        #expect(mount.stderrText.contains("not a regular file") || mount.stderrText.contains("root"), "\(mount.stderrText)")
+        // A store with a FIFO and a symlink (to a secret) under object names, and junk.
+        let digest = String(repeating: "ab", count: 32)
+        let fan = dir.path("store/ab")
+        try FileManager.default.createDirectory(atPath: fan, withIntermediateDirectories: true)
+        try "secret".write(toFile: dir.path("secret"), atomically: true, encoding: .utf8)
+        #expect(mkfifo(fan + "/" + String(digest.dropFirst(2)), 0o644) == 0)
+        let linkName = "ab" + String(repeating: "cd", count: 31)
+        try FileManager.default.createSymbolicLink(atPath: fan + "/" + String(linkName.dropFirst(2)), withDestinationPath: dir.path("secret"))
+        try "junk".write(toFile: fan + "/not-an-object", atomically: true, encoding: .utf8)
+        let verify = try run(ovlcfs, ["verify", "--objects", dir.path("store"), "--json"])
+        #expect(verify.status != 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout)) as? [String: Any], "\(verify.stderrText)")
+        #expect(json["checked"] as? Int == 0)
+        #expect((json["foreign"] as? [String])?.count == 1)
+        #expect((json["unreadable"] as? [String])?.count == 2)
+        // The secret's digest is never printed.
+        let secretDigest = try run(ovlcfs, ["digest", "--compact", dir.path("secret")])
+        let printed = secretDigest.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(printed.count == 64)
+        #expect(!verify.stdoutText.contains(printed) && !verify.stderrText.contains(printed))
+    }
+}
