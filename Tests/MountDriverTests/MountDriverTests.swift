@@ -282,3 +282,101 @@ struct MountDriverTests {
         #expect(kernel.activeVerity == ["ovlcfs-\(getpid())-2", "root-verity"])
     }
 }
+
+/// `umount` acts only on what ovlcfs mounted (issue 12 #3, #4).
+@Suite("Mount driver: only its own mounts")
+struct OwnMountsTests {
+    func fixture() throws -> (TemporaryDirectory, MountRequest) {
+        let dir = try TemporaryDirectory()
+        _ = FileManager.default.createFile(atPath: dir.path("i.sqfs"), contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: 4092)))
+        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        return (dir, MountRequest(image: dir.path("i.sqfs"), target: dir.path("mnt"), objects: [dir.path("objects")], verity: .off))
+    }
+
+    @Test("a mount without an ovlcfs record is refused, not unmounted")
+    func noRecord() throws {
+        let (dir, request) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        kernel.foreign[request.target] = "tmpfs"
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        let error = try #require(throws: MountDriverError.self) { try driver.unmount(request.target) }
+        #expect(error.description.contains("not by ovlcfs"))
+        #expect(!kernel.calls.contains { $0.hasPrefix("umount") })
+    }
+
+    @Test("a recorded mount replaced by another is left alone; the stale record goes; --all does the same")
+    func replaced() throws {
+        let (dir, request) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        try driver.mount(request)
+        kernel.mounted.remove(request.target)
+        kernel.foreign[request.target] = "tmpfs"
+        #expect(driver.status().map(\.foreign) == [true])
+        #expect(driver.status().map(\.mounted) == [false])
+        #expect(throws: MountDriverError.self) { try driver.unmount(request.target) }
+        #expect(!kernel.calls.contains { $0.hasPrefix("umount") })
+        #expect(driver.records().isEmpty)
+        // The same through --all.
+        kernel.foreign = [:]
+        try driver.mount(request)
+        kernel.mounted.remove(request.target)
+        kernel.foreign[request.target] = "tmpfs"
+        #expect(throws: MountDriverError.self) { try driver.unmountAll() }
+        #expect(!kernel.calls.contains { $0.hasPrefix("umount") })
+        #expect(driver.records().isEmpty)
+    }
+
+    @Test("a garbage record is reported, and umount --all removes it")
+    func garbage() throws {
+        let (dir, request) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        try driver.mount(request)
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: dir.path("state/mounts/junk.json")))
+        #expect(driver.garbageRecords().count == 1)
+        #expect(driver.records().count == 1)
+        #expect(try driver.unmountAll() == [request.target])
+        #expect(driver.garbageRecords().isEmpty && driver.records().isEmpty)
+    }
+
+    @Test("a target reached through a symlink is recorded, checked and unmounted by its real path")
+    func symlinkedTarget() throws {
+        let (dir, request) = try fixture()
+        defer { dir.cleanup() }
+        try FileManager.default.createSymbolicLink(atPath: dir.path("via"), withDestinationPath: dir.path("."))
+        var viaLink = request
+        viaLink.target = dir.path("via/mnt")
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        let record = try driver.mount(viaLink)
+        let real = try FileQueries.realPath(request.target)
+        #expect(record.target == real)
+        #expect(kernel.calls.contains("attach /proc/self/fd/13 at \(real)"))
+        #expect(throws: MountDriverError.self) { try driver.mount(request) }
+        try driver.unmount(viaLink.target)
+        #expect(kernel.calls.last == "umount \(real)")
+        #expect(driver.records().isEmpty)
+    }
+
+    @Test("a mount point of any length has a record (names are a fixed-length hash)")
+    func longTarget() throws {
+        let (dir, request) = try fixture()
+        defer { dir.cleanup() }
+        var path = dir.path("mnt")
+        for _ in 0..<20 { path += "/" + String(repeating: "x", count: 200) }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        var long = request
+        long.target = path
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        try driver.mount(long)
+        #expect(driver.records().map(\.target) == [path])
+        try driver.unmount(path)
+        #expect(driver.records().isEmpty)
+    }
+}
