@@ -62,6 +62,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Seeded mutation fuzzer of every reader (scripts/fuzz; short runs in the test suite).
+        .executableTarget(
+            name: "ovlcfs-fuzz",
+            dependencies: ["Bench", "ComposefsDump", "DiskImage", "ErofsWriter", "ImageModel", "LinuxSys", "OverlayTranslation", "SquashfsWriter"],
+            path: "Tests/Fuzz", swiftSettings: strict
+        ),
+
         .target(name: "TestSupport", dependencies: ["ImageModel", "Bench", "MountDriver"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ImageModelTests", dependencies: ["ImageModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ComposefsDumpTests", dependencies: ["ComposefsDump", "ImageModel", "LinuxSys", "TestSupport"], swiftSettings: strict),

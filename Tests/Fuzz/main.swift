@@ -1,0 +1,216 @@
+// ovlcfs-fuzz: seeded mutation fuzzing of every reader ovlcfs points at untrusted input
+// (issue 12). Each case is a seed input with random byte mutations, fed to the reader the
+// command-line tool uses, then (when accepted) to the model validator and the way back out.
+// A case may be refused — with an error — but never trap, crash, take longer than the
+// per-case limit or grow memory past the limit.
+//
+//   ovlcfs-fuzz READER [ITERATIONS] [SEED]     READER: dump, cfs, sqfs, gpt or all
+//
+// Every case is written to $TMPDIR/ovlcfs-fuzz-<reader>.case before it runs, so a case that
+// kills the process is left behind to reproduce. Prints one summary line per reader and
+// exits 1 when a case was slow or memory went past the limit (a crash exits by its signal).
+import Bench
+import ComposefsDump
+import DiskImage
+import ErofsWriter
+import Foundation
+import ImageModel
+import LinuxSys
+import OverlayTranslation
+import SquashfsWriter
+
+let maxCaseSeconds = 2.0
+let maxResidentBytes = 512 << 20
+
+/// A small model with every kind of entry the formats know.
+func seedModel() throws -> Image {
+    var dump = "/ 4096 40755 2 0 0 0 1700000000.0 - - - security.selinux=system_u:object_r:root_t:s0\n"
+    dump += "/etc 4096 40755 2 0 0 0 1700000000.5 - - - user.a=1 trusted.overlay.opaque=y\n"
+    dump += "/etc/hosts 12 100644 1 0 0 0 1.0 - 127.0.0.1\\x20x\\n -\n"
+    dump += "/etc/link 0 @100644 1 0 0 0 0.0 /etc/hosts - -\n"
+    for i in 0..<40 {
+        let hex = String(format: "%02x", i) + String(repeating: "ab", count: 31)
+        dump += "/etc/f\(i) \(5000 + i) 100644 1 \(i) \(i) 0 \(i).\(i) \(hex.prefix(2))/\(hex.dropFirst(2)) - \(hex) user.k=v\(i % 3)\n"
+    }
+    dump += "/s 6 120777 1 0 0 0 0.0 target - -\n"
+    dump += "/dev 4096 40755 2 0 0 0 0.0 - - -\n"
+    dump += "/dev/null 0 20666 1 0 0 259 0.0 - - -\n/dev/wh 0 20000 1 0 0 0 0.0 - - -\n/dev/fifo 0 10644 1 0 0 0 0.0 - - -\n"
+    dump += "/usr 4096 40755 2 0 0 0 0.0 - - -\n/usr/deep 4096 40755 2 0 0 0 0.0 - - -\n/usr/deep/er 4096 40755 2 0 0 0 0.0 - - -\n"
+    return try DumpParser.parse(Array(dump.utf8), input: "seed")
+}
+
+/// The first lines of the embedded cs9 model, for real-world dump text.
+func cs9Prefix() -> [UInt8] {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Examples/cs9-x86_64-minimal.dump.gz")
+    guard let reader = try? InputReader(path: url.standardizedFileURL.path), let bytes = try? reader.readAll() else { return [] }
+    return Array(bytes.split(separator: 0x0A, omittingEmptySubsequences: false).prefix(400).joined(separator: [0x0A])) + [0x0A]
+}
+
+/// Random byte-level mutations: overwrite, interesting values, insert, delete, duplicate or
+/// truncate a run, within `range` (offsets past it are left alone).
+func mutate(_ bytes: inout [UInt8], count: Int, range: Range<Int>? = nil, using rng: inout SplitMix64) {
+    let interesting: [UInt8] = [0, 1, 0x7F, 0x80, 0xFF, 0x20, 0x0A, 0x2F, 0x2E, 0x5C]
+    for _ in 0..<count {
+        guard !bytes.isEmpty else { bytes = [UInt8.random(in: 0...255, using: &rng)]; continue }
+        let low = min(max(0, range?.lowerBound ?? 0), bytes.count)
+        let window = low..<max(low, min(bytes.count, range?.upperBound ?? bytes.count))
+        guard !window.isEmpty else { return }
+        let at = Int.random(in: window, using: &rng)
+        switch Int.random(in: 0..<8, using: &rng) {
+        case 0, 1: bytes[at] = UInt8.random(in: 0...255, using: &rng)
+        case 2: bytes[at] = interesting.randomElement(using: &rng)!
+        case 3: bytes[at] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
+        case 4: bytes.insert(contentsOf: (0..<Int.random(in: 1...8, using: &rng)).map { _ in interesting.randomElement(using: &rng)! }, at: at)
+        case 5: bytes.removeSubrange(at..<min(bytes.count, at + Int.random(in: 1...16, using: &rng)))
+        case 6:
+            let end = min(bytes.count, at + Int.random(in: 1...64, using: &rng))
+            bytes.insert(contentsOf: Array(bytes[at..<end]), at: Int.random(in: 0...bytes.count, using: &rng))
+        default:
+            // A 32-bit field set to an extreme.
+            let value: UInt32 = [0, 1, 0xFFFF_FFFF, 0x8000_0000, 0x7FFF_FFFF, 4096, 0xFFFF].randomElement(using: &rng)!
+            for k in 0..<4 where at + k < bytes.count { bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(k))) }
+        }
+    }
+}
+
+func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * UInt32($0))) } }
+
+/// One reader under test: its seeds and how to run one case.
+struct Target {
+    var name: String
+    var seeds: [[UInt8]]
+    /// Mutates a seed into a case.
+    var mutateCase: ([UInt8], inout SplitMix64) -> [UInt8]
+    /// Runs a case (its bytes are also in `casePath`); throws when the input is refused.
+    var run: ([UInt8], String) throws -> Void
+}
+
+func targets(workDirectory: String) throws -> [String: Target] {
+    let model = try seedModel()
+    let text = DumpWriter.render(model)
+    var dumpSeeds = [text]
+    let cs9 = cs9Prefix()
+    if !cs9.isEmpty { dumpSeeds.append(cs9) }
+
+    let cfsSeeds = [try ComposefsImage.bytes(for: model), try ComposefsImage.bytes(for: model, minVersion: 1, maxVersion: 1)]
+
+    var sqfsSeeds: [[UInt8]] = []
+    for compression in [SquashfsOptions.Compression.none, .lz4] {
+        let path = workDirectory + "/seed-\(compression.rawValue).sqfs"
+        _ = try SquashfsWriter.write(try OverlayTranslation.translate(model), to: path, options: SquashfsOptions(compression: compression))
+        sqfsSeeds.append(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+    }
+
+    FileManager.default.createFile(atPath: workDirectory + "/part", contents: Data(count: 8192))
+    let uuid = GUID("12345678-1234-5678-1234-567812345678")!
+    _ = try GPT.write(to: workDirectory + "/seed.raw", diskGUID: uuid, partitions: [
+        (PartitionType.usr, uuid, "usr", workDirectory + "/part"), (PartitionType.usrVerity, uuid, "verity", workDirectory + "/part"),
+    ])
+    let gptSeed = Array(try Data(contentsOf: URL(fileURLWithPath: workDirectory + "/seed.raw")))
+
+    return [
+        "dump": Target(name: "dump", seeds: dumpSeeds, mutateCase: { seed, rng in
+            var bytes = seed
+            mutate(&bytes, count: Int.random(in: 1...6, using: &rng), using: &rng)
+            return bytes
+        }, run: { bytes, _ in
+            let image = try DumpParser.parse(bytes, input: "fuzz")
+            try image.validate()
+            _ = try DumpParser.parse(DumpWriter.render(image), input: "fuzz (rewritten)")
+        }),
+        "cfs": Target(name: "cfs", seeds: cfsSeeds, mutateCase: { seed, rng in
+            var bytes = seed
+            if Int.random(in: 0..<10, using: &rng) == 0 { bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng))) }
+            mutate(&bytes, count: Int.random(in: 1...8, using: &rng), range: 1024..<max(1024, bytes.count), using: &rng)
+            return bytes
+        }, run: { bytes, _ in
+            let (image, _) = try ComposefsReader.read(bytes)
+            try image.validate()
+        }),
+        "sqfs": Target(name: "sqfs", seeds: sqfsSeeds, mutateCase: { seed, rng in
+            var bytes = seed
+            mutate(&bytes, count: Int.random(in: 1...8, using: &rng), range: 0..<bytes.count, using: &rng)
+            return bytes
+        }, run: { _, path in
+            let (layer, _) = try SquashfsReader.read(path: path)
+            try OverlayTranslation.untranslate(layer).validate()
+        }),
+        "gpt": Target(name: "gpt", seeds: [gptSeed], mutateCase: { seed, rng in
+            var bytes = seed
+            // The header and entry array; usually with valid CRCs, so the fields themselves are tested.
+            mutate(&bytes, count: Int.random(in: 1...6, using: &rng), range: 512..<1024 + 512, using: &rng)
+            bytes = Array(bytes.prefix(seed.count))
+            if bytes.count == seed.count && Int.random(in: 0..<4, using: &rng) != 0 {
+                let count = Int(min(UInt32(bytes[592]) | UInt32(bytes[593]) << 8, 128))
+                let size = 128
+                let entries = Array(bytes[1024..<1024 + count * size])
+                bytes.replaceSubrange(600..<604, with: le32(CRC32.checksum(entries)))
+                var header = Array(bytes[512..<604])
+                header.replaceSubrange(16..<20, with: [0, 0, 0, 0])
+                bytes.replaceSubrange(528..<532, with: le32(CRC32.checksum(header)))
+            }
+            return bytes
+        }, run: { _, path in
+            _ = try GPT.read(path: path)
+            _ = try VerityDisk.open(path)
+        }),
+    ]
+}
+
+func residentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+guard let which = arguments.first, ["dump", "cfs", "sqfs", "gpt", "all"].contains(which) else {
+    FileHandle.standardError.write(Data("usage: ovlcfs-fuzz dump|cfs|sqfs|gpt|all [ITERATIONS] [SEED]\n".utf8))
+    exit(2)
+}
+let iterations = arguments.dropFirst().first.flatMap { Int($0) } ?? 10_000
+let seed = arguments.dropFirst(2).first.flatMap { UInt64($0) } ?? 1
+let work = NSTemporaryDirectory() + "ovlcfs-fuzz-\(getpid())"
+try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: work) }
+
+var failed = false
+let all = try targets(workDirectory: work)
+for name in which == "all" ? ["dump", "cfs", "sqfs", "gpt"] : [which] {
+    let target = all[name]!
+    var rng = SplitMix64(seed: seed &+ UInt64(name.utf8.reduce(0) { $0 &* 31 &+ UInt64($1) }))
+    let casePath = NSTemporaryDirectory() + "ovlcfs-fuzz-\(name).case"
+    var accepted = 0, refused = 0, slow = 0
+    var slowest = 0.0
+    let started = now()
+    for _ in 0..<iterations {
+        let bytes = target.mutateCase(target.seeds.randomElement(using: &rng)!, &rng)
+        FileManager.default.createFile(atPath: casePath, contents: Data(bytes))
+        let begin = now()
+        do {
+            try target.run(bytes, casePath)
+            accepted += 1
+        } catch {
+            refused += 1
+            if "\(error)".isEmpty { failed = true; print("fuzz \(name): an error without a message") }
+        }
+        let seconds = now() - begin
+        slowest = max(slowest, seconds)
+        if seconds > maxCaseSeconds {
+            slow += 1
+            try? FileManager.default.copyItem(atPath: casePath, toPath: casePath + ".slow-\(slow)")
+        }
+    }
+    try? FileManager.default.removeItem(atPath: casePath)
+    let rss = residentBytes()
+    if slow > 0 || rss > maxResidentBytes { failed = true }
+    print(String(format: "fuzz %@: %d cases in %.1f s, %d refused, %d accepted, slowest %.3f s, %d over %.0f s, peak RSS %d MiB (limit %d)",
+                 name, iterations, now() - started, refused, accepted, slowest, slow, maxCaseSeconds, rss >> 20, maxResidentBytes >> 20))
+}
+exit(failed ? 1 : 0)
