@@ -111,7 +111,7 @@ public enum GPT {
     /// Writes a disk image: the partitions' contents come from files. Written to a temporary
     /// file and renamed into place.
     public static func write(to destination: String, diskGUID: GUID, partitions: [(type: GUID, uuid: GUID, name: String, source: String)]) throws -> [Partition] {
-        let sizes = try partitions.map { try FileStatus(path: $0.source).size }
+        let sizes = try partitions.map { try FileStatus(following: $0.source).size }
         let (ranges, total) = layout(sizes: sizes)
         var entries: [Partition] = []
         for (index, part) in partitions.enumerated() {

@@ -17,7 +17,7 @@ public struct VerityDisk: Sendable, Codable {
     /// written by libcryptsetup (format 1, SHA-256, 4096/4096) with `salt` (32 random bytes by default).
     public static func build(dataImage: String, destination: String, salt: [UInt8]? = nil, usr: Bool = true) throws -> VerityDisk {
         let salt = salt ?? (0..<32).map { _ in UInt8.random(in: 0...255) }
-        let size = try FileStatus(path: dataImage).size
+        let size = try FileStatus(following: dataImage).size
         guard size % 4096 == 0, size > 0 else { throw DiskImageError("\(dataImage): \(size) bytes is not a whole number of 4096-byte blocks") }
         let hashTemp = try TemporarySibling(destination: destination + ".verity")
         defer { hashTemp.discard() }

@@ -23,6 +23,14 @@ public struct FileStatus: Sendable, Equatable {
         self.init(st)
     }
 
+    /// What `stat(2)` says of `path`, following symlinks (for `/proc/self/fd` paths of files
+    /// being written).
+    public init(following path: String) throws(IOError) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw IOError("stat", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        self.init(st)
+    }
+
     public var isDirectory: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFDIR) }
     public var isSymlink: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFLNK) }
     public var isRegular: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFREG) }

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import SystemPackage
 
@@ -53,10 +54,9 @@ public final class AtomicFileWriter {
 
     public init(destination: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead]) throws(IOError) {
         self.destination = destination
-        temporary = try TemporarySibling(destination: destination)
+        temporary = try TemporarySibling(destination: destination, permissions: mode_t(permissions.rawValue))
         do {
-            let fd = try FileDescriptor.open(
-                temporary.path, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec], permissions: permissions)
+            let fd = try FileDescriptor.open(temporary.path, .writeOnly, options: [.truncate, .closeOnExec])
             self.fd = fd
             output = BufferedOutput(fd: fd, name: destination)
         } catch {
@@ -97,18 +97,27 @@ public final class AtomicFileWriter {
     }
 }
 
-/// A temporary path next to a destination, for tools that write files themselves (such as
-/// libsquashfs): `commit()` syncs it and renames it over the destination; without a commit
-/// it is removed.
+/// A temporary file next to a destination, for writers that open it by path (libsquashfs,
+/// libcryptsetup) or through ``AtomicFileWriter``: `commit()` syncs it and puts it in place of
+/// the destination atomically; without a commit it disappears.
+///
+/// Where the filesystem can, the file has no name until `commit()` (`O_TMPFILE`; `path` is
+/// its `/proc/self/fd` link), so a process killed mid-write leaves nothing behind; commit
+/// links it under a hidden name and renames that over the destination. Elsewhere it is a
+/// hidden named file `.NAME.ovlcfs-PID-RANDOM` that a kill -9 can leave.
 public final class TemporarySibling {
     public let destination: String
     public let path: String
+    private let directory: String
+    /// The unnamed file's descriptor (O_TMPFILE), or -1 for a named temporary.
+    private let anonymous: Int32
     private var committed = false
 
-    public init(destination: String) throws(IOError) {
+    public init(destination: String, permissions: mode_t = 0o644) throws(IOError) {
         self.destination = destination
         let slash = destination.lastIndex(of: "/")
-        let directory = slash.map { String(destination[..<$0]) } ?? "."
+        let parent = slash.map { String(destination[..<$0]) } ?? "."
+        directory = parent.isEmpty ? "/" : parent
         let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
         guard !base.isEmpty else { throw IOError("write", path: destination, detail: "not a file name") }
         // Outputs replace only regular files: a device node, FIFO, socket, directory or
@@ -118,14 +127,28 @@ public final class TemporarySibling {
         if lstat(destination, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
             throw IOError("write", path: destination, detail: "\(Self.typeName(st.st_mode)) is there; ovlcfs replaces only regular files (remove it, or write to a new name)")
         }
-        var random = SystemRandomNumberGenerator()
-        path = "\(directory.isEmpty ? "/" : directory)/.\(base).ovlcfs-\(getpid())-\(String(random.next() & 0xFFFF_FFFF, radix: 16))"
-        if access(directory.isEmpty ? "/" : directory, W_OK) != 0 {
-            throw IOError("write into the directory of", path: destination, errno: Errno(rawValue: Glibc.errno))
+        if access(directory, W_OK) != 0 {
+            throw IOError("write into the directory of", path: destination, errno: .current)
+        }
+        let fd = open(directory, ovl_o_tmpfile | O_RDWR | O_CLOEXEC, permissions)
+        if fd >= 0 {
+            anonymous = fd
+            path = "/proc/self/fd/\(fd)"
+        } else {
+            anonymous = -1
+            path = Self.hiddenName(in: directory, base: base)
+            let created = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, permissions)
+            guard created >= 0 else { throw IOError("create a temporary file for", path: destination, errno: .current) }
+            close(created)
         }
     }
 
-    deinit { if !committed { unlink(path) } }
+    deinit { discard() }
+
+    static func hiddenName(in directory: String, base: String) -> String {
+        var random = SystemRandomNumberGenerator()
+        return "\(directory)/.\(base).ovlcfs-\(getpid())-\(String(random.next() & 0xFFFF_FFFF, radix: 16))"
+    }
 
     static func typeName(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
@@ -139,21 +162,48 @@ public final class TemporarySibling {
         }
     }
 
-    /// Flushes the temporary file to disk and renames it over the destination.
+    /// The temporary file's size now.
+    public func size() throws(IOError) -> UInt64 {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw IOError("stat", path: path, errno: .current) }
+        return UInt64(st.st_size)
+    }
+
+    /// Flushes the file to disk and puts it in place of the destination.
     public func commit() throws(IOError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw IOError("open", path: path, errno: Errno(rawValue: Glibc.errno)) }
-        defer { close(fd) }
-        if fsync(fd) != 0 { throw IOError("sync", path: destination, errno: Errno(rawValue: Glibc.errno)) }
-        if rename(path, destination) != 0 {
-            throw IOError("rename into place", path: destination, errno: Errno(rawValue: Glibc.errno))
+        let fd = anonymous >= 0 ? anonymous : open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw IOError("open", path: path, errno: .current) }
+        defer { if anonymous < 0 { close(fd) } }
+        if fsync(fd) != 0 { throw IOError("sync", path: destination, errno: .current) }
+        var named = path
+        if anonymous >= 0 {
+            // Give the unnamed file a hidden name (retrying a taken one), then rename it.
+            let base = String(destination.split(separator: "/").last ?? "out")
+            while true {
+                named = Self.hiddenName(in: directory, base: base)
+                if linkat(AT_FDCWD, path, AT_FDCWD, named, AT_SYMLINK_FOLLOW) == 0 { break }
+                if Glibc.errno != EEXIST { throw IOError("name the temporary file for", path: destination, errno: .current) }
+            }
+        }
+        if rename(named, destination) != 0 {
+            let errno = Errno.current
+            if anonymous >= 0 { unlink(named) }
+            throw IOError("rename into place", path: destination, errno: errno)
+        }
+        committed = true
+        discard()
+    }
+
+    /// Removes the temporary file now (an unnamed one is closed).
+    public func discard() {
+        if anonymous >= 0 {
+            if !closed { close(anonymous) }
+            closed = true
+        } else if !committed {
+            unlink(path)
         }
         committed = true
     }
 
-    /// Removes the temporary file now.
-    public func discard() {
-        if !committed { unlink(path) }
-        committed = true
-    }
+    private var closed = false
 }

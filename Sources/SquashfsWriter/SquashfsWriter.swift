@@ -29,17 +29,24 @@ public enum SquashfsWriter {
     /// learn (or refuse) what the image will not hold.
     @discardableResult
     public static func write(_ layer: Image, to destination: String, options: SquashfsOptions = SquashfsOptions()) throws -> SquashfsWriteResult {
+        let temporary = try TemporarySibling(destination: destination)
+        let result = try write(layer, into: temporary, options: options)
+        try temporary.commit()
+        return result
+    }
+
+    /// Writes `layer` into a temporary file that the caller commits (or hands on, as the data
+    /// partition of a disk image).
+    @discardableResult
+    public static func write(_ layer: Image, into temporary: TemporarySibling, options: SquashfsOptions = SquashfsOptions()) throws -> SquashfsWriteResult {
         try options.validate()
         try SquashfsLimits.check(layer, blockSize: options.blockSize)
-        let temporary = try TemporarySibling(destination: destination)
         let stubs: Int
         do {
-            let session = try Session(layer: layer, path: temporary.path, displayPath: destination, options: options)
+            let session = try Session(layer: layer, path: temporary.path, displayPath: temporary.destination, options: options)
             stubs = try session.run()
         }
-        try temporary.commit()
-        let st = try FileStatus(path: destination)
-        return SquashfsWriteResult(bytes: st.size, inodes: layer.inodeCount, entries: layer.entryCount, stubs: stubs)
+        return SquashfsWriteResult(bytes: try temporary.size(), inodes: layer.inodeCount, entries: layer.entryCount, stubs: stubs)
     }
 }
 

@@ -215,11 +215,12 @@ public enum FsVerity {
     public static let readSize = 1 << 20
 
     /// The fs-verity digest of the file at `path`.
+    /// Only a regular file has one: anything else (a FIFO, a device, a directory) is refused
+    /// without being read.
     public static func digest(ofFile path: String, salt: [UInt8] = []) throws -> Digest {
-        let fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
-        defer { try? fd.close() }
-        let size = try FileStatus(fd: fd).size
-        return try digest(of: fd, size: size, path: path, salt: salt).digest
+        let input = try InputFile(path: path)
+        guard input.isRegular else { throw IOError("digest", path: path, detail: "not a regular file") }
+        return try digest(of: input.descriptor, size: input.size, path: path, salt: salt).digest
     }
 
     /// The fs-verity digest of the first `size` bytes of `fd`, read with `pread` in large

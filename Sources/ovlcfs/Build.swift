@@ -61,8 +61,8 @@ struct Build: ParsableCommand {
     @Option(help: ArgumentHelp("Objects store to ingest a directory into (created if missing).", valueName: "OBJECTS"))
     var objects: String?
 
-    @Option(help: "How a directory's files go into the store: copy, hardlink or none (digests only).")
-    var storeMode: StoreMode = .copy
+    @Option(help: "How a directory's files go into the store: copy (default), hardlink or none (digests only).")
+    var storeMode: StoreMode?
 
     @Option(help: ArgumentHelp("Also write the ingested model as a composefs dump.", valueName: "MODEL.dump"))
     var dumpOut: String?
@@ -186,6 +186,11 @@ struct Build: ParsableCommand {
         _ = try squashfsOptions()
         _ = try saltBytes()
         if disk && format == .composefs { throw ValidationError("--disk applies to squashfs images.") }
+        // Options that would do nothing in this combination are refused, not ignored.
+        if salt != nil && !disk { throw ValidationError("--salt applies to --disk.") }
+        if format == .composefs && (layout != .dataOnly || compressionLevel != nil || strict) {
+            throw ValidationError("--layout, --compression-level and --strict apply to squashfs images.")
+        }
         if format == .squashfs && (minVersion != nil || maxVersion != nil || printDigest) {
             throw ValidationError("--min-version, --max-version and --print-digest apply to --format composefs.")
         }
@@ -207,6 +212,11 @@ struct Build: ParsableCommand {
                 image = try ingest()
                 if let dumpOut { try DumpFile.write(image, to: dumpOut) }
             } else {
+                let ingestOnly = [objects.map { _ in "--objects" }, storeMode.map { _ in "--store-mode" }, dumpOut.map { _ in "--dump-out" },
+                                  jobs.map { _ in "--jobs" }, crossDevices ? "--cross-devices" : nil, skipUnreadable ? "--skip-unreadable" : nil]
+                if let option = ingestOnly.compactMap({ $0 }).first {
+                    throw ValidationError("\(option) applies when MODEL is a directory to ingest; \(model) is not one.")
+                }
                 image = try loadModel(model, options: DumpOptions(mode: strictDump ? .strict : .lenient)).0
             }
             clock.lap("read")
@@ -223,7 +233,7 @@ struct Build: ParsableCommand {
             if disk {
                 let temporary = try TemporarySibling(destination: output + ".sqfs")
                 defer { temporary.discard() }
-                let written = try SquashfsWriter.write(layer, to: temporary.path, options: options)
+                let written = try SquashfsWriter.write(layer, into: temporary, options: options)
                 let built = try VerityDisk.build(dataImage: temporary.path, destination: output, salt: try saltBytes())
                 rootHash = built.rootHashHex
                 result = SquashfsWriteResult(bytes: try FileStatus(path: output).size, inodes: written.inodes, entries: written.entries, stubs: written.stubs)
@@ -288,6 +298,7 @@ extension Build {
 
     /// Ingests the directory `model` into the objects store.
     func ingest() throws -> Image {
+        let storeMode = self.storeMode ?? .copy
         if storeMode != .none && objects == nil {
             throw ValidationError("building from a directory needs --objects OBJECTS (or --store-mode none for digests only).")
         }

@@ -35,13 +35,22 @@ struct DigestCommand: ParsableCommand {
     var saltBytes: [UInt8]? { bytes(fromHex: salt, maxBytes: 32) }
 
     func run() throws {
+        // Every file gets its line or its error (naming it); any error makes the exit status 1.
+        var failures = 0
         try reportingErrors {
             let out = BufferedOutput.standardOutput()
             for file in files {
-                let digest = try FsVerity.digest(ofFile: file, salt: saltBytes ?? [])
-                try out.write(compact ? "\(digest.hex)\n" : "sha256:\(digest.hex) \(file)\n")
+                do {
+                    let digest = try FsVerity.digest(ofFile: file, salt: saltBytes ?? [])
+                    try out.write(compact ? "\(digest.hex)\n" : "sha256:\(digest.hex) \(file)\n")
+                } catch {
+                    try out.flush()
+                    printError("ovlcfs: \(error)")
+                    failures += 1
+                }
             }
             try out.flush()
         }
+        if failures > 0 { throw ExitCode.failure }
     }
 }

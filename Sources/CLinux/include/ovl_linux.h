@@ -13,6 +13,8 @@ static inline unsigned long ovl_ficlone_request(void) { return _IOW(0x94, 9, int
 // Why: SEEK_DATA/SEEK_HOLE are only declared with _GNU_SOURCE, which Swift's Glibc lacks.
 static const int ovl_seek_data = 3;
 static const int ovl_seek_hole = 4;
+// Why: O_TMPFILE (__O_TMPFILE | O_DIRECTORY) is only declared with _GNU_SOURCE too.
+static const int ovl_o_tmpfile = 020200000;
 
 #include <stdint.h>
 
