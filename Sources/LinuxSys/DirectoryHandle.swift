@@ -276,6 +276,17 @@ public final class DirectoryHandle: @unchecked Sendable {
         return FileDescriptor(rawValue: file)
     }
 
+    /// A new file in this directory to write and then link under its final name: unnamed
+    /// (`O_TMPFILE`) where the filesystem can, so a killed writer leaves nothing; else a
+    /// hidden file named `prefix-PID-RANDOM`.
+    public func createStagingFile(prefix: String, permissions: mode_t = 0o644) throws(IOError) -> StagingFile {
+        let anonymous = openat(fd, ".", ovl_o_tmpfile | O_RDWR | O_CLOEXEC, permissions)
+        if anonymous >= 0 { return StagingFile(directory: self, fd: FileDescriptor(rawValue: anonymous), name: nil) }
+        var random = SystemRandomNumberGenerator()
+        let name = Array("\(prefix)-\(getpid())-\(String(random.next(), radix: 16))".utf8)
+        return StagingFile(directory: self, fd: try createFile(name, permissions: permissions), name: name)
+    }
+
     /// Removes the file `name` (errors ignored: used for cleanup).
     public func removeFile(_ name: [UInt8]) {
         _ = withName(name) { unlinkat(fd, $0, 0) }
@@ -285,6 +296,46 @@ public final class DirectoryHandle: @unchecked Sendable {
     public func exists(_ name: [UInt8]) -> Bool {
         var st = stat()
         return withName(name) { fstatat(fd, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
+    }
+}
+
+/// A file being written before it gets its final name (``DirectoryHandle/createStagingFile(prefix:permissions:)``).
+/// Closing (or dropping) it without ``link(into:as:)`` leaves nothing behind.
+public final class StagingFile {
+    public let descriptor: FileDescriptor
+    let directory: DirectoryHandle
+    /// The hidden name of a named staging file; nil for an unnamed one.
+    let name: [UInt8]?
+    private var closed = false
+
+    init(directory: DirectoryHandle, fd: FileDescriptor, name: [UInt8]?) {
+        self.directory = directory
+        descriptor = fd
+        self.name = name
+    }
+
+    deinit { discard() }
+
+    /// A path for messages.
+    public var path: String { name.map { directory.childPath($0) } ?? directory.path + "/(unnamed)" }
+
+    /// Links the file as `target` in `destination`; false when `target` already exists. The
+    /// staging file is discarded either way.
+    public func link(into destination: DirectoryHandle, as target: [UInt8]) throws(IOError) -> Bool {
+        defer { discard() }
+        if let name { return try destination.link(from: directory, name: name, to: target) }
+        let rc = destination.withName(target) { linkat(AT_FDCWD, "/proc/self/fd/\(descriptor.rawValue)", destination.fd, $0, AT_SYMLINK_FOLLOW) }
+        if rc == 0 { return true }
+        if Glibc.errno == EEXIST { return false }
+        throw IOError("link a new object as", path: destination.childPath(target), errno: .current)
+    }
+
+    /// Closes the file and removes a named one.
+    public func discard() {
+        guard !closed else { return }
+        closed = true
+        try? descriptor.close()
+        if let name { directory.removeFile(name) }
     }
 }
 

@@ -324,13 +324,13 @@ private final class Walker {
                 guard let store, options.storeMode != .none else { return (result.digest, false) }
                 let added: Bool
                 switch options.storeMode {
-                case .copy: added = try store.publish(temporary: result.temporary!, as: result.digest)
+                case .copy: added = try store.publish(result.staged!, as: result.digest)
                 case .hardlink: added = try store.link(from: job.directory, name: job.name, as: result.digest)
                 case .none: added = false
                 }
                 return (result.digest, added)
             }
-            if let temporary = result.temporary { store?.staging.removeFile(temporary) }
+            result.staged?.discard()
         }
         throw StoreError(path: job.path, reason: "file changed during ingest (size, mtime or ctime differ before and after hashing)")
     }
@@ -338,16 +338,10 @@ private final class Walker {
     /// One pass over the file: its digest, the bytes read, and (copy mode) the temporary copy.
     /// Holes (`SEEK_HOLE`) are neither read nor written: their zero blocks reuse one hash and
     /// the copy keeps them as holes.
-    static func hashOnce(_ job: Job, store: ObjectStore?, mode: StoreMode) throws -> (digest: Digest, count: UInt64, temporary: [UInt8]?) {
-        var temporary: [UInt8]? = nil
-        var copy: FileDescriptor? = nil
-        if mode == .copy, let store {
-            let name = store.temporaryName()
-            copy = try store.staging.createFile(name)
-            temporary = name
-        }
-        defer { try? copy?.close() }
-        let copyPath = temporary.map { store!.staging.path + "/" + String(decoding: $0, as: UTF8.self) } ?? ""
+    static func hashOnce(_ job: Job, store: ObjectStore?, mode: StoreMode) throws -> (digest: Digest, count: UInt64, staged: StagingFile?) {
+        let staged = mode == .copy ? try store?.createStagingFile() : nil
+        let copy = staged?.descriptor
+        let copyPath = staged?.path ?? ""
         do {
             let size = job.before.size
             // Reflink where the filesystem can (btrfs, XFS): the copy shares the source's blocks
@@ -361,9 +355,9 @@ private final class Walker {
                 FileIO.setPermissions(copy, 0o644)
                 try FileIO.sync(copy, path: copyPath)
             }
-            return (digest, count, temporary)
+            return (digest, count, staged)
         } catch {
-            if let temporary { store?.staging.removeFile(temporary) }
+            staged?.discard()
             throw error
         }
     }

@@ -57,6 +57,7 @@ public final class ObjectStore: @unchecked Sendable {
         self.path = path
         root = create ? try DirectoryHandle.create(path: path) : try DirectoryHandle(path: path)
         staging = create ? try root.createDirectory(Array(Self.temporaryDirectoryName.utf8), permissions: 0o700) : root
+        if create { removeAbandonedStagingFiles() }
         let metadataPath = path + "/" + Self.metadataName
         if let data = FileManager.default.contents(atPath: metadataPath) {
             guard let metadata = try? JSONDecoder().decode(Metadata.self, from: data), metadata == Self.currentMetadata else {
@@ -93,11 +94,10 @@ public final class ObjectStore: @unchecked Sendable {
     /// The object's name inside its `xx` directory.
     static func leafName(_ digest: Digest) -> [UInt8] { Array(digest.objectPath[3...]) }
 
-    /// Publishes a finished temporary file (in the staging directory) under `digest`; returns
-    /// false if the object was already present. The temporary file is removed either way.
-    func publish(temporary name: [UInt8], as digest: Digest) throws -> Bool {
-        defer { staging.removeFile(name) }
-        return try directory(for: digest).link(from: staging, name: name, to: Self.leafName(digest))
+    /// Publishes a finished staging file under `digest`; returns false if the object was
+    /// already present. The staging file is gone either way.
+    func publish(_ staged: StagingFile, as digest: Digest) throws -> Bool {
+        try staged.link(into: try directory(for: digest), as: Self.leafName(digest))
     }
 
     /// Hard-links `name` in `source` into the store under `digest`; false if already present.
@@ -110,10 +110,19 @@ public final class ObjectStore: @unchecked Sendable {
         }
     }
 
-    /// A fresh temporary file name in the store root.
-    func temporaryName() -> [UInt8] {
-        var random = SystemRandomNumberGenerator()
-        return Array(".tmp-\(getpid())-\(String(random.next(), radix: 16))".utf8)
+    /// A new staging file for an object's content.
+    func createStagingFile() throws -> StagingFile { try staging.createStagingFile(prefix: ".tmp") }
+
+    /// Removes staging files that interrupted ingests left behind (named `.tmp-PID-…` where
+    /// the filesystem has no unnamed files) whose process is gone.
+    func removeAbandonedStagingFiles() {
+        guard let names = try? staging.entries() else { return }
+        for name in names {
+            let parts = String(decoding: name, as: UTF8.self).split(separator: "-")
+            guard parts.count == 3, parts[0] == ".tmp", let pid = Int32(parts[1]), pid != getpid(),
+                  !FileQueries.exists("/proc/\(pid)") else { continue }
+            staging.removeFile(name)
+        }
     }
 
     /// Whether the object for `digest` exists.

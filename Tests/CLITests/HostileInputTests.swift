@@ -155,4 +155,50 @@ struct HostileInputTests {
         #expect(printed.count == 64)
         #expect(!verify.stdoutText.contains(printed) && !verify.stderrText.contains(printed))
     }
+
+    @Test("kill -9 at any moment of a build leaves no temporary file next to the output (5 moments)")
+    func killedBuild() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        var dump = Self.root
+        for d in 0..<200 {
+            dump += "/d\(d) 4096 40755 2 0 0 0 0.0 - - -\n"
+            for f in 0..<400 { dump += "/d\(d)/f\(f) 3 100644 1 0 0 0 0.0 - abc -\n" }
+        }
+        try dump.write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        for (round, delay) in [0.05, 0.2, 0.4, 0.8, 1.5].enumerated() {
+            for format in ["squashfs", "composefs"] {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: ovlcfs)
+                process.arguments = ["build", dir.path("m.dump"), "-o", dir.path("out-\(round).img"), "--format", format]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                Thread.sleep(forTimeInterval: delay)
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                let left = try FileManager.default.contentsOfDirectory(atPath: dir.url.path).filter { $0.hasPrefix(".") }
+                #expect(left.isEmpty, "after kill -9 at \(delay) s: \(left)")
+            }
+        }
+    }
+
+    @Test("an ingest leaves nothing in the store's staging directory; abandoned staging files of dead processes are removed")
+    func stagingLeftovers() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try FileManager.default.createDirectory(atPath: dir.path("tree/sub"), withIntermediateDirectories: true)
+        for i in 0..<20 { try String(repeating: "x\(i)", count: 100).write(toFile: dir.path("tree/sub/f\(i)"), atomically: true, encoding: .utf8) }
+        let first = try run(ovlcfs, ["build", dir.path("tree"), "-o", dir.path("a.sqfs"), "--objects", dir.path("store"), "--quiet"])
+        #expect(first.status == 0, "\(first.stderrText)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("store/.ovlcfs-tmp")).isEmpty)
+        // A named staging file of a process that no longer exists (pid 2^22 + 1 is above pid_max).
+        FileManager.default.createFile(atPath: dir.path("store/.ovlcfs-tmp/.tmp-4194305-abc"), contents: Data("partial".utf8))
+        let second = try run(ovlcfs, ["build", dir.path("tree"), "-o", dir.path("b.sqfs"), "--objects", dir.path("store"), "--quiet"])
+        #expect(second.status == 0, "\(second.stderrText)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("store/.ovlcfs-tmp")).isEmpty)
+        let verify = try run(ovlcfs, ["verify", "--objects", dir.path("store")])
+        #expect(verify.status == 0, "\(verify.stdoutText)")
+        #expect(verify.stdoutText.contains("20 objects checked"), "\(verify.stdoutText)")
+    }
 }
