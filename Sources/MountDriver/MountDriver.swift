@@ -328,15 +328,26 @@ public final class MountDriver {
         }
     }
 
+    /// A hint from the step and the kernel's errno: only what that errno means at that step.
     func hint(for step: MountStep, _ error: any Error) -> String? {
         guard let errno = (error as? MountError)?.errno ?? (error as? IOError)?.errno else { return nil }
         if errno == .notPermitted || errno == .permissionDenied { return "mounting needs root (CAP_SYS_ADMIN)" }
-        if step == .overlayMount && errno == .invalidArgument {
+        switch (step, errno) {
+        case (.loopAttach, .noSuchFileOrDirectory), (.loopAttach, .noSuchAddressOrDevice):
+            return "is the loop module loaded? (modprobe loop)"
+        case (.filesystemMount, .invalidArgument), (.filesystemMount, .ioError):
+            return "the image is not one this kernel can mount (corrupt or truncated? ovlcfs inspect IMAGE reads it)"
+        case (.filesystemMount, .operationNotSupportedByDevice):
+            return "the kernel lacks the filesystem (modprobe squashfs / erofs)"
+        case (.overlayMount, .invalidArgument):
             return "a kernel without data-only lower layers (before 6.5) needs --layout legacy"
+        case (.overlayMount, .noSuchFileOrDirectory):
+            return "a layer directory is missing: check the --objects paths"
+        case (_, .noSpace):
+            return "the filesystem holding \(stateDirectory) or the image is full"
+        default:
+            return nil
         }
-        if step == .loopAttach && errno == .noSuchFileOrDirectory { return "is the loop module loaded? (modprobe loop)" }
-        if errno == .noSuchFileOrDirectory { return "an object the image names may be missing: --check-objects lists them" }
-        return nil
     }
 
     /// Whether to ask overlayfs for `verity=require`, by policy and what the kernel can do.

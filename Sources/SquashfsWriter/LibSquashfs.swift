@@ -1,12 +1,26 @@
 import CSquashfsShim
+import LinuxSys
+import struct SystemPackage.Errno
 
 /// A libsquashfs call that failed: the operation, the library's error code and its name.
 public struct SquashfsError: Error, Sendable, CustomStringConvertible {
     public var path: String
     public var operation: String
     public var code: Int32
+    /// The system's reason behind an I/O error (libsquashfs keeps errno), e.g. "No space left on device".
+    public var cause: Errno?
 
-    public var description: String { "\(path): \(operation) failed: \(Self.name(code)) (\(code))" }
+    public init(path: String, operation: String, code: Int32, cause: Errno? = nil) {
+        self.path = path
+        self.operation = operation
+        self.code = code
+        self.cause = cause
+    }
+
+    public var description: String {
+        if let cause { return "\(path): \(operation) failed: \(cause)" }
+        return "\(path): \(operation) failed: \(Self.name(code))"
+    }
 
     static func name(_ code: Int32) -> String {
         switch code {
@@ -33,7 +47,10 @@ public struct SquashfsError: Error, Sendable, CustomStringConvertible {
 /// Turns a libsquashfs return code into a thrown ``SquashfsError``.
 @inline(__always)
 func check(_ rc: Int32, _ operation: @autoclosure () -> String, path: String) throws(SquashfsError) {
-    if rc < 0 { throw SquashfsError(path: path, operation: operation(), code: rc) }
+    if rc < 0 {
+        let errno = Errno.current
+        throw SquashfsError(path: path, operation: operation(), code: rc, cause: rc == -2 && errno.rawValue != 0 ? errno : nil)
+    }
 }
 
 /// Owns one libsquashfs object (`sqfs_object_t`) and destroys it exactly once.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Ovlcfs: ParsableCommand {
@@ -19,4 +20,15 @@ struct Ovlcfs: ParsableCommand {
         version: "0.1.0",
         subcommands: [BenchCommand.self, Inspect.self, Build.self, MountCommand.self, UmountCommand.self, StatusCommand.self, VerifyCommand.self, DigestCommand.self]
     )
+
+    /// Refuses arguments that are not valid UTF-8 before parsing: Swift would replace the bad
+    /// bytes with U+FFFD, and `-o` would then write a file of another name.
+    static func main() {
+        for index in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[index], String(validatingCString: raw) == nil else { continue }
+            FileHandle.standardError.write(Data("ovlcfs: argument \(index) is not valid UTF-8; ovlcfs takes UTF-8 paths and options\n".utf8))
+            Foundation.exit(2)
+        }
+        main(nil)
+    }
 }

@@ -201,4 +201,44 @@ struct HostileInputTests {
         #expect(verify.status == 0, "\(verify.stdoutText)")
         #expect(verify.stdoutText.contains("20 objects checked"), "\(verify.stdoutText)")
     }
+
+    @Test("an argument that is not UTF-8 is refused, not turned into another file name")
+    func nonUTF8Argument() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try (Self.root).write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        // posix_spawn with raw bytes: Process would have to go through a Swift String.
+        let output = dir.url.path + "/out-\u{FFFD}.sqfs"
+        var pid: pid_t = 0
+        let argv: [[CChar]] = [Array(ovlcfs.utf8CString), Array("build".utf8CString), Array(dir.path("m.dump").utf8CString), Array("-o".utf8CString),
+                                (dir.url.path + "/out-").utf8.map { CChar(bitPattern: $0) } + [CChar(bitPattern: 0xFF)] + Array(".sqfs".utf8CString)]
+        var pointers = argv.map { strdup($0) } + [nil]
+        defer { for p in pointers { free(p) } }
+        #expect(posix_spawn(&pid, ovlcfs, nil, nil, &pointers, environ) == 0)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        #expect((status >> 8) & 0xFF == 2)
+        #expect(!FileManager.default.fileExists(atPath: output))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path) == ["m.dump"])
+    }
+
+    @Test("a full filesystem is named as such (ENOSPC), and the output is not left half-written",
+          .enabled(if: HostCapabilities.isRoot, "needs root to mount a small tmpfs"))
+    func noSpace() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try FileManager.default.createDirectory(atPath: dir.path("small"), withIntermediateDirectories: true)
+        try #require(try run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "none", dir.path("small")]).status == 0)
+        defer { _ = try? run("/bin/umount", [dir.path("small")]) }
+        var dump = Self.root
+        for i in 0..<20_000 { dump += "/file-\(i) 3 100644 1 0 0 0 0.0 - abc -\n" }
+        try dump.write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        for options in [["--compression", "none"], ["--format", "composefs"]] {
+            let result = try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("small/out.img")] + options)
+            let format = options.last!
+            #expect(result.status != 0)
+            #expect(result.stderrText.contains("No space left on device"), "\(format): \(result.stderrText)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("small")).isEmpty)
+        }
+    }
 }
