@@ -90,4 +90,25 @@ struct MountSafetyTests {
         let after = try run(ovlcfs, ["status", "--state-directory", dir.path("state")])
         #expect(after.stdoutText.contains("no ovlcfs mounts"), "\(after.stdoutText)")
     }
+
+    @Test("kill -9 at any moment of a mount, then umount --all: nothing mounted, attached or recorded (12 moments)")
+    func killedMounts() throws {
+        let dir = try fixture()
+        defer { cleanUp(dir) }
+        for round in 0..<12 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: ovlcfs)
+            process.arguments = mountArguments(dir, target: dir.path("mnt"))
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            Thread.sleep(forTimeInterval: Double(round) * 0.004)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            _ = try run(ovlcfs, ["umount", "--all", "--state-directory", dir.path("state")])
+            #expect(nothingLeft(under: dir.url.path).isEmpty, "round \(round): \(nothingLeft(under: dir.url.path))")
+            let status = try run(ovlcfs, ["status", "--state-directory", dir.path("state")])
+            #expect(status.stdoutText.contains("no ovlcfs mounts"), "round \(round): \(status.stdoutText)")
+        }
+    }
 }
