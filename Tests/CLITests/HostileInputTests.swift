@@ -241,4 +241,69 @@ struct HostileInputTests {
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("small")).isEmpty)
         }
     }
+
+    @Test("#7 a tree whose xattrs exceed the formats' budget is refused by name (five 60 KB xattrs on tmpfs)",
+          .enabled(if: HostCapabilities.isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/setfattr"), "needs root (tmpfs) and setfattr"))
+    func hugeXattrs() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try FileManager.default.createDirectory(atPath: dir.path("tree"), withIntermediateDirectories: true)
+        try #require(try run("/bin/mount", ["-t", "tmpfs", "none", dir.path("tree")]).status == 0)
+        defer { _ = try? run("/bin/umount", [dir.path("tree")]) }
+        FileManager.default.createFile(atPath: dir.path("tree/big"), contents: Data("x".utf8))
+        for i in 0..<5 {
+            let set = try run("/usr/bin/setfattr", ["-n", "user.k\(i)", "-v", "0x" + String(repeating: "ab", count: 60_000), dir.path("tree/big")])
+            try #require(set.status == 0, "\(set.stderrText)")
+        }
+        for format in ["squashfs", "composefs"] {
+            let result = try run(ovlcfs, ["build", dir.path("tree"), "-o", dir.path("out.img"), "--store-mode", "none", "--format", format, "--quiet"])
+            #expect(result.status != 0)
+            #expect(result.stderrText.contains("/big") && result.stderrText.contains("per-inode maximum"), "\(result.stderrText)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path("out.img")))
+    }
+
+    @Test("#9 a verity disk made sparse to 8 GiB is inspected through its partition offsets, in bounded memory",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "prlimit is missing"))
+    func sparseDisk() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try (Self.root + "/f 3 100644 1 0 0 0 0.0 - abc -\n").write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        #expect(try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("d.raw"), "--disk"]).status == 0)
+        #expect(truncate(dir.path("d.raw"), 8 << 30) == 0)
+        // 1 GiB of address space: reading the disk whole (or copying its partition) could not fit.
+        let result = try run("/usr/bin/prlimit", ["--as=1073741824", "--", ovlcfs, "inspect", dir.path("d.raw")])
+        #expect(result.status == 0, "\(result.stderrText)")
+        #expect(result.stdoutText.contains("entries:      2"), "\(result.stdoutText)")
+    }
+
+    @Test("#13 a directory with more subdirectories than the descriptor limit ingests (one descriptor per level, not per directory)",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "prlimit is missing"))
+    func manySubdirectories() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        for i in 0..<600 { try FileManager.default.createDirectory(atPath: dir.path("tree/d\(i)/e"), withIntermediateDirectories: true) }
+        let result = try run("/usr/bin/prlimit", ["--nofile=128", "--", ovlcfs, "build", dir.path("tree"), "-o", dir.path("out.sqfs"), "--store-mode", "none", "--quiet"])
+        #expect(result.status == 0, "\(result.stderrText)")
+        let inspect = try run(ovlcfs, ["inspect", dir.path("out.sqfs"), "--json"])
+        #expect(inspect.stdoutText.contains("\"entries\" : 1201"), "\(inspect.stdoutText)")
+    }
+
+    @Test("an objects store inside the ingested tree is left out; options that would do nothing are refused")
+    func storeInsideTreeAndIdleOptions() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try FileManager.default.createDirectory(atPath: dir.path("tree/etc"), withIntermediateDirectories: true)
+        try String(repeating: "config ", count: 40).write(toFile: dir.path("tree/etc/conf"), atomically: true, encoding: .utf8)
+        let first = try run(ovlcfs, ["build", dir.path("tree"), "-o", dir.path("a.sqfs"), "--objects", dir.path("tree/store"), "--dump-out", dir.path("a.dump")])
+        #expect(first.status == 0, "\(first.stderrText)")
+        let dump = try String(contentsOfFile: dir.path("a.dump"), encoding: .utf8)
+        #expect(!dump.contains("/store"), "\(dump)")
+        #expect(dump.contains("/etc/conf"))
+        for (arguments, option) in [(["--salt", "00"], "--salt"), (["--store-mode", "hardlink"], "--store-mode"), (["--objects", dir.path("o")], "--objects")] {
+            let result = try run(ovlcfs, ["build", dir.path("a.dump"), "-o", dir.path("b.sqfs")] + arguments)
+            #expect(result.status != 0, "\(arguments) was accepted")
+            #expect(result.stderrText.contains(option), "\(result.stderrText)")
+        }
+    }
 }
