@@ -12,7 +12,7 @@ public final class DirectoryHandle: @unchecked Sendable {
     /// Opens the directory at `path` (which must not be a symlink).
     public init(path: String) throws(IOError) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw IOError("open directory", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard fd >= 0 else { throw IOError("open directory", path: path, errno: .current) }
         self.fd = fd
         self.path = path
     }
@@ -27,7 +27,7 @@ public final class DirectoryHandle: @unchecked Sendable {
     /// Creates (if missing) and opens the directory at `path`.
     public static func create(path: String, permissions: mode_t = 0o755) throws(IOError) -> DirectoryHandle {
         if mkdir(path, permissions) != 0 && Glibc.errno != EEXIST {
-            throw IOError("create directory", path: path, errno: Errno(rawValue: Glibc.errno))
+            throw IOError("create directory", path: path, errno: .current)
         }
         return try DirectoryHandle(path: path)
     }
@@ -44,7 +44,7 @@ public final class DirectoryHandle: @unchecked Sendable {
     /// Opens the child directory `name` (not following a symlink).
     public func openDirectory(_ name: [UInt8]) throws(IOError) -> DirectoryHandle {
         let child = withName(name) { openat(fd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-        guard child >= 0 else { throw IOError("open directory", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+        guard child >= 0 else { throw IOError("open directory", path: childPath(name), errno: .current) }
         return DirectoryHandle(fd: child, path: childPath(name))
     }
 
@@ -52,7 +52,7 @@ public final class DirectoryHandle: @unchecked Sendable {
     public func createDirectory(_ name: [UInt8], permissions: mode_t = 0o755) throws(IOError) -> DirectoryHandle {
         let rc = withName(name) { mkdirat(fd, $0, permissions) }
         if rc != 0 && Glibc.errno != EEXIST {
-            throw IOError("create directory", path: childPath(name), errno: Errno(rawValue: Glibc.errno))
+            throw IOError("create directory", path: childPath(name), errno: .current)
         }
         return try openDirectory(name)
     }
@@ -61,7 +61,7 @@ public final class DirectoryHandle: @unchecked Sendable {
     public func entries() throws(IOError) -> [[UInt8]] {
         let copy = dup(fd)
         guard copy >= 0, let dir = fdopendir(copy) else {
-            throw IOError("read directory", path: path, errno: Errno(rawValue: Glibc.errno))
+            throw IOError("read directory", path: path, errno: .current)
         }
         defer { closedir(dir) }
         rewinddir(dir)
@@ -72,7 +72,7 @@ public final class DirectoryHandle: @unchecked Sendable {
             if name == [0x2E] || name == [0x2E, 0x2E] { continue }
             names.append(name)
         }
-        if Glibc.errno != 0 { throw IOError("read directory", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        if Glibc.errno != 0 { throw IOError("read directory", path: path, errno: .current) }
         return names.sorted { $0.lexicographicallyPrecedes($1) }
     }
 
@@ -80,7 +80,7 @@ public final class DirectoryHandle: @unchecked Sendable {
     public func status(_ name: [UInt8]) throws(IOError) -> FileStatus {
         var st = stat()
         let rc = name.isEmpty ? fstat(fd, &st) : withName(name) { fstatat(fd, $0, &st, AT_SYMLINK_NOFOLLOW) }
-        guard rc == 0 else { throw IOError("stat", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+        guard rc == 0 else { throw IOError("stat", path: childPath(name), errno: .current) }
         return FileStatus(st)
     }
 
@@ -90,14 +90,14 @@ public final class DirectoryHandle: @unchecked Sendable {
         let count = withName(name) { cName in
             buffer.withUnsafeMutableBytes { readlinkat(fd, cName, $0.baseAddress!.assumingMemoryBound(to: CChar.self), 4096) }
         }
-        guard count >= 0 else { throw IOError("read link", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+        guard count >= 0 else { throw IOError("read link", path: childPath(name), errno: .current) }
         return Array(buffer[0..<count])
     }
 
     /// Opens the regular file `name` for reading (not following a symlink).
     public func openFile(_ name: [UInt8]) throws(IOError) -> FileDescriptor {
         let file = withName(name) { openat(fd, $0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
-        guard file >= 0 else { throw IOError("open", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+        guard file >= 0 else { throw IOError("open", path: childPath(name), errno: .current) }
         return FileDescriptor(rawValue: file)
     }
 
@@ -191,12 +191,12 @@ public final class DirectoryHandle: @unchecked Sendable {
                 if size < 0 {
                     if Glibc.errno == ENOSYS { DirectoryHandle.hasXattrAt = false; return nil }
                     if Glibc.errno == ENOTSUP || Glibc.errno == EOPNOTSUPP { return [] }
-                    throw IOError("list xattrs of", path: childPath(name), errno: Errno(rawValue: Glibc.errno))
+                    throw IOError("list xattrs of", path: childPath(name), errno: .current)
                 }
                 if size == 0 { return [] }
                 var names = [UInt8](repeating: 0, count: size)
                 size = names.withUnsafeMutableBytes { ovl_listxattrat(fd, n.baseAddress, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
-                guard size >= 0 else { throw IOError("list xattrs of", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+                guard size >= 0 else { throw IOError("list xattrs of", path: childPath(name), errno: .current) }
                 var result: [(key: [UInt8], value: [UInt8])] = []
                 for key in names[0..<size].split(separator: 0) {
                     let cKey = Array(key) + [0]
@@ -210,7 +210,7 @@ public final class DirectoryHandle: @unchecked Sendable {
                                     buffer = [UInt8](repeating: 0, count: buffer.count * 16)
                                     continue
                                 }
-                                throw IOError("read xattr of", path: childPath(name), errno: Errno(rawValue: Glibc.errno))
+                                throw IOError("read xattr of", path: childPath(name), errno: .current)
                             }
                         }
                     }
@@ -236,21 +236,21 @@ public final class DirectoryHandle: @unchecked Sendable {
                     ? { getxattr(p, $0, $1, $2) } : { lgetxattr(p, $0, $1, $2) }
                 var size = list(nil, 0)
                 if size < 0 && (Glibc.errno == ENOTSUP || Glibc.errno == EOPNOTSUPP) { return [] }
-                guard size >= 0 else { throw IOError("list xattrs of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
+                guard size >= 0 else { throw IOError("list xattrs of", path: shown, errno: .current) }
                 if size == 0 { return [] }
                 var names = [UInt8](repeating: 0, count: size)
                 size = names.withUnsafeMutableBytes { list($0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
-                guard size >= 0 else { throw IOError("list xattrs of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
+                guard size >= 0 else { throw IOError("list xattrs of", path: shown, errno: .current) }
                 var result: [(key: [UInt8], value: [UInt8])] = []
                 for key in names[0..<size].split(separator: 0) {
                     let keyBytes = Array(key) + [0]
                     let value = try keyBytes.withUnsafeBufferPointer { k throws(IOError) in
                         try k.withMemoryRebound(to: CChar.self) { kp throws(IOError) -> [UInt8] in
                             let length = get(kp.baseAddress, nil, 0)
-                            guard length >= 0 else { throw IOError("read xattr of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
+                            guard length >= 0 else { throw IOError("read xattr of", path: shown, errno: .current) }
                             var value = [UInt8](repeating: 0, count: length)
                             let read = value.withUnsafeMutableBytes { get(kp.baseAddress, $0.baseAddress, $0.count) }
-                            guard read >= 0 else { throw IOError("read xattr of", path: shown, errno: Errno(rawValue: Glibc.errno)) }
+                            guard read >= 0 else { throw IOError("read xattr of", path: shown, errno: .current) }
                             return Array(value[0..<read])
                         }
                     }
@@ -266,13 +266,13 @@ public final class DirectoryHandle: @unchecked Sendable {
         let rc = source.withName(name) { s in withName(target) { linkat(source.fd, s, fd, $0, 0) } }
         if rc == 0 { return true }
         if Glibc.errno == EEXIST { return false }
-        throw IOError("link \(source.childPath(name)) into", path: childPath(target), errno: Errno(rawValue: Glibc.errno))
+        throw IOError("link \(source.childPath(name)) into", path: childPath(target), errno: .current)
     }
 
     /// Creates a new file `name` here for writing (fails if it exists).
     public func createFile(_ name: [UInt8], permissions: mode_t = 0o644) throws(IOError) -> FileDescriptor {
         let file = withName(name) { openat(fd, $0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions) }
-        guard file >= 0 else { throw IOError("create", path: childPath(name), errno: Errno(rawValue: Glibc.errno)) }
+        guard file >= 0 else { throw IOError("create", path: childPath(name), errno: .current) }
         return FileDescriptor(rawValue: file)
     }
 
@@ -358,7 +358,7 @@ extension FileStatus {
     /// `fstat` of an open file.
     public init(fd: FileDescriptor) throws(IOError) {
         var st = stat()
-        guard fstat(fd.rawValue, &st) == 0 else { throw IOError("stat", path: "fd \(fd.rawValue)", errno: Errno(rawValue: Glibc.errno)) }
+        guard fstat(fd.rawValue, &st) == 0 else { throw IOError("stat", path: "fd \(fd.rawValue)", errno: .current) }
         self.init(st)
     }
 }
@@ -389,7 +389,7 @@ public enum FileIO {
         let result = lseek(fd.rawValue, off_t(offset), ovl_seek_data)
         if result < 0 {
             if Glibc.errno == ENXIO { return nil }
-            throw IOError("seek", path: path, errno: Errno(rawValue: Glibc.errno))
+            throw IOError("seek", path: path, errno: .current)
         }
         return UInt64(result)
     }
@@ -397,7 +397,7 @@ public enum FileIO {
     /// The start of the next hole at or after `offset` (`SEEK_HOLE`; the end counts as one).
     public static func nextHole(_ fd: FileDescriptor, from offset: UInt64, path: String) throws(IOError) -> UInt64 {
         let result = lseek(fd.rawValue, off_t(offset), ovl_seek_hole)
-        guard result >= 0 else { throw IOError("seek", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard result >= 0 else { throw IOError("seek", path: path, errno: .current) }
         return UInt64(result)
     }
 
@@ -437,12 +437,12 @@ public enum FileIO {
 
     /// Sets a file's size (extending with a hole).
     public static func truncate(_ fd: FileDescriptor, to size: UInt64, path: String) throws(IOError) {
-        guard ftruncate(fd.rawValue, off_t(size)) == 0 else { throw IOError("truncate", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard ftruncate(fd.rawValue, off_t(size)) == 0 else { throw IOError("truncate", path: path, errno: .current) }
     }
 
     /// Flushes a file to disk.
     public static func sync(_ fd: FileDescriptor, path: String) throws(IOError) {
-        guard fsync(fd.rawValue) == 0 else { throw IOError("sync", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard fsync(fd.rawValue) == 0 else { throw IOError("sync", path: path, errno: .current) }
     }
 
     /// Makes `target` share `source`'s data (reflink); false where the filesystem cannot.

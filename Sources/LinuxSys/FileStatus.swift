@@ -19,7 +19,7 @@ public struct FileStatus: Sendable, Equatable {
 
     public init(path: String) throws(IOError) {
         var st = stat()
-        guard lstat(path, &st) == 0 else { throw IOError("stat", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard lstat(path, &st) == 0 else { throw IOError("stat", path: path, errno: .current) }
         self.init(st)
     }
 
@@ -27,7 +27,7 @@ public struct FileStatus: Sendable, Equatable {
     /// being written).
     public init(following path: String) throws(IOError) {
         var st = stat()
-        guard stat(path, &st) == 0 else { throw IOError("stat", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard stat(path, &st) == 0 else { throw IOError("stat", path: path, errno: .current) }
         self.init(st)
     }
 
@@ -50,7 +50,7 @@ public enum FileQueries {
         for component in path.split(separator: "/") {
             current += "/" + component
             if mkdir(current, 0o755) != 0 && Glibc.errno != EEXIST {
-                throw IOError("create directory", path: current, errno: Errno(rawValue: Glibc.errno))
+                throw IOError("create directory", path: current, errno: .current)
             }
         }
     }
@@ -64,17 +64,17 @@ public enum FileQueries {
 
     /// Removes a file (errors other than "missing" are reported).
     public static func remove(_ path: String) throws(IOError) {
-        if unlink(path) != 0 && Glibc.errno != ENOENT { throw IOError("remove", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        if unlink(path) != 0 && Glibc.errno != ENOENT { throw IOError("remove", path: path, errno: .current) }
     }
 
     /// Removes an empty directory (never its contents: a mount point still in use stays).
     public static func removeEmptyDirectory(_ path: String) throws(IOError) {
-        if rmdir(path) != 0 && Glibc.errno != ENOENT { throw IOError("remove directory", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        if rmdir(path) != 0 && Glibc.errno != ENOENT { throw IOError("remove directory", path: path, errno: .current) }
     }
 
     /// The names in a directory (without `.` and `..`), as raw bytes, sorted.
     public static func directoryEntries(_ path: String) throws(IOError) -> [[UInt8]] {
-        guard let dir = opendir(path) else { throw IOError("read directory", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard let dir = opendir(path) else { throw IOError("read directory", path: path, errno: .current) }
         defer { closedir(dir) }
         var names: [[UInt8]] = []
         while let entry = readdir(dir) {
@@ -91,18 +91,18 @@ public enum FileQueries {
     public static func readLink(_ path: String) throws(IOError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: 4097)
         let count = buffer.withUnsafeMutableBytes { readlink(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), 4096) }
-        guard count >= 0 else { throw IOError("read link", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard count >= 0 else { throw IOError("read link", path: path, errno: .current) }
         return Array(buffer[0..<count])
     }
 
     /// The xattr names of a path (not following symlinks).
     public static func xattrNames(_ path: String) throws(IOError) -> [[UInt8]] {
         var size = llistxattr(path, nil, 0)
-        guard size >= 0 else { throw IOError("list xattrs of", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard size >= 0 else { throw IOError("list xattrs of", path: path, errno: .current) }
         if size == 0 { return [] }
         var buffer = [UInt8](repeating: 0, count: size)
         size = buffer.withUnsafeMutableBytes { llistxattr(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
-        guard size >= 0 else { throw IOError("list xattrs of", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard size >= 0 else { throw IOError("list xattrs of", path: path, errno: .current) }
         return buffer[0..<size].split(separator: 0).map(Array.init)
     }
 
@@ -112,28 +112,28 @@ public enum FileQueries {
         let size = key.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) { lgetxattr(path, $0.baseAddress, nil, 0) }
         }
-        guard size >= 0 else { throw IOError("read xattr of", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard size >= 0 else { throw IOError("read xattr of", path: path, errno: .current) }
         var value = [UInt8](repeating: 0, count: size)
         let read = key.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) { keyPointer in
                 value.withUnsafeMutableBytes { lgetxattr(path, keyPointer.baseAddress, $0.baseAddress, $0.count) }
             }
         }
-        guard read >= 0 else { throw IOError("read xattr of", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard read >= 0 else { throw IOError("read xattr of", path: path, errno: .current) }
         return Array(value[0..<read])
     }
 
     /// The first `count` bytes of a regular file.
     public static func readPrefix(_ path: String, count: Int) throws(IOError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw IOError("open", path: path, errno: Errno(rawValue: Glibc.errno)) }
+        guard fd >= 0 else { throw IOError("open", path: path, errno: .current) }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: count)
         var total = 0
         while total < count {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, count - total) }
             if n < 0 && Glibc.errno == EINTR { continue }
-            guard n >= 0 else { throw IOError("read", path: path, errno: Errno(rawValue: Glibc.errno)) }
+            guard n >= 0 else { throw IOError("read", path: path, errno: .current) }
             if n == 0 { break }
             total += n
         }

@@ -73,8 +73,3 @@ public final class InputFile {
         return bytes
     }
 }
-
-extension Errno {
-    /// The calling thread's `errno`.
-    public static var current: Errno { Errno(rawValue: Glibc.errno) }
-}

@@ -34,10 +34,10 @@ public final class LoopDevice: @unchecked Sendable {
     /// `LOOP_CTL_GET_FREE` and `LOOP_CONFIGURE` (EBUSY) makes us ask for another, a few times.
     public static func attach(file: String, options: Options = Options()) throws(IOError) -> LoopDevice {
         let backing = open(file, (options.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
-        guard backing >= 0 else { throw IOError("open", path: file, errno: Errno(rawValue: Glibc.errno)) }
+        guard backing >= 0 else { throw IOError("open", path: file, errno: .current) }
         defer { close(backing) }
         let control = open("/dev/loop-control", O_RDWR | O_CLOEXEC)
-        guard control >= 0 else { throw IOError("open", path: "/dev/loop-control", errno: Errno(rawValue: Glibc.errno)) }
+        guard control >= 0 else { throw IOError("open", path: "/dev/loop-control", errno: .current) }
         defer { close(control) }
         var flags: UInt32 = 0
         if options.readOnly { flags |= ovl_lo_flags_read_only }
@@ -46,23 +46,23 @@ public final class LoopDevice: @unchecked Sendable {
         var lastError: IOError? = nil
         for _ in 0..<16 {
             let number = ovl_loop_get_free(control)
-            guard number >= 0 else { throw IOError("find a free loop device for", path: file, errno: Errno(rawValue: Glibc.errno)) }
+            guard number >= 0 else { throw IOError("find a free loop device for", path: file, errno: .current) }
             let path = "/dev/loop\(number)"
             let device = open(path, (options.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
             guard device >= 0 else {
-                lastError = IOError("open", path: path, errno: Errno(rawValue: Glibc.errno))
+                lastError = IOError("open", path: path, errno: .current)
                 continue
             }
             if ovl_loop_configure(device, backing, flags, options.offset, options.sizeLimit, options.blockSize, file) == 0 {
                 return LoopDevice(path: path, number: Int(number), fd: device)
             }
-            let errno = Glibc.errno
+            let errno = Errno.current
             close(device)
-            if errno == EBUSY {
-                lastError = IOError("attach \(file) to", path: path, errno: Errno(rawValue: errno))
+            if errno == .resourceBusy {
+                lastError = IOError("attach \(file) to", path: path, errno: errno)
                 continue
             }
-            throw IOError("attach \(file) to", path: path, errno: Errno(rawValue: errno))
+            throw IOError("attach \(file) to", path: path, errno: errno)
         }
         throw lastError ?? IOError("attach", path: file, detail: "no free loop device")
     }
@@ -71,10 +71,10 @@ public final class LoopDevice: @unchecked Sendable {
     public func detach() throws(IOError) {
         guard fd >= 0 else { return }
         let rc = ovl_loop_clear(fd)
-        let errno = Glibc.errno
+        let errno = Errno.current
         close(fd)
         fd = -1
-        if rc != 0 && errno != ENXIO { throw IOError("detach", path: path, errno: Errno(rawValue: errno)) }
+        if rc != 0 && errno != .noSuchAddressOrDevice { throw IOError("detach", path: path, errno: errno) }
     }
 
     /// Closes our descriptor; with autoclear the device goes when its mounts go.

@@ -24,7 +24,7 @@ public final class FilesystemContext {
 
     public init(type: String) throws(MountError) {
         let fd = ovl_fsopen(type)
-        guard fd >= 0 else { throw MountError(operation: "fsopen(\(type))", errno: Errno(rawValue: Glibc.errno), kernelMessages: []) }
+        guard fd >= 0 else { throw MountError(operation: "fsopen(\(type))", errno: .current, kernelMessages: []) }
         self.fd = fd
         self.type = type
     }
@@ -62,7 +62,7 @@ public final class FilesystemContext {
     }
 
     private func failure(_ operation: String) -> MountError {
-        let errno = Errno(rawValue: Glibc.errno)
+        let errno = Errno.current
         return MountError(operation: operation, errno: errno, kernelMessages: messages())
     }
 }
@@ -86,7 +86,7 @@ public final class DetachedMount: @unchecked Sendable {
     /// Attaches the mount at `target` (`move_mount`).
     public func attach(at target: String) throws(MountError) {
         guard ovl_move_mount(fd, target) == 0 else {
-            throw MountError(operation: "move_mount to \(target)", errno: Errno(rawValue: Glibc.errno), kernelMessages: [])
+            throw MountError(operation: "move_mount to \(target)", errno: .current, kernelMessages: [])
         }
     }
 }
@@ -96,14 +96,14 @@ public enum Mounts {
     /// Unmounts `target` (lazily with `detach`).
     public static func unmount(_ target: String, detach: Bool = false) throws(MountError) {
         guard ovl_umount(target, detach ? 1 : 0) == 0 else {
-            throw MountError(operation: "umount \(target)", errno: Errno(rawValue: Glibc.errno), kernelMessages: [])
+            throw MountError(operation: "umount \(target)", errno: .current, kernelMessages: [])
         }
     }
 
     /// The old `mount(2)` call, for kernels without the new API.
     public static func legacyMount(source: String, target: String, type: String, readOnly: Bool, options: String) throws(MountError) {
         guard ovl_mount_legacy(source, target, type, readOnly ? 1 : 0, options) == 0 else {
-            throw MountError(operation: "mount -t \(type) \(source) \(target)", errno: Errno(rawValue: Glibc.errno), kernelMessages: [])
+            throw MountError(operation: "mount -t \(type) \(source) \(target)", errno: .current, kernelMessages: [])
         }
     }
 

@@ -21,7 +21,7 @@ public enum Subprocess {
         guard rc == 0 else { throw IOError("run", path: executable, errno: Errno(rawValue: rc)) }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw IOError("wait for", path: executable, errno: Errno(rawValue: errno)) }
+            guard Errno.current == .interrupted else { throw IOError("wait for", path: executable, errno: .current) }
         }
         // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import.
         return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
