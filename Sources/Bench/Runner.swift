@@ -3,10 +3,10 @@ import ErofsWriter
 import Foundation
 import ImageModel
 import LinuxSys
-import SystemPackage
 import MountDriver
 import OverlayTranslation
 import SquashfsWriter
+import SystemPackage
 
 /// Cache state of a measured run.
 public enum CacheState: String, Sendable, Codable, CaseIterable {
@@ -325,11 +325,7 @@ public final class BenchRunner: @unchecked Sendable {
 
 /// `sync` then drop the page cache, dentries and inodes.
 public func dropCaches() throws {
-    sync()
-    let fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw BenchError("cannot open /proc/sys/vm/drop_caches (root needed)") }
-    defer { close(fd) }
-    guard write(fd, "3", 1) == 1 else { throw BenchError("cannot drop caches") }
+    do { try PageCache.dropAll() } catch { throw BenchError("\(error) (root needed)") }
 }
 
 /// Creates (or reuses) sparse stand-in objects of the right sizes for every payload of a model.

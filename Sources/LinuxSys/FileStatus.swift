@@ -161,3 +161,16 @@ public final class FileLock {
 
     deinit { close(fd) }
 }
+
+/// The kernel's caches of file data and metadata.
+public enum PageCache {
+    /// `sync`, then drops the page cache, dentries and inodes (`/proc/sys/vm/drop_caches` = 3; root).
+    public static func dropAll() throws(IOError) {
+        sync()
+        let path = "/proc/sys/vm/drop_caches"
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError("open", path: path, errno: .current) }
+        defer { close(fd) }
+        guard write(fd, "3", 1) == 1 else { throw IOError("write", path: path, errno: .current) }
+    }
+}
