@@ -1,4 +1,5 @@
 import Foundation
+import ImageModel
 import LinuxSys
 import SystemPackage
 
@@ -23,18 +24,12 @@ public struct GUID: Hashable, Sendable, CustomStringConvertible, Codable {
     }
 
     public init?(_ text: String) {
-        let hex = Array(text.replacingOccurrences(of: "-", with: "").utf8)
-        guard hex.count == 32, text.count == 36 else { return nil }
-        var bytes: [UInt8] = []
-        for i in stride(from: 0, to: 32, by: 2) {
-            guard let byte = UInt8(String(decoding: hex[i...i + 1], as: UTF8.self), radix: 16) else { return nil }
-            bytes.append(byte)
-        }
+        guard text.count == 36, let bytes = Hex.decode(text.replacingOccurrences(of: "-", with: "")), bytes.count == 16 else { return nil }
         self.bytes = bytes
     }
 
     public var description: String {
-        let hex = bytes.map { String(format: "%02x", $0) }.joined()
+        let hex = Hex.encode(bytes)
         let c = Array(hex)
         return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(c[$0]) }.joined(separator: "-")
     }
@@ -264,10 +259,11 @@ public enum GPT {
     }
 }
 
-func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * UInt32($0))) } }
-func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
-func u32(_ b: [UInt8], _ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[at + $1]) << (8 * UInt32($1)) } }
-func u64(_ b: [UInt8], _ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[at + $1]) << (8 * UInt64($1)) } }
+func le32(_ v: UInt32) -> [UInt8] { LittleEndian.bytes(v) }
+func le64(_ v: UInt64) -> [UInt8] { LittleEndian.bytes(v) }
+/// A field of a fixed-size header (the caller's buffer holds it: reading past it is a bug).
+func u32(_ b: [UInt8], _ at: Int) -> UInt32 { LittleEndian.read(UInt32.self, from: b, at: at)! }
+func u64(_ b: [UInt8], _ at: Int) -> UInt64 { LittleEndian.read(UInt64.self, from: b, at: at)! }
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib): `checksum("123456789") == 0xCBF43926`.
 public enum CRC32 {

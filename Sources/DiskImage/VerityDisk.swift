@@ -1,4 +1,5 @@
 import Foundation
+import ImageModel
 import LinuxSys
 import SystemPackage
 import Verity
@@ -11,7 +12,7 @@ public struct VerityDisk: Sendable, Codable {
     public var hash: Partition
     /// Root hash implied by the partition UUIDs (data UUID ‖ verity UUID).
     public var rootHash: [UInt8] { data.uuid.bytes + hash.uuid.bytes }
-    public var rootHashHex: String { rootHash.map { String(format: "%02x", $0) }.joined() }
+    public var rootHashHex: String { Hex.encode(rootHash) }
 
     /// Builds `destination` from a data image (a multiple of 4096 bytes). The hash tree is
     /// written by libcryptsetup (format 1, SHA-256, 4096/4096) with `salt` (32 random bytes by default).
@@ -78,7 +79,7 @@ public struct VerityDisk: Sendable, Codable {
         let computed = try DmVerity.rootHash(ofFile: path, offset: data.offset, blocks: blocks, salt: salt)
         let wanted = expected ?? rootHash
         guard computed == wanted else {
-            throw DiskImageError("\(path): the data partition does not match the root hash \(wanted.map { String(format: "%02x", $0) }.joined()) (computed \(computed.map { String(format: "%02x", $0) }.joined())); refusing to use it")
+            throw DiskImageError("\(path): the data partition does not match the root hash \(Hex.encode(wanted)) (computed \(Hex.encode(computed))); refusing to use it")
         }
     }
 }

@@ -1,3 +1,5 @@
+import ImageModel
+
 /// Little-endian field writer over a growing byte array (reference 09: every integer is LE).
 struct ByteWriter {
     var bytes: [UInt8] = []
@@ -5,9 +7,9 @@ struct ByteWriter {
     var count: Int { bytes.count }
 
     mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u16(_ v: UInt16) { for i in 0..<2 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt16(i)))) } }
-    mutating func u32(_ v: UInt32) { for i in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) } }
-    mutating func u64(_ v: UInt64) { for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
+    mutating func u16(_ v: UInt16) { bytes.appendLE(v) }
+    mutating func u32(_ v: UInt32) { bytes.appendLE(v) }
+    mutating func u64(_ v: UInt64) { bytes.appendLE(v) }
     mutating func append(_ data: some Collection<UInt8>) { bytes.append(contentsOf: data) }
     mutating func zeros(_ n: Int) { if n > 0 { bytes.append(contentsOf: repeatElement(0, count: n)) } }
     /// Pads with zeros up to absolute offset `offset`.

@@ -41,9 +41,13 @@ private struct Reader {
         guard at >= 0, at < bytes.count else { throw fail("read past the end at offset \(at)") }
         return bytes[at]
     }
-    func u16(_ at: Int) throws(ComposefsError) -> UInt16 { UInt16(try u8(at)) | UInt16(try u8(at + 1)) << 8 }
-    func u32(_ at: Int) throws(ComposefsError) -> UInt32 { UInt32(try u16(at)) | UInt32(try u16(at + 2)) << 16 }
-    func u64(_ at: Int) throws(ComposefsError) -> UInt64 { UInt64(try u32(at)) | UInt64(try u32(at + 4)) << 32 }
+    func u16(_ at: Int) throws(ComposefsError) -> UInt16 { try le(UInt16.self, at) }
+    func u32(_ at: Int) throws(ComposefsError) -> UInt32 { try le(UInt32.self, at) }
+    func u64(_ at: Int) throws(ComposefsError) -> UInt64 { try le(UInt64.self, at) }
+    func le<T: FixedWidthInteger & UnsignedInteger>(_ type: T.Type, _ at: Int) throws(ComposefsError) -> T {
+        guard let value = LittleEndian.read(type, from: bytes, at: at) else { throw fail("read past the end at offset \(at)") }
+        return value
+    }
     func slice(_ at: Int, _ count: Int) throws(ComposefsError) -> [UInt8] {
         guard at >= 0, count >= 0, at <= bytes.count, count <= bytes.count - at else {
             throw fail("\(count) bytes at offset \(at) lie outside the \(bytes.count)-byte image")

@@ -74,7 +74,7 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     /// 64 lowercase hex digits.
-    public var hex: String { String(decoding: hexBytes, as: UTF8.self) }
+    public var hex: String { Hex.encode(bytes) }
     public var description: String { hex }
 
     /// The composefs object path for this digest: `xx/` + the remaining 62 hex digits.

@@ -126,7 +126,7 @@ public final class MountDriver {
     /// A record's file: a fixed-length name from the SHA-256 of the mount point, so any
     /// mount point, however long or strange, has one.
     func recordPath(for target: String) -> String {
-        recordsDirectory + "/" + sha256(Array(target.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined() + ".json"
+        recordsDirectory + "/" + Hex.encode(sha256(Array(target.utf8)).prefix(16)) + ".json"
     }
 
     /// Holds the lock of one mount point: check-and-mount and unmount of a target run one at a
@@ -293,7 +293,7 @@ public final class MountDriver {
                                    hint: "--verity auto verifies the image in userspace before mounting")
         case .auto:
             try disk.verify(rootHash: request.rootHash)
-            warn("warning: no dm-verity (the kernel has no device-mapper): \(request.image) was verified against root hash \((request.rootHash ?? disk.rootHash).map { String(format: "%02x", $0) }.joined()) before mounting, but changes made while it is mounted are not detected")
+            warn("warning: no dm-verity (the kernel has no device-mapper): \(request.image) was verified against root hash \(Hex.encode(request.rootHash ?? disk.rootHash)) before mounting, but changes made while it is mounted are not detected")
         }
         return disk.data
     }

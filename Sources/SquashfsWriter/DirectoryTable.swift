@@ -1,4 +1,5 @@
 import CSquashfsShim
+import ImageModel
 
 /// One child in a directory listing, in the order the listing holds them (strcmp order).
 struct DirectoryChild {

@@ -176,7 +176,7 @@ struct Build: ParsableCommand {
 
     func saltBytes() throws -> [UInt8]? {
         guard let salt else { return nil }
-        guard let bytes = bytes(fromHex: salt, maxBytes: 256) else {
+        guard let bytes = Hex.decode(salt, maxBytes: 256) else {
             throw ValidationError("--salt takes an even number of hex digits (at most 256 bytes)")
         }
         return bytes

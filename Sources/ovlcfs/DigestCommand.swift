@@ -32,7 +32,7 @@ struct DigestCommand: ParsableCommand {
         guard saltBytes != nil else { throw ValidationError("--salt must be an even number of hex digits, at most 64.") }
     }
 
-    var saltBytes: [UInt8]? { bytes(fromHex: salt, maxBytes: 32) }
+    var saltBytes: [UInt8]? { Hex.decode(salt, maxBytes: 32) }
 
     func run() throws {
         // Every file gets its line or its error (naming it); any error makes the exit status 1.

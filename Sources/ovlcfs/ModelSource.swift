@@ -54,16 +54,3 @@ func printError(_ line: String) {
     try? out.write(line + "\n")
     try? out.flush()
 }
-
-/// Bytes from hex digits (either case); nil when `text` is not an even run of hex digits or has
-/// more than `maxBytes` bytes.
-func bytes(fromHex text: String, maxBytes: Int) -> [UInt8]? {
-    let chars = Array(text.utf8)
-    guard chars.count % 2 == 0, chars.count <= 2 * maxBytes else { return nil }
-    var out: [UInt8] = []
-    for i in stride(from: 0, to: chars.count, by: 2) {
-        guard let byte = UInt8(String(decoding: chars[i...i + 1], as: UTF8.self), radix: 16) else { return nil }
-        out.append(byte)
-    }
-    return out
-}

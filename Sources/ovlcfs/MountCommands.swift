@@ -108,7 +108,7 @@ struct MountCommand: ParsableCommand {
             driver.warn = { printError("ovlcfs: \($0)") }
             var rootHashBytes: [UInt8]? = nil
             if let rootHash {
-                guard let bytes = bytes(fromHex: rootHash, maxBytes: 32), bytes.count == 32 else {
+                guard let bytes = Hex.decode(rootHash, maxBytes: 32), bytes.count == 32 else {
                     throw ValidationError("--root-hash takes 64 hex digits")
                 }
                 rootHashBytes = bytes
