@@ -115,3 +115,14 @@ int ovl_openat_beneath(int dir_fd, const char *path, int flags, unsigned int mod
     };
     return (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
 }
+
+#include <sys/vfs.h>
+
+int ovl_filesystem_type(const char *path, unsigned long *type)
+{
+    struct statfs info;
+    if (statfs(path, &info) != 0)
+        return -1;
+    *type = (unsigned long)info.f_type;
+    return 0;
+}

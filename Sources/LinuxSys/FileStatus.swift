@@ -62,6 +62,13 @@ public enum FileQueries {
         return String(cString: resolved)
     }
 
+    /// The filesystem type (`statfs` f_type magic) of the filesystem holding `path`.
+    public static func filesystemType(_ path: String) throws(IOError) -> UInt {
+        var type: UInt = 0
+        guard ovl_filesystem_type(path, &type) == 0 else { throw IOError("statfs", path: path, errno: .current) }
+        return type
+    }
+
     /// Removes a file (errors other than "missing" are reported).
     public static func remove(_ path: String) throws(IOError) {
         if unlink(path) != 0 && Glibc.errno != ENOENT { throw IOError("remove", path: path, errno: .current) }

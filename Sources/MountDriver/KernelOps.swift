@@ -50,6 +50,8 @@ public protocol KernelOps: AnyObject {
     func hasDeviceMapper() -> Bool
     /// Whether overlayfs takes a detached mount (an fsmount fd) as a layer: kernel 6.15 and later.
     func acceptsDetachedLayers() -> Bool
+    /// The kernel release (`uname -r`).
+    func release() -> String
     /// The names of the device-mapper devices (empty without device-mapper).
     func verityMappings() -> [String]
     /// Maps `data` through dm-verity (hash tree on `hash`); returns the mapped device.
@@ -90,9 +92,13 @@ public final class LinuxKernelOps: KernelOps {
         Mounts.table().last { $0.mountPoint == target }.map { MountIdentity(id: $0.id, type: $0.type, source: $0.source) }
     }
 
+    /// Whether the filesystem holding `directory` can enforce fs-verity: ext4, f2fs or btrfs,
+    /// in a kernel built with fs-verity for that filesystem (its sysfs feature).
     public func hasFsVerity(_ directory: String) -> Bool {
-        // ext4 and f2fs advertise fs-verity support in sysfs when the kernel has it.
-        FileQueries.exists("/sys/fs/ext4/features/verity") || FileQueries.exists("/sys/fs/f2fs/features/verity")
+        let features: [UInt: String] = [0xEF53: "/sys/fs/ext4/features/verity", 0xF2F5_2010: "/sys/fs/f2fs/features/verity",
+                                        0x9123_683E: "/sys/fs/btrfs/features/verity"]
+        guard let type = try? FileQueries.filesystemType(directory), let feature = features[type] else { return false }
+        return FileQueries.exists(feature)
     }
 
     public func verityMappings() -> [String] {
@@ -101,10 +107,11 @@ public final class LinuxKernelOps: KernelOps {
     }
 
     public func acceptsDetachedLayers() -> Bool {
-        guard let release = try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8) else { return true }
-        let numbers = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
-        guard numbers.count == 2 else { return true }
-        return (numbers[0], numbers[1]) >= (6, 15)
+        KernelFeatures.version(release()).map { $0 >= (6, 15) } ?? true
+    }
+
+    public func release() -> String {
+        ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "unknown").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     public func hasDeviceMapper() -> Bool { FileQueries.exists("/dev/mapper/control") }

@@ -115,6 +115,9 @@ public final class MountDriver {
     public let stateDirectory: String
     /// Called with warnings (protection that is off, and why).
     public var warn: (String) -> Void = { _ in }
+    /// Test seam: called before each step of a plan runs (its index and the step); throwing
+    /// fails that step, so tests can fail every step of every plan kind and check the undo.
+    public var injectFault: ((Int, MountPlanStep) throws -> Void)?
 
     public init(kernel: any KernelOps = LinuxKernelOps(), stateDirectory: String = "/run/ovlcfs") {
         self.kernel = kernel
@@ -149,160 +152,20 @@ public final class MountDriver {
         }
     }
 
-    /// Mounts `request.image` at `request.target`.
+    /// Mounts `request.image` at `request.target`: plans (refusing what cannot be done),
+    /// then, holding the mount point's lock, runs the plan; a failure at any step undoes every
+    /// step before it.
     @discardableResult
     public func mount(_ request: MountRequest) throws -> MountRecord {
-        let target = try Self.resolve(request.target)
-        guard (try? FileStatus(path: target))?.isDirectory == true else {
-            throw MountDriverError(step: nil, message: "mount point \(target) is not a directory")
-        }
-        let held = try lock(target)
+        let plan = try plan(request)
+        let held = try lock(plan.target)
         defer { withExtendedLifetime(held) {} }
-        if kernel.isMounted(target) || FileQueries.exists(recordPath(for: target)) {
-            throw MountDriverError(step: nil, message: "\(target) is already an ovlcfs mount point",
-                                   hint: "ovlcfs umount \(target)")
+        if kernel.isMounted(plan.target) || FileQueries.exists(recordPath(for: plan.target)) {
+            throw MountDriverError(step: nil, message: "\(plan.target) is already an ovlcfs mount point",
+                                   hint: "ovlcfs umount \(plan.target)")
         }
-        guard !request.objects.isEmpty else { throw MountDriverError(step: nil, message: "at least one objects directory is needed") }
-        for objects in request.objects where (try? FileStatus(path: objects))?.isDirectory != true {
-            throw MountDriverError(step: nil, message: "objects directory \(objects) does not exist")
-        }
-        let kind = try Self.kind(of: request.image)
-        if kind == .verityDisk && request.verity == .require && !kernel.hasDeviceMapper() {
-            _ = try step(.verity) { try checkVerityDisk(request) }
-        }
-        let verity = try overlayVerity(request)
-
-        var loop: (any LoopHandle)? = nil
-        var hashLoop: (any LoopHandle)? = nil
-        var verityName: String? = nil
-        var verityActive = false
-        var recordWritten = false
-        do {
-            let lower: any MountHandle
-            switch kind {
-            case .squashfs:
-                loop = try step(.loopAttach) {
-                    try kernel.attachLoop(file: request.image, offset: 0, sizeLimit: 0, blockSize: loopBlockSize(request, size: nil))
-                }
-                lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: loop!.path, options: [("ro", nil)]) }
-            case .verityDisk:
-                if request.verity != .off && kernel.hasDeviceMapper() {
-                    // dm-verity: loops over both partitions, the data mapped through the hash tree.
-                    let disk = try step(.verity) { try VerityDisk.open(request.image) }
-                    loop = try step(.loopAttach) {
-                        try kernel.attachLoop(file: request.image, offset: disk.data.offset, sizeLimit: disk.data.size,
-                                              blockSize: loopBlockSize(request, size: disk.data.size))
-                    }
-                    hashLoop = try step(.loopAttach) {
-                        try kernel.attachLoop(file: request.image, offset: disk.hash.offset, sizeLimit: disk.hash.size,
-                                              blockSize: loopBlockSize(request, size: disk.hash.size))
-                    }
-                    let name = "ovlcfs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-                    let mapped = try step(.verity) {
-                        try kernel.activateVerity(data: loop!.path, hash: hashLoop!.path, rootHash: request.rootHash ?? disk.rootHash, name: name)
-                    }
-                    verityName = name
-                    verityActive = true
-                    lower = try step(.filesystemMount) {
-                        do {
-                            return try kernel.mountFilesystem(type: "squashfs", source: mapped, options: [("ro", nil)])
-                        } catch let error as MountError where error.errno == .ioError {
-                            throw MountDriverError(step: .filesystemMount, message: "\(error)",
-                                                   hint: "dm-verity refused the data: \(request.image) changed after it was built, or the root hash is not this disk's")
-                        }
-                    }
-                    // From here the mapping lives exactly as long as the squashfs mount.
-                    try step(.verity) { try kernel.deactivateVerity(name: name, deferred: true) }
-                    verityActive = false
-                } else {
-                    let partition = try step(.verity) { try checkVerityDisk(request) }
-                    loop = try step(.loopAttach) {
-                        try kernel.attachLoop(file: request.image, offset: partition.offset, sizeLimit: partition.size,
-                                              blockSize: loopBlockSize(request, size: partition.size))
-                    }
-                    lower = try step(.filesystemMount) { try kernel.mountFilesystem(type: "squashfs", source: loop!.path, options: [("ro", nil)]) }
-                }
-            case .composefs:
-                lower = try step(.filesystemMount) {
-                    do {
-                        return try kernel.mountFilesystem(type: "erofs", source: request.image, options: [("ro", nil)])
-                    } catch let error as MountError where error.errno == .notBlockDevice {
-                        // Kernels before 6.12 mount EROFS only from a block device.
-                        loop = try kernel.attachLoop(file: request.image, offset: 0, sizeLimit: 0, blockSize: loopBlockSize(request, size: nil))
-                        return try kernel.mountFilesystem(type: "erofs", source: loop!.path, options: [("ro", nil)])
-                    }
-                }
-            }
-            /// The overlay's options with the image's filesystem reached at `lowerPath`.
-            func overlayOptions(lowerPath: String) -> [(String, String?)] {
-                var options: [(String, String?)] = [("lowerdir+", lowerPath)]
-                for objects in request.objects {
-                    options.append((request.layout == .dataOnly ? "datadir+" : "lowerdir+", objects))
-                }
-                options += [("metacopy", "on"), ("redirect_dir", "follow"), ("ro", nil)]
-                if verity { options.append(("verity", "require")) }
-                return options
-            }
-            let overlay = try step(.overlayMount) {
-                // Kernels before 6.15 refuse a detached mount as a layer ("failed to clone
-                // lowerpath"): there the lower filesystem is attached on a private staging
-                // directory just for the overlay mount, which keeps its own clone of it.
-                kernel.acceptsDetachedLayers()
-                    ? try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: overlayOptions(lowerPath: lower.procPath))
-                    : try mountOverlayThroughStaging(lower: lower, options: overlayOptions(lowerPath:))
-            }
-            var record = MountRecord(target: target, image: request.image, kind: kind, layout: request.layout,
-                                     objects: request.objects, loopDevice: loop?.path, verityDevice: verityName.map { "/dev/mapper/" + $0 },
-                                     overlayVerity: verity,
-                                     pid: getpid(), created: Date(), mountID: nil)
-            try step(.stateWrite) { try writeRecord(record) }
-            recordWritten = true
-            try step(.attach) { try overlay.attach(at: target) }
-            if let top = kernel.topMount(at: target) {
-                record.mountID = top.id
-                try? writeRecord(record)
-            }
-            loop?.release()
-            hashLoop?.release()
-            return record
-        } catch {
-            if recordWritten { try? FileQueries.remove(recordPath(for: target)) }
-            if verityActive, let verityName {
-                // Still busy (a failed mount's context not yet released): removed once unused.
-                do { try kernel.deactivateVerity(name: verityName, deferred: false) } catch {
-                    try? kernel.deactivateVerity(name: verityName, deferred: true)
-                }
-            }
-            try? loop?.detach()
-            try? hashLoop?.detach()
-            throw error
-        }
-    }
-
-    /// Decides what protects a verity disk and checks it: with device-mapper the data would be
-    /// mapped through dm-verity; without it, `auto` verifies the whole data partition against the
-    /// root hash in userspace before mounting (and says that run-time tampering goes unnoticed),
-    /// `require` refuses, `off` skips the check. Returns the data partition.
-    func checkVerityDisk(_ request: MountRequest) throws -> Partition {
-        let disk = try VerityDisk.open(request.image)
-        switch request.verity {
-        case .off:
-            warn("warning: --verity off: the data partition of \(request.image) is mounted unchecked")
-        case .require:
-            throw MountDriverError(step: .verity, message: "--verity require: the kernel has no device-mapper (no /dev/mapper/control; CONFIG_BLK_DEV_DM and the verity target are needed), so dm-verity cannot be activated",
-                                   hint: "--verity auto verifies the image in userspace before mounting")
-        case .auto:
-            try disk.verify(rootHash: request.rootHash)
-            warn("warning: no dm-verity (the kernel has no device-mapper): \(request.image) was verified against root hash \(Hex.encode(request.rootHash ?? disk.rootHash)) before mounting, but changes made while it is mounted are not detected")
-        }
-        return disk.data
-    }
-
-    /// The loop block size for `request` over `size` bytes of its image (nil: the whole file).
-    func loopBlockSize(_ request: MountRequest, size: UInt64?) -> UInt32 {
-        if let chosen = request.loopBlockSize { return chosen }
-        guard let bytes = size ?? (try? FileStatus(path: request.image))?.size, bytes > 0 else { return 512 }
-        return bytes % 4096 == 0 ? 4096 : 512
+        for warning in plan.warnings { warn("warning: " + warning) }
+        return try MountExecutor(driver: self, plan: plan, request: request).run()
     }
 
     /// The overlay mount with the lower filesystem attached at a staging directory under the
@@ -347,25 +210,6 @@ public final class MountDriver {
             return "the filesystem holding \(stateDirectory) or the image is full"
         default:
             return nil
-        }
-    }
-
-    /// Whether to ask overlayfs for `verity=require`, by policy and what the kernel can do.
-    func overlayVerity(_ request: MountRequest) throws -> Bool {
-        let capable = request.objects.allSatisfy { kernel.hasFsVerity($0) }
-        switch request.verity {
-        case .off:
-            return false
-        case .require:
-            guard capable else {
-                throw MountDriverError(step: nil, message: "--verity require: the kernel or the objects' filesystem has no fs-verity (CONFIG_FS_VERITY and an ext4/f2fs made with -O verity are needed), so object digests cannot be enforced")
-            }
-            return true
-        case .auto:
-            if !capable {
-                warn("warning: overlay verity is off — the objects' filesystem has no fs-verity; object contents are not checked against their digests")
-            }
-            return capable
         }
     }
 

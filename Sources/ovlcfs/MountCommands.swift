@@ -38,6 +38,7 @@ struct MountCommand: ParsableCommand {
               ovlcfs mount rootfs.sqfs /mnt/root --objects /srv/objects
               ovlcfs mount rootfs.cfs /mnt/root --objects /srv/objects --verity off
               ovlcfs mount rootfs.raw /mnt/root --objects /srv/objects --root-hash HEX
+              ovlcfs mount rootfs.sqfs /mnt/root --objects /srv/objects --dry-run --json   (the plan only)
               ovlcfs umount /mnt/root
             """
     )
@@ -70,10 +71,17 @@ struct MountCommand: ParsableCommand {
         """, valueName: "BYTES"))
     var loopBlockSize: UInt32?
 
+    @Flag(help: "Print the plan — every step with its kernel objects and options — and touch nothing.")
+    var dryRun = false
+
+    @Flag(help: "With --dry-run: print the plan as JSON.")
+    var json = false
+
     @OptionGroup var state: StateOptions
 
     func validate() throws {
         if objects.isEmpty { throw ValidationError("Give at least one --objects directory.") }
+        if json && !dryRun { throw ValidationError("--json goes with --dry-run.") }
         if let loopBlockSize, ![512, 1024, 2048, 4096].contains(loopBlockSize) {
             throw ValidationError("--loop-block-size takes 512, 1024, 2048 or 4096, not \(loopBlockSize)")
         }
@@ -115,6 +123,20 @@ struct MountCommand: ParsableCommand {
             }
             var request = MountRequest(image: image, target: mountPoint, objects: objects, layout: layout, verity: verity, rootHash: rootHashBytes)
             request.loopBlockSize = loopBlockSize
+            if dryRun {
+                let plan = try driver.plan(request)
+                let out = BufferedOutput.standardOutput()
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    try out.write(encoder.encode(plan))
+                    try out.write("\n")
+                } else {
+                    try out.write(plan.text)
+                }
+                try out.flush()
+                return
+            }
             let record = try driver.mount(request)
             printError("mounted \(image) (\(record.kind.rawValue)\(record.loopDevice.map { " on \($0)" } ?? "")) at \(record.target)")
         }
@@ -164,16 +186,38 @@ struct StatusCommand: ParsableCommand {
             Examples:
               ovlcfs status
               ovlcfs status --json
+              ovlcfs status --features --objects /srv/objects   (what the kernel can do, and what it changes)
             """
     )
 
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Flag(help: "Print what the kernel can do (each probe and what it changes), for the given --objects directories.")
+    var features = false
+
+    @Option(help: ArgumentHelp("With --features: objects directories to probe for fs-verity.", valueName: "OBJECTS"))
+    var objects: [String] = []
+
     @OptionGroup var state: StateOptions
 
     func run() throws {
         try reportingErrors {
+            if features {
+                let probed = KernelFeatures.probe(LinuxKernelOps(), objects: objects)
+                let out = BufferedOutput.standardOutput()
+                if json {
+                    struct Report: Encodable { var features: KernelFeatures; var effects: [KernelFeatures.Effect] }
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    try out.write(encoder.encode(Report(features: probed, effects: probed.effects)))
+                    try out.write("\n")
+                } else {
+                    try out.write(probed.text)
+                }
+                try out.flush()
+                return
+            }
             let driver = MountDriver(stateDirectory: state.stateDirectory)
             let statuses = driver.status()
             for path in driver.garbageRecords() {

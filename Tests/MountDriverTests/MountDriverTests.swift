@@ -79,6 +79,8 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     func verityMappings() -> [String] { activeVerity.sorted() }
     var detachedLayers = true
     func acceptsDetachedLayers() -> Bool { detachedLayers }
+    var kernelRelease = "6.18.0-test"
+    func release() -> String { kernelRelease }
     func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
         calls.append("verity \(data) \(hash) \(rootHash.map { String(format: "%02x", $0) }.joined())")
         activeVerity.insert(name)
@@ -378,5 +380,103 @@ struct OwnMountsTests {
         #expect(driver.records().map(\.target) == [path])
         try driver.unmount(path)
         #expect(driver.records().isEmpty)
+    }
+}
+
+/// The plan and its executor (issue 13): every kind of plan, failed at each of its steps,
+/// leaves nothing behind — through the undo ledger, not per-resource flags.
+@Suite("Mount plans and the undo ledger")
+struct MountPlanTests {
+    enum Kind: String, CaseIterable { case squashfs, composefs, composefsOnLoop, verityDisk, verityDiskUserspace, stagedLower }
+
+    /// An image of `kind`, the kernel to mount it with, and the request.
+    func setUp(_ kind: Kind, _ dir: TemporaryDirectory) throws -> (RecordingKernel, MountRequest) {
+        let kernel = RecordingKernel()
+        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        var image = dir.path("i.sqfs")
+        switch kind {
+        case .composefs, .composefsOnLoop:
+            image = dir.path("i.cfs")
+            _ = FileManager.default.createFile(atPath: image, contents: Data([0x9A, 0x62, 0x78, 0xD0] + [UInt8](repeating: 0, count: 8188)))
+            if kind == .composefsOnLoop { kernel.kernelRelease = "6.6.0" }
+        case .verityDisk, .verityDiskUserspace:
+            _ = FileManager.default.createFile(atPath: dir.path("data"), contents: Data((0..<(64 << 10)).map { UInt8(truncatingIfNeeded: $0 * 13) }))
+            image = try VerityDisk.build(dataImage: dir.path("data"), destination: dir.path("disk.raw")).path
+            kernel.deviceMapper = kind == .verityDisk
+        case .squashfs, .stagedLower:
+            _ = FileManager.default.createFile(atPath: image, contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: 4092)))
+            kernel.detachedLayers = kind != .stagedLower
+        }
+        return (kernel, MountRequest(image: image, target: dir.path("mnt"), objects: [dir.path("objects")], verity: .auto))
+    }
+
+    @Test("the plan of each kind: its steps in order", arguments: Kind.allCases)
+    func steps(kind: Kind) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (kernel, request) = try setUp(kind, dir)
+        let plan = try MountDriver(kernel: kernel, stateDirectory: dir.path("state")).plan(request)
+        let expected: [MountPlanStep.Action] = switch kind {
+        case .squashfs, .stagedLower, .composefsOnLoop: [.attachLoop, .mountLower, .mountOverlay, .writeRecord, .attach]
+        case .composefs: [.mountLower, .mountOverlay, .writeRecord, .attach]
+        case .verityDisk: [.attachLoop, .attachLoop, .activateVerity, .mountLower, .deferVerityRemoval, .mountOverlay, .writeRecord, .attach]
+        case .verityDiskUserspace: [.verifyDisk, .attachLoop, .mountLower, .mountOverlay, .writeRecord, .attach]
+        }
+        #expect(plan.steps.map(\.action) == expected)
+        #expect(plan.steps.first { $0.action == .mountOverlay }?.staged == (kind == .stagedLower))
+        // Planning touched nothing: no kernel call, no state directory.
+        #expect(kernel.calls.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: dir.path("state")))
+        let json = try JSONEncoder().encode(plan)
+        #expect(try JSONDecoder().decode(MountPlan.self, from: json).steps == plan.steps)
+    }
+
+    @Test("a failure at every step of every plan kind undoes all steps before it", arguments: Kind.allCases)
+    func faultAtEveryStep(kind: Kind) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let count = try {
+            let (kernel, request) = try setUp(kind, dir)
+            return try MountDriver(kernel: kernel, stateDirectory: dir.path("state")).plan(request).steps.count
+        }()
+        for failing in 0..<count {
+            let (kernel, request) = try setUp(kind, dir)
+            let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state-\(failing)"))
+            nonisolated(unsafe) var failedStep: MountPlanStep?
+            driver.injectFault = { index, step in
+                if index == failing {
+                    failedStep = step
+                    throw RecordingKernel.Injected()
+                }
+            }
+            let error = try #require(throws: MountDriverError.self) { try driver.mount(request) }
+            let step = try #require(failedStep)
+            #expect(error.step == step.category, "\(kind) step \(failing) (\(step.action)): \(error)")
+            #expect(kernel.liveLoops == 0, "\(kind): a loop device left after a failure at \(step.action)")
+            #expect(kernel.liveMounts == 0, "\(kind): a mount left after a failure at \(step.action)")
+            #expect(kernel.mounted.isEmpty)
+            #expect(kernel.activeVerity.isEmpty, "\(kind): a dm-verity mapping left after a failure at \(step.action)")
+            #expect(driver.records().isEmpty)
+        }
+        // And without a fault the same plan mounts, and one unmount releases it.
+        let (kernel, request) = try setUp(kind, dir)
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state-ok"))
+        try driver.mount(request)
+        try driver.unmount(request.target)
+        #expect(kernel.mounted.isEmpty && driver.records().isEmpty)
+    }
+
+    @Test("a data-only layout on a kernel without data-only layers is refused at planning")
+    func dataOnlyRefused() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (kernel, request) = try setUp(.squashfs, dir)
+        kernel.kernelRelease = "6.1.0"
+        let error = try #require(throws: MountDriverError.self) { try MountDriver(kernel: kernel, stateDirectory: dir.path("state")).plan(request) }
+        #expect(error.hint == "--layout legacy")
+        var legacy = request
+        legacy.layout = .legacy
+        #expect(try MountDriver(kernel: kernel, stateDirectory: dir.path("state")).plan(legacy).steps.count == 5)
     }
 }

@@ -43,6 +43,9 @@ int ovl_mount_legacy(const char *source, const char *target, const char *type, i
 // listxattrat/getxattrat (Linux 6.13+): xattrs of a name relative to a directory fd without
 // following a final symlink. Why: no glibc wrappers yet; called through syscall(2). They
 // return -1 with errno ENOSYS on older kernels (callers fall back to /proc/self/fd paths).
+// statfs(2)'s f_type of the filesystem holding `path` (<sys/vfs.h> is not in the Glibc module).
+int ovl_filesystem_type(const char *path, unsigned long *type);
+
 // openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: `path` may not
 // leave `dir_fd` nor pass through any symlink (Linux 5.6+; -1 with ENOSYS before).
 int ovl_openat_beneath(int dir_fd, const char *path, int flags, unsigned int mode);

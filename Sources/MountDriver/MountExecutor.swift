@@ -1,0 +1,138 @@
+import DiskImage
+import Foundation
+import ImageModel
+import LinuxSys
+import SystemPackage
+
+/// Undo actions for the steps that succeeded so far, newest last. On failure they run newest
+/// first; on success they are dropped. One mechanism instead of a flag per resource.
+final class UndoLedger {
+    private var entries: [(what: String, undo: () -> Void)] = []
+
+    /// Records how to undo a step that just succeeded.
+    func push(_ what: String, _ undo: @escaping () -> Void) { entries.append((what, undo)) }
+
+    /// Undoes everything recorded, newest first; returns what was undone.
+    @discardableResult
+    func unwind() -> [String] {
+        let done = entries.reversed().map(\.what)
+        while let entry = entries.popLast() { entry.undo() }
+        return done
+    }
+
+    /// Keeps what was done: nothing is undone.
+    func commit() { entries.removeAll() }
+
+    var isEmpty: Bool { entries.isEmpty }
+}
+
+/// Runs a ``MountPlan`` against the kernel: each step's kernel objects are kept here, each
+/// step that succeeds pushes its undo onto the ledger, and a failure unwinds the ledger.
+final class MountExecutor {
+    let driver: MountDriver
+    let plan: MountPlan
+    let request: MountRequest
+    let ledger = UndoLedger()
+    private var loops: [String: any LoopHandle] = [:]
+    private var verityName: String?
+    private var mapped: String?
+    private var verityDeferred = false
+    private var lower: (any MountHandle)?
+    private var overlay: (any MountHandle)?
+    private var record: MountRecord?
+
+    init(driver: MountDriver, plan: MountPlan, request: MountRequest) {
+        self.driver = driver
+        self.plan = plan
+        self.request = request
+    }
+
+    var kernel: any KernelOps { driver.kernel }
+
+    /// Runs every step; on failure undoes what succeeded and rethrows the step's error.
+    func run() throws -> MountRecord {
+        do {
+            for (index, step) in plan.steps.enumerated() {
+                try driver.step(step.category) {
+                    try driver.injectFault?(index, step)
+                    try perform(step)
+                }
+            }
+        } catch {
+            ledger.unwind()
+            throw error
+        }
+        ledger.commit()
+        // The loop devices now live as long as their mounts (autoclear).
+        for loop in loops.values { loop.release() }
+        guard var record else { throw MountDriverError(step: .stateWrite, message: "the plan wrote no record") }
+        if let top = kernel.topMount(at: plan.target) {
+            record.mountID = top.id
+            try? driver.writeRecord(record)
+        }
+        return record
+    }
+
+    private func perform(_ step: MountPlanStep) throws {
+        switch step.action {
+        case .verifyDisk:
+            try VerityDisk.open(plan.image).verify(rootHash: request.rootHash)
+        case .attachLoop:
+            let role = step.loop ?? "image"
+            let loop = try kernel.attachLoop(file: plan.image, offset: step.offset ?? 0, sizeLimit: step.sizeLimit ?? 0, blockSize: step.blockSize ?? 512)
+            loops[role] = loop
+            ledger.push("detach \(loop.path)") { try? loop.detach() }
+        case .activateVerity:
+            guard let data = loops["data"], let hash = loops["hash"], let rootHash = plan.rootHash.flatMap({ Hex.decode($0) }) else {
+                throw MountDriverError(step: .verity, message: "the plan activates dm-verity without its loop devices or root hash")
+            }
+            let name = "ovlcfs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            mapped = try kernel.activateVerity(data: data.path, hash: hash.path, rootHash: rootHash, name: name)
+            verityName = name
+            ledger.push("remove dm-verity mapping \(name)") { [kernel] in
+                guard !self.verityDeferred else { return }
+                // Still busy (a failed mount's context not yet released): removed once unused.
+                do { try kernel.deactivateVerity(name: name, deferred: false) } catch {
+                    try? kernel.deactivateVerity(name: name, deferred: true)
+                }
+            }
+        case .mountLower:
+            let source = try source(step.source ?? "image")
+            do {
+                lower = try kernel.mountFilesystem(type: step.filesystem ?? "squashfs", source: source, options: [("ro", nil)])
+            } catch let error as MountError where error.errno == .ioError && step.source == "dm-verity" {
+                throw MountDriverError(step: .filesystemMount, message: "\(error)",
+                                       hint: "dm-verity refused the data: \(plan.image) changed after it was built, or the root hash is not this disk's")
+            }
+            ledger.push("drop the detached \(step.filesystem ?? "lower") mount") { self.lower = nil }
+        case .deferVerityRemoval:
+            guard let verityName else { throw MountDriverError(step: .verity, message: "no dm-verity mapping to defer") }
+            try kernel.deactivateVerity(name: verityName, deferred: true)
+            verityDeferred = true
+        case .mountOverlay:
+            guard let lower else { throw MountDriverError(step: .overlayMount, message: "the plan mounts the overlay before its lower layer") }
+            overlay = step.staged == true
+                ? try driver.mountOverlayThroughStaging(lower: lower) { self.driver.overlayOptions(self.plan, lower: $0) }
+                : try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: driver.overlayOptions(plan, lower: lower.procPath))
+            ledger.push("drop the detached overlay") { self.overlay = nil }
+        case .writeRecord:
+            let written = MountRecord(target: plan.target, image: plan.image, kind: plan.kind, layout: plan.layout, objects: plan.objects,
+                                      loopDevice: (loops["image"] ?? loops["data"])?.path, verityDevice: verityName.map { "/dev/mapper/" + $0 },
+                                      overlayVerity: plan.overlayVerity, pid: getpid(), created: Date(), mountID: nil)
+            try driver.writeRecord(written)
+            record = written
+            ledger.push("remove the state record") { [driver, plan] in try? FileQueries.remove(driver.recordPath(for: plan.target)) }
+        case .attach:
+            guard let overlay else { throw MountDriverError(step: .attach, message: "no overlay to attach") }
+            try overlay.attach(at: plan.target)
+        }
+    }
+
+    /// The device or file a lower filesystem is mounted from.
+    private func source(_ name: String) throws -> String {
+        if name == "image" { return plan.image }
+        if name == "dm-verity", let mapped { return mapped }
+        if name.hasPrefix("loop:"), let loop = loops[String(name.dropFirst(5))] { return loop.path }
+        throw MountDriverError(step: .filesystemMount, message: "the plan mounts from \(name), which no step made")
+    }
+}

@@ -1,0 +1,204 @@
+import DiskImage
+import Foundation
+import ImageModel
+import LinuxSys
+import OverlayTranslation
+
+/// Everything mounting one image takes, decided before anything is touched: a value computed
+/// from the request and the probed ``KernelFeatures``, printed by `ovlcfs mount --dry-run`
+/// and run step by step by the executor, which records an undo action for each step that
+/// succeeded.
+public struct MountPlan: Sendable, Codable {
+    public var image: String
+    public var kind: MountedImageKind
+    /// The mount point, resolved with `realpath`.
+    public var target: String
+    public var layout: OverlayLayout
+    public var objects: [String]
+    /// Whether the overlay checks object digests (`verity=require`).
+    public var overlayVerity: Bool
+    /// For verity disks: the root hash the data is checked against.
+    public var rootHash: String?
+    public var features: KernelFeatures
+    /// Protection that is off, and why (printed as warnings when mounting).
+    public var warnings: [String]
+    public var steps: [MountPlanStep]
+
+    public var text: String {
+        var lines = ["mount \(image) (\(kind.rawValue)) at \(target)", "  layout \(layout.rawValue), objects \(objects.joined(separator: ", "))"
+            + (overlayVerity ? ", verity=require" : "")]
+        for (index, step) in steps.enumerated() { lines.append("  \(index + 1). \(step.text)") }
+        for warning in warnings { lines.append("  warning: \(warning)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// One step of a plan, with the kernel objects it makes or uses and their options.
+public struct MountPlanStep: Sendable, Codable, Equatable {
+    public enum Action: String, Sendable, Codable {
+        /// Check the data partition of a verity disk against its root hash in userspace.
+        case verifyDisk = "verify-disk"
+        /// A read-only autoclear loop device over the image (or a partition of it).
+        case attachLoop = "attach-loop"
+        /// A dm-verity mapping of the data loop through the hash loop.
+        case activateVerity = "activate-verity"
+        /// The image's filesystem as a detached mount.
+        case mountLower = "mount-lower"
+        /// Deferred removal of the dm-verity mapping: it goes with the lower mount.
+        case deferVerityRemoval = "defer-verity-removal"
+        /// The overlay (detached, or through a staging directory before 6.15).
+        case mountOverlay = "mount-overlay"
+        /// The state record (`STATE/mounts/HASH.json`).
+        case writeRecord = "write-record"
+        /// The overlay attached at the mount point.
+        case attach
+    }
+
+    public var action: Action
+    /// attach-loop: which loop (`image`, `data`, `hash`).
+    public var loop: String?
+    public var offset: UInt64?
+    public var sizeLimit: UInt64?
+    public var blockSize: UInt32?
+    /// mount-lower: the filesystem type and its source (`image`, `loop:ROLE`, `dm-verity`).
+    public var filesystem: String?
+    public var source: String?
+    /// mount-overlay: its options, the lower layer written as `LOWER`.
+    public var options: [String]?
+    /// mount-overlay: through a staging directory (kernels before 6.15).
+    public var staged: Bool?
+
+    /// The error category a failure of this step reports.
+    public var category: MountStep {
+        switch action {
+        case .verifyDisk, .activateVerity, .deferVerityRemoval: .verity
+        case .attachLoop: .loopAttach
+        case .mountLower: .filesystemMount
+        case .mountOverlay: .overlayMount
+        case .writeRecord: .stateWrite
+        case .attach: .attach
+        }
+    }
+
+    public var text: String {
+        switch action {
+        case .verifyDisk: "verify the data partition against the root hash (userspace: no device-mapper)"
+        case .attachLoop: "loop device (\(loop ?? "?")): offset \(offset ?? 0), size \(sizeLimit.map { $0 == 0 ? "to the end" : "\($0)" } ?? "?"), \(blockSize ?? 512)-byte blocks, read-only, autoclear"
+        case .activateVerity: "dm-verity mapping of loop:data through loop:hash"
+        case .mountLower: "\(filesystem ?? "?") from \(source ?? "?"), read-only, detached"
+        case .deferVerityRemoval: "dm-verity mapping removed with the lower mount (deferred)"
+        case .mountOverlay: "overlay \((options ?? []).joined(separator: ","))\(staged == true ? " (lower attached on a staging directory meanwhile)" : "")"
+        case .writeRecord: "state record"
+        case .attach: "attach the overlay at the mount point"
+        }
+    }
+}
+
+extension MountDriver {
+    /// The plan for `request`, from the request and the kernel's features; reads the image's
+    /// header (and GPT) but changes nothing. Refusals (a policy the kernel cannot meet, a
+    /// missing mount point or objects directory) are thrown here, before any step.
+    public func plan(_ request: MountRequest) throws -> MountPlan {
+        let target = try Self.resolve(request.target)
+        guard (try? FileStatus(path: target))?.isDirectory == true else {
+            throw MountDriverError(step: nil, message: "mount point \(target) is not a directory")
+        }
+        guard !request.objects.isEmpty else { throw MountDriverError(step: nil, message: "at least one objects directory is needed") }
+        for objects in request.objects where (try? FileStatus(path: objects))?.isDirectory != true {
+            throw MountDriverError(step: nil, message: "objects directory \(objects) does not exist")
+        }
+        let kind = try Self.kind(of: request.image)
+        let features = KernelFeatures.probe(kernel, objects: request.objects)
+        if request.layout == .dataOnly && !features.dataOnlyLayers {
+            throw MountDriverError(step: nil, message: "kernel \(features.release) has no overlayfs data-only layers (6.5+)", hint: "--layout legacy")
+        }
+        var plan = MountPlan(image: request.image, kind: kind, target: target, layout: request.layout, objects: request.objects,
+                             overlayVerity: false, rootHash: nil, features: features, warnings: [], steps: [])
+        var lower: String
+        switch kind {
+        case .squashfs:
+            plan.steps.append(loopStep("image", offset: 0, size: 0, blockSize: loopBlockSize(request, size: nil)))
+            lower = "loop:image"
+        case .composefs:
+            if features.fileBackedEROFS {
+                lower = "image"
+            } else {
+                plan.steps.append(loopStep("image", offset: 0, size: 0, blockSize: loopBlockSize(request, size: nil)))
+                lower = "loop:image"
+            }
+        case .verityDisk:
+            let disk = try step(.verity) { try VerityDisk.open(request.image) }
+            let rootHash = request.rootHash ?? disk.rootHash
+            plan.rootHash = Hex.encode(rootHash)
+            if request.verity != .off && features.deviceMapper {
+                plan.steps.append(loopStep("data", offset: disk.data.offset, size: disk.data.size, blockSize: loopBlockSize(request, size: disk.data.size)))
+                plan.steps.append(loopStep("hash", offset: disk.hash.offset, size: disk.hash.size, blockSize: loopBlockSize(request, size: disk.hash.size)))
+                plan.steps.append(MountPlanStep(action: .activateVerity))
+                lower = "dm-verity"
+            } else {
+                switch request.verity {
+                case .off:
+                    plan.warnings.append("--verity off: the data partition of \(request.image) is mounted unchecked")
+                case .require:
+                    throw MountDriverError(step: .verity, message: "--verity require: the kernel has no device-mapper (no /dev/mapper/control; CONFIG_BLK_DEV_DM and the verity target are needed), so dm-verity cannot be activated",
+                                           hint: "--verity auto verifies the image in userspace before mounting")
+                case .auto:
+                    plan.steps.append(MountPlanStep(action: .verifyDisk))
+                    plan.warnings.append("no dm-verity (the kernel has no device-mapper): \(request.image) is verified against root hash \(Hex.encode(rootHash)) before mounting, but changes made while it is mounted are not detected")
+                }
+                plan.steps.append(loopStep("data", offset: disk.data.offset, size: disk.data.size, blockSize: loopBlockSize(request, size: disk.data.size)))
+                lower = "loop:data"
+            }
+        }
+        // After the image's own checks, so a verity disk's refusal names device-mapper first.
+        plan.overlayVerity = try overlayVerity(request, features: features, warnings: &plan.warnings)
+        plan.steps.append(MountPlanStep(action: .mountLower, filesystem: kind == .composefs ? "erofs" : "squashfs", source: lower))
+        if lower == "dm-verity" { plan.steps.append(MountPlanStep(action: .deferVerityRemoval)) }
+        plan.steps.append(MountPlanStep(action: .mountOverlay, options: overlayOptions(plan, lower: "LOWER").map { key, value in value.map { "\(key)=\($0)" } ?? key },
+                                        staged: !features.detachedLayers))
+        plan.steps += [MountPlanStep(action: .writeRecord), MountPlanStep(action: .attach)]
+        return plan
+    }
+
+    func loopStep(_ role: String, offset: UInt64, size: UInt64, blockSize: UInt32) -> MountPlanStep {
+        MountPlanStep(action: .attachLoop, loop: role, offset: offset, sizeLimit: size, blockSize: blockSize)
+    }
+
+    /// The overlay's options with the image's filesystem reached at `lower`.
+    func overlayOptions(_ plan: MountPlan, lower: String) -> [(String, String?)] {
+        var options: [(String, String?)] = [("lowerdir+", lower)]
+        for objects in plan.objects {
+            options.append((plan.layout == .dataOnly ? "datadir+" : "lowerdir+", objects))
+        }
+        options += [("metacopy", "on"), ("redirect_dir", "follow"), ("ro", nil)]
+        if plan.overlayVerity { options.append(("verity", "require")) }
+        return options
+    }
+
+    /// Whether to ask overlayfs for `verity=require`, by policy and what the objects'
+    /// filesystems can do.
+    func overlayVerity(_ request: MountRequest, features: KernelFeatures, warnings: inout [String]) throws -> Bool {
+        let capable = request.objects.allSatisfy { features.fsVerity[$0] == true }
+        switch request.verity {
+        case .off:
+            return false
+        case .require:
+            guard capable else {
+                throw MountDriverError(step: nil, message: "--verity require: the kernel or the objects' filesystem has no fs-verity (CONFIG_FS_VERITY and an ext4/f2fs made with -O verity are needed), so object digests cannot be enforced")
+            }
+            return true
+        case .auto:
+            if !capable {
+                warnings.append("overlay verity is off — the objects' filesystem has no fs-verity; object contents are not checked against their digests")
+            }
+            return capable
+        }
+    }
+
+    /// The loop block size for `request` over `size` bytes of its image (nil: the whole file).
+    func loopBlockSize(_ request: MountRequest, size: UInt64?) -> UInt32 {
+        if let chosen = request.loopBlockSize { return chosen }
+        guard let bytes = size ?? (try? FileStatus(path: request.image))?.size, bytes > 0 else { return 512 }
+        return bytes % 4096 == 0 ? 4096 : 512
+    }
+}
