@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "ovl_linux.h"
 
 #include <errno.h>
@@ -125,4 +126,35 @@ int ovl_filesystem_type(const char *path, unsigned long *type)
         return -1;
     *type = (unsigned long)info.f_type;
     return 0;
+}
+
+#include <stdio.h>
+#include <sys/stat.h>
+
+int ovl_open_directory_path(const char *path)
+{
+    struct open_how how = {
+        .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+        .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+}
+
+int ovl_umount_at(int parent_fd, const char *name, int detach, long long expected_mount_id)
+{
+    if (expected_mount_id >= 0) {
+        struct statx info;
+        if (statx(parent_fd, name, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &info) != 0)
+            return -1;
+        if (!(info.stx_mask & STATX_MNT_ID) || (long long)info.stx_mnt_id != expected_mount_id) {
+            errno = ESTALE;
+            return -1;
+        }
+    }
+    char path[64 + 256];
+    if (snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", parent_fd, name) >= (int)sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return umount2(path, UMOUNT_NOFOLLOW | (detach ? MNT_DETACH : 0));
 }

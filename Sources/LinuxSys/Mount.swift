@@ -100,6 +100,26 @@ public enum Mounts {
         }
     }
 
+    /// Unmounts the mount at the absolute, symlink-free path `target` only if the mount on top
+    /// there has ID `mountID` (nil: whatever is there). The parent directory is opened without
+    /// following symlinks and held while the ID is checked and the mount removed, so a path
+    /// redirected meanwhile (a parent renamed, a symlink put in its place) fails instead of
+    /// unmounting something else. ESTALE: another mount is there.
+    public static func unmount(_ target: String, mountID: Int?, detach: Bool = false) throws(MountError) {
+        let slash = target.lastIndex(of: "/") ?? target.startIndex
+        let parent = slash == target.startIndex ? "/" : String(target[..<slash])
+        let name = String(target[target.index(after: slash)...])
+        guard target.hasPrefix("/"), !name.isEmpty, name != ".", name != ".." else {
+            throw MountError(operation: "umount \(target)", errno: .invalidArgument, kernelMessages: [])
+        }
+        let fd = ovl_open_directory_path(parent)
+        guard fd >= 0 else { throw MountError(operation: "open \(parent) (no symlinks)", errno: .current, kernelMessages: []) }
+        defer { close(fd) }
+        guard ovl_umount_at(fd, name, detach ? 1 : 0, Int64(mountID ?? -1)) == 0 else {
+            throw MountError(operation: "umount \(target)", errno: .current, kernelMessages: [])
+        }
+    }
+
     /// The old `mount(2)` call, for kernels without the new API.
     public static func legacyMount(source: String, target: String, type: String, readOnly: Bool, options: String) throws(MountError) {
         guard ovl_mount_legacy(source, target, type, readOnly ? 1 : 0, options) == 0 else {

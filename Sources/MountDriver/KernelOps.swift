@@ -38,12 +38,14 @@ public protocol KernelOps: AnyObject {
     func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64, blockSize: UInt32) throws -> any LoopHandle
     /// Configures and creates a filesystem: `options` in order (a nil value sets a flag).
     func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle
-    func unmount(_ target: String) throws
+    /// Unmounts the mount at `target` if the one on top there has ID `mountID` (nil: any),
+    /// without a window in which the path could be redirected.
+    func unmount(_ target: String, mountID: Int?) throws
     /// Lazy unmount (MNT_DETACH): the mount leaves the tree now, and goes once unused.
     func detachMount(_ target: String) throws
     func isMounted(_ target: String) -> Bool
-    /// The mount on top at `target` (the one a path lookup reaches), nil when none.
-    func topMount(at target: String) -> MountIdentity?
+    /// The mounts at `target`, bottom to top (the last is the one a path lookup reaches).
+    func mountStack(at target: String) -> [MountIdentity]
     /// Whether the kernel can verify fs-verity digests of files in `directory`.
     func hasFsVerity(_ directory: String) -> Bool
     /// Whether device-mapper (with its control node) is available for dm-verity.
@@ -81,15 +83,15 @@ public final class LinuxKernelOps: KernelOps {
         return try context.mount(readOnly: true)
     }
 
-    public func unmount(_ target: String) throws { try Mounts.unmount(target) }
+    public func unmount(_ target: String, mountID: Int?) throws { try Mounts.unmount(target, mountID: mountID) }
 
     public func detachMount(_ target: String) throws { try Mounts.unmount(target, detach: true) }
 
     public func isMounted(_ target: String) -> Bool { Mounts.table().contains { $0.mountPoint == target } }
 
-    public func topMount(at target: String) -> MountIdentity? {
-        // mountinfo lists mounts in the order they were made: the last one at a path is on top.
-        Mounts.table().last { $0.mountPoint == target }.map { MountIdentity(id: $0.id, type: $0.type, source: $0.source) }
+    public func mountStack(at target: String) -> [MountIdentity] {
+        // mountinfo lists mounts in the order they were made: later ones at a path are on top.
+        Mounts.table().filter { $0.mountPoint == target }.map { MountIdentity(id: $0.id, type: $0.type, source: $0.source) }
     }
 
     /// Whether the filesystem holding `directory` can enforce fs-verity: ext4, f2fs or btrfs,

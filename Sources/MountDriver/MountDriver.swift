@@ -214,7 +214,7 @@ public final class MountDriver {
     }
 
     /// Whether `target` is a mount point now.
-    public func isMountPoint(_ target: String) -> Bool { kernel.isMounted(URL(fileURLWithPath: target).standardizedFileURL.path) }
+    public func isMountPoint(_ target: String) -> Bool { kernel.isMounted((try? Self.resolve(target)) ?? target) }
 
     /// The image kind, from its magic. Only regular files are images (a FIFO or a device is
     /// refused without reading it).
@@ -278,9 +278,9 @@ public final class MountDriver {
 
     public func status() -> [Status] {
         records().map { record in
-            let top = kernel.topMount(at: record.target)
-            let mine = top.map { record.describes($0) } ?? false
-            return Status(record: record, mounted: mine, foreign: top != nil && !mine)
+            let stack = kernel.mountStack(at: record.target)
+            let mine = stack.contains { record.describes($0) }
+            return Status(record: record, mounted: mine, foreign: !(stack.last.map { record.describes($0) } ?? true))
         }
     }
 
@@ -296,22 +296,27 @@ public final class MountDriver {
         let held = try lock(target)
         defer { withExtendedLifetime(held) {} }
         let entry = recordFiles().records.first { $0.record.target == target }
-        let top = kernel.topMount(at: target)
+        let stack = kernel.mountStack(at: target)
         guard let entry else {
-            if top != nil {
+            if !stack.isEmpty {
                 throw MountDriverError(step: nil, message: "\(target) is mounted, but not by ovlcfs (no record in \(recordsDirectory)); ovlcfs unmounts only its own mounts",
                                        hint: "umount(8) it yourself if that is what you want")
             }
             throw MountDriverError(step: nil, message: "\(target) is not an ovlcfs mount point")
         }
-        if let top {
-            guard entry.record.describes(top) else {
+        if let top = stack.last {
+            guard let mine = stack.lastIndex(where: { entry.record.describes($0) }) else {
                 try FileQueries.remove(entry.path)
                 throw MountDriverError(step: nil, message: "the mount at \(target) (\(top.type) from \(top.source), mount ID \(top.id)) is not the one ovlcfs made; its stale record was dropped and the mount left alone")
             }
-            do { try kernel.unmount(target) } catch {
-                throw MountDriverError(step: nil, message: "\(error)",
-                                       hint: (error as? MountError)?.errno == .resourceBusy ? "something still uses \(target) (fuser -m \(target))" : nil)
+            guard mine == stack.count - 1 else {
+                throw MountDriverError(step: nil, message: "something is mounted over the ovlcfs mount at \(target) (\(top.type) from \(top.source), mount ID \(top.id))",
+                                       hint: "unmount that first; the ovlcfs record is kept")
+            }
+            do { try kernel.unmount(target, mountID: stack[mine].id) } catch {
+                let errno = (error as? MountError)?.errno
+                throw MountDriverError(step: nil, message: "\(error)", hint: errno == .resourceBusy ? "something still uses \(target) (fuser -m \(target))"
+                    : errno == .staleNFSFileHandle ? "the mount at \(target) changed while it was being unmounted; nothing was unmounted" : nil)
             }
         }
         try FileQueries.remove(entry.path)

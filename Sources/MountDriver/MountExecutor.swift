@@ -66,7 +66,7 @@ final class MountExecutor {
         // The loop devices now live as long as their mounts (autoclear).
         for loop in loops.values { loop.release() }
         guard var record else { throw MountDriverError(step: .stateWrite, message: "the plan wrote no record") }
-        if let top = kernel.topMount(at: plan.target) {
+        if let top = kernel.mountStack(at: plan.target).last {
             record.mountID = top.id
             try? driver.writeRecord(record)
         }

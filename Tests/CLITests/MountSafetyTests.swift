@@ -111,4 +111,39 @@ struct MountSafetyTests {
             #expect(status.stdoutText.contains("no ovlcfs mounts"), "round \(round): \(status.stdoutText)")
         }
     }
+
+    @Test("a tmpfs mounted over an ovlcfs mount: umount refuses and keeps the record; after it goes, umount works")
+    func coveredMount() throws {
+        let dir = try fixture()
+        defer { cleanUp(dir) }
+        #expect(try run(ovlcfs, mountArguments(dir, target: dir.path("mnt"))).status == 0)
+        #expect(try run("/bin/mount", ["-t", "tmpfs", "none", dir.path("mnt")]).status == 0)
+        let refused = try run(ovlcfs, ["umount", dir.path("mnt"), "--state-directory", dir.path("state")])
+        #expect(refused.status != 0)
+        #expect(refused.stderrText.contains("mounted over"), "\(refused.stderrText)")
+        let status = try run(ovlcfs, ["status", "--state-directory", dir.path("state")])
+        #expect(status.stdoutText.contains("\tmounted"), "\(status.stdoutText)")
+        #expect(try run("/bin/umount", [dir.path("mnt")]).status == 0)
+        let umount = try run(ovlcfs, ["umount", dir.path("mnt"), "--state-directory", dir.path("state")])
+        #expect(umount.status == 0, "\(umount.stderrText)")
+        #expect(nothingLeft(under: dir.url.path).isEmpty, "\(nothingLeft(under: dir.url.path))")
+    }
+
+    @Test("a parent directory swapped for a symlink never redirects umount to another mount")
+    func swappedParent() throws {
+        let dir = try fixture()
+        defer {
+            _ = try? run("/bin/umount", [dir.path("victim/mnt")])
+            _ = try? run("/bin/umount", [dir.path("a.old/mnt")])
+            cleanUp(dir)
+        }
+        for path in ["a/mnt", "victim/mnt"] { try FileManager.default.createDirectory(atPath: dir.path(path), withIntermediateDirectories: true) }
+        #expect(try run(ovlcfs, mountArguments(dir, target: dir.path("a/mnt"))).status == 0)
+        #expect(try run("/bin/mount", ["-t", "tmpfs", "none", dir.path("victim/mnt")]).status == 0)
+        try FileManager.default.moveItem(atPath: dir.path("a"), toPath: dir.path("a.old"))
+        try FileManager.default.createSymbolicLink(atPath: dir.path("a"), withDestinationPath: dir.path("victim"))
+        let result = try run(ovlcfs, ["umount", dir.path("a/mnt"), "--state-directory", dir.path("state")])
+        #expect(result.status != 0)
+        #expect(TestMounts.isMounted(dir.path("victim/mnt")), "the tmpfs behind the symlink was unmounted")
+    }
 }

@@ -54,7 +54,7 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
         return Mount(self, 10 + calls.count)
     }
 
-    func unmount(_ target: String) throws {
+    func unmount(_ target: String, mountID: Int?) throws {
         calls.append("umount \(target)")
         mounted.remove(target)
     }
@@ -67,9 +67,11 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     func isMounted(_ target: String) -> Bool { mounted.contains(target) || foreign[target] != nil }
     /// Mounts made by someone else: target → type.
     var foreign: [String: String] = [:]
-    func topMount(at target: String) -> MountIdentity? {
-        if let type = foreign[target] { return MountIdentity(id: 900, type: type, source: "none") }
-        return mounted.contains(target) ? MountIdentity(id: 100 + target.utf8.count, type: "overlay", source: "ovlcfs") : nil
+    func mountStack(at target: String) -> [MountIdentity] {
+        var stack: [MountIdentity] = []
+        if mounted.contains(target) { stack.append(MountIdentity(id: 100 + target.utf8.count, type: "overlay", source: "ovlcfs")) }
+        if let type = foreign[target] { stack.append(MountIdentity(id: 900, type: type, source: "none")) }
+        return stack
     }
     func hasFsVerity(_ directory: String) -> Bool { verity }
     var deviceMapper = false
@@ -330,6 +332,24 @@ struct OwnMountsTests {
         #expect(throws: MountDriverError.self) { try driver.unmountAll() }
         #expect(!kernel.calls.contains { $0.hasPrefix("umount") })
         #expect(driver.records().isEmpty)
+    }
+
+    @Test("a mount stacked over an ovlcfs mount: umount refuses and keeps the record; status still shows it mounted")
+    func covered() throws {
+        let (dir, request) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        try driver.mount(request)
+        kernel.foreign[request.target] = "tmpfs"
+        let error = try #require(throws: MountDriverError.self) { try driver.unmount(request.target) }
+        #expect(error.description.contains("mounted over"))
+        #expect(!kernel.calls.contains { $0.hasPrefix("umount") })
+        #expect(driver.records().count == 1)
+        #expect(driver.status().map(\.mounted) == [true])
+        kernel.foreign = [:]
+        try driver.unmount(request.target)
+        #expect(driver.records().isEmpty && kernel.mounted.isEmpty)
     }
 
     @Test("a garbage record is reported, and umount --all removes it")

@@ -43,6 +43,15 @@ int ovl_mount_legacy(const char *source, const char *target, const char *type, i
 // listxattrat/getxattrat (Linux 6.13+): xattrs of a name relative to a directory fd without
 // following a final symlink. Why: no glibc wrappers yet; called through syscall(2). They
 // return -1 with errno ENOSYS on older kernels (callers fall back to /proc/self/fd paths).
+// Unmounts the mount at `name` inside the directory `parent_fd` (an O_PATH descriptor), never
+// following a symlink there (UMOUNT_NOFOLLOW), if the mount on top at that name still has ID
+// `expected_mount_id` (statx STATX_MNT_ID; -1: any). -1 with errno ESTALE when it has another.
+// Holding the parent by descriptor closes the window in which a path could be redirected.
+int ovl_umount_at(int parent_fd, const char *name, int detach, long long expected_mount_id);
+
+// An O_PATH descriptor of the directory `path`, resolved without following any symlink.
+int ovl_open_directory_path(const char *path);
+
 // statfs(2)'s f_type of the filesystem holding `path` (<sys/vfs.h> is not in the Glibc module).
 int ovl_filesystem_type(const char *path, unsigned long *type);
 
