@@ -534,8 +534,9 @@ public final class DumpParser {
         guard let dot else { throw error(.mtime, "MTIME \(text(field)) must be SECONDS.NANOSECONDS") }
         // Before 1970 the seconds are negative (the dump writer prints them so).
         let negative = dot > 0 && field[0] == UInt8(ascii: "-")
-        let magnitude = try parseDecimal(field.extracting((negative ? 1 : 0)..<dot), .mtime, max: UInt64(Int64.max), bits: 63)
-        let seconds = negative ? -Int64(magnitude) : Int64(magnitude)
+        let magnitude = try parseDecimal(field.extracting((negative ? 1 : 0)..<dot), .mtime,
+                                         max: negative ? UInt64(Int64.max) + 1 : UInt64(Int64.max), bits: 64)
+        let seconds = negative ? Int64(bitPattern: 0 &- magnitude) : Int64(magnitude)
         let nanos = try parseDecimal(field.extracting((dot + 1)...), .mtime, max: UInt64(UInt32.max), bits: 32)
         guard nanos < 1_000_000_000 else {
             throw error(.mtime, "MTIME nanoseconds \(nanos) must be below 1000000000")

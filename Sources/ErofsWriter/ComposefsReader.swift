@@ -27,8 +27,14 @@ public enum ComposefsReader {
     }
 }
 
+/// Shared xattr entries already parsed, by id (a class: the reader's lookups are non-mutating).
+private final class SharedXattrCache {
+    var entries: [Int: Xattr] = [:]
+}
+
 private struct Reader {
     let bytes: [UInt8]
+    let sharedXattrs = SharedXattrCache()
     var meta = 0
     var xattrBase = 0
     var buildTime = Timestamp(seconds: 0)
@@ -82,13 +88,23 @@ private struct Reader {
         do { builder = try ImageBuilder(root: root.inode) } catch { throw fail("\(error)") }
         builder.setXattrs(root.xattrs, of: InodeID(0))
         var seen: [Int: InodeID] = [rootNid: InodeID(0)]
-        // Directories may share blocks in a crafted image: cap the paths at one per byte.
+        // Directories may share blocks in a crafted image: cap the directory entries loaded
+        // (not only those visited: a listing is held whole while its subtree is walked) at one
+        // per image byte.
         let maxEntries = max(1 << 20, bytes.count)
-        var entries = 1
+        var loaded = 0
+        func listing(_ dir: RawInode) throws(ComposefsError) -> [([UInt8], Int)] {
+            let list = try dirents(of: dir)
+            loaded += list.count
+            guard loaded <= maxEntries else {
+                throw fail("more than \(maxEntries) directory entries in a \(bytes.count)-byte image (directories sharing blocks?)")
+            }
+            return list
+        }
         // Depth-first, pre-order, entries in on-disk order: the first path met of an inode is
         // its primary, as composefs-info decides. An explicit stack keeps deep trees off the
         // call stack.
-        var stack: [(entry: EntryID, dirents: [([UInt8], Int)], next: Int)] = [(.root, try dirents(of: root), 0)]
+        var stack: [(entry: EntryID, dirents: [([UInt8], Int)], next: Int)] = [(.root, try listing(root), 0)]
         while !stack.isEmpty {
             let top = stack.count - 1
             guard stack[top].next < stack[top].dirents.count else {
@@ -99,10 +115,6 @@ private struct Reader {
             stack[top].next += 1
             let parent = stack[top].entry
             if name == [0x2E] || name == [0x2E, 0x2E] { continue }
-            entries += 1
-            guard entries <= maxEntries else {
-                throw fail("more than \(maxEntries) entries in a \(bytes.count)-byte image (directories sharing blocks?)")
-            }
             do {
                 if let existing = seen[nid] {
                     try builder.addHardLink(name: name, in: parent, to: existing)
@@ -112,7 +124,7 @@ private struct Reader {
                 raw.inode.xattrs = builder.internXattrs(raw.xattrs)
                 let child = try builder.add(name: name, in: parent, inode: raw.inode)
                 seen[nid] = builder.inodeID(of: child)
-                if raw.inode.type == .directory { stack.append((child, try dirents(of: raw), 0)) }
+                if raw.inode.type == .directory { stack.append((child, try listing(raw), 0)) }
             } catch let error as ComposefsError {
                 throw error
             } catch {
@@ -186,25 +198,41 @@ private struct Reader {
         return out
     }
 
+    /// An inode's xattrs, inline then shared. Charged against the per-inode budget as they are
+    /// read (255 shared references to one 64 KiB value would otherwise copy 16 MB per inode);
+    /// shared entries are parsed once (their values then shared, not copied).
     func readXattrs(at: Int, size: Int, nid: Int) throws(ComposefsError) -> [Xattr] {
         guard size > 0 else { return [] }
         let sharedCount = Int(try u8(at + 4))
         guard 12 + 4 * sharedCount <= size else { throw fail("inode nid \(nid): \(sharedCount) shared xattrs do not fit its xattr body") }
-        var inline: [Xattr] = []
+        var xattrs: [Xattr] = []
+        var budget = Limits.xattrHeaderOverhead
+        func charge(_ xattr: Xattr) throws(ComposefsError) {
+            budget += xattr.budgetCost
+            guard budget <= Limits.maxStoredXattrBudget else {
+                throw fail("inode nid \(nid): xattrs of more than \(Limits.maxStoredXattrBudget) bytes (twice the per-inode maximum)")
+            }
+            xattrs.append(xattr)
+        }
         var pos = at + 12 + 4 * sharedCount
         let end = at + size
         while pos < end {
             let (xattr, length) = try entry(at: pos, nid: nid)
-            inline.append(xattr)
+            try charge(xattr)
             pos += length
         }
         guard pos == end else { throw fail("inode nid \(nid): xattr entries overrun their body") }
-        var shared: [Xattr] = []
         for i in 0..<sharedCount {
             let id = Int(try u32(at + 12 + 4 * i))
-            shared.append(try entry(at: xattrBase + 4 * id, nid: nid).0)
+            if let cached = sharedXattrs.entries[id] {
+                try charge(cached)
+            } else {
+                let xattr = try entry(at: xattrBase + 4 * id, nid: nid).0
+                sharedXattrs.entries[id] = xattr
+                try charge(xattr)
+            }
         }
-        return inline + shared
+        return xattrs
     }
 
     func entry(at pos: Int, nid: Int) throws(ComposefsError) -> (Xattr, Int) {

@@ -6,6 +6,10 @@
 public enum Limits {
     /// Longest path component. `NAME_MAX` on Linux; composefs answers ENAMETOOLONG above it.
     public static let maxNameLength = 255
+    /// Longest absolute path of an entry, in bytes. Deeper trees exist, but a dump line holds a
+    /// path (and a hard link's target path) escaped up to four times over, and every line must
+    /// fit the dump reader's line limit: so the model, whatever its source, stops here.
+    public static let maxPathLength = 16384
     /// Longest symlink target. Targets must be shorter than `PATH_MAX` (4096, NUL included).
     public static let maxSymlinkTargetLength = 4095
     /// Longest object payload path, for the same reason as symlink targets.
@@ -18,6 +22,10 @@ public enum Limits {
     /// must not exceed this. composefs stores an inode's xattr area size in 16 bits and halves
     /// it (`LCFS_INODE_EXTERNAL_XATTR_MAX` = UINT16_MAX / 2).
     public static let maxXattrBudget = 32767
+    /// What readers of images accept for an inode's xattrs as stored: the model's budget plus
+    /// room for what the overlay translation adds (escaped keys, metacopy, redirect and
+    /// whiteout markers). A bound on the work a crafted image can ask per inode.
+    public static let maxStoredXattrBudget = 2 * maxXattrBudget
     /// Bytes an xattr entry costs against `maxXattrBudget` beyond its key and value.
     public static let xattrEntryOverhead = 7
     /// Bytes an inode's xattr header costs against `maxXattrBudget`.

@@ -9,6 +9,7 @@
 extension Image {
     /// Throws the first entry that breaks a model invariant, by path.
     public func validate() throws(ModelError) {
+        try checkPathLengths()
         var checkedSets = [Bool](repeating: false, count: xattrTable.sets.count)
         for index in inodes.indices {
             let inode = inodes[index]
@@ -21,6 +22,21 @@ extension Image {
                 throw .invalidEntry(path: displayPath(of: primaries[index]), reason: reason)
             }
             checkedSets[set] = true
+        }
+    }
+
+    /// Every path within `Limits.maxPathLength`: lengths summed down the tree, iteratively.
+    func checkPathLengths() throws(ModelError) {
+        var stack: [(EntryID, Int)] = [(.root, 0)]
+        while let (entry, length) = stack.popLast() {
+            for child in records[entry.index].children {
+                let childLength = length + 1 + Int(records[child.index].nameLength)
+                guard childLength <= Limits.maxPathLength else {
+                    throw .invalidEntry(path: String(decoding: path(of: child).prefix(200), as: UTF8.self) + "…",
+                                        reason: "path of \(childLength) bytes, longer than \(Limits.maxPathLength)")
+                }
+                stack.append((child, childLength))
+            }
         }
     }
 

@@ -48,6 +48,28 @@ public final class DirectoryHandle: @unchecked Sendable {
         return DirectoryHandle(fd: child, path: childPath(name))
     }
 
+    /// Opens the directory at `relative` (`/`-separated, no `.` or `..`) inside this one, never
+    /// leaving it nor following a symlink (`openat2` beneath; a walk of `O_NOFOLLOW` opens on
+    /// kernels before 5.6). Lets a walk reopen a directory from its root instead of holding a
+    /// descriptor per pending directory.
+    public func openDirectory(beneath relative: [UInt8]) throws(IOError) -> DirectoryHandle {
+        guard Self.isPlainRelative(relative) else { throw IOError("open directory", path: childPath(relative), detail: "not a plain relative path") }
+        let components = relative.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Array.init)
+        let child = withName(relative) { ovl_openat_beneath(fd, $0, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW, 0) }
+        if child >= 0 { return DirectoryHandle(fd: child, path: childPath(relative)) }
+        guard Errno.current == .noFunction else { throw IOError("open directory", path: childPath(relative), errno: .current) }
+        var current: DirectoryHandle = self
+        for component in components { current = try current.openDirectory(component) }
+        return current
+    }
+
+    /// Whether `path` is relative with no empty, `.` or `..` component (so no walk of it can
+    /// climb out, whatever a caller checked before).
+    static func isPlainRelative(_ path: [UInt8]) -> Bool {
+        !path.isEmpty && !path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+            .contains { $0.isEmpty || $0.elementsEqual([0x2E]) || $0.elementsEqual([0x2E, 0x2E]) }
+    }
+
     /// Creates (if missing) and opens the child directory `name`.
     public func createDirectory(_ name: [UInt8], permissions: mode_t = 0o755) throws(IOError) -> DirectoryHandle {
         let rc = withName(name) { mkdirat(fd, $0, permissions) }
@@ -108,6 +130,7 @@ public final class DirectoryHandle: @unchecked Sendable {
     /// For objects-store entries named by image payloads.
     public func openRegularFile(beneath relative: [UInt8]) throws(IOError) -> (FileDescriptor, FileStatus) {
         let shown = childPath(relative)
+        guard Self.isPlainRelative(relative) else { throw IOError("open", path: shown, detail: "not a plain relative path") }
         let flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW
         var file = withName(relative) { ovl_openat_beneath(fd, $0, flags, 0) }
         if file < 0 && Glibc.errno == ENOSYS {
@@ -149,6 +172,7 @@ public final class DirectoryHandle: @unchecked Sendable {
     /// this directory for writing, confined like ``openRegularFile(beneath:)``: each directory
     /// is created and opened one name at a time without following symlinks.
     public func createRegularFile(beneath relative: [UInt8], permissions: mode_t = 0o644) throws(IOError) -> (FileDescriptor, FileStatus) {
+        guard Self.isPlainRelative(relative) else { throw IOError("create", path: childPath(relative), detail: "not a plain relative path") }
         let components = relative.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Array.init)
         var current: DirectoryHandle = self
         for component in components.dropLast() { current = try current.createDirectory(component) }

@@ -181,3 +181,21 @@ public enum PageCache {
         guard write(fd, "3", 1) == 1 else { throw IOError("write", path: path, errno: .current) }
     }
 }
+
+/// Limits of this process.
+public enum ProcessLimits {
+    /// Raises the soft limit on open files to the hard limit (a walk that holds a descriptor
+    /// per directory level, plus files in flight, needs more than the usual 1024); returns the
+    /// soft limit now in force.
+    @discardableResult
+    public static func raiseOpenFiles() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+}

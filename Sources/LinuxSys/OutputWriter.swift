@@ -175,6 +175,11 @@ public final class TemporarySibling {
         guard fd >= 0 else { throw IOError("open", path: path, errno: .current) }
         defer { if anonymous < 0 { close(fd) } }
         if fsync(fd) != 0 { throw IOError("sync", path: destination, errno: .current) }
+        // Checked again at the last moment: what appeared at the destination since is refused.
+        var st = stat()
+        if lstat(destination, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
+            throw IOError("write", path: destination, detail: "\(Self.typeName(st.st_mode)) appeared there; ovlcfs replaces only regular files")
+        }
         var named = path
         if anonymous >= 0 {
             // Give the unnamed file a hidden name (retrying a taken one), then rename it.

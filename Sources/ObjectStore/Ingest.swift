@@ -119,6 +119,7 @@ private final class Walker {
         inode.size = status.size
         builder = try ImageBuilder(root: inode)
         slots = DispatchSemaphore(value: options.workers)
+        batchFiles = min(64, max(1, ProcessLimits.raiseOpenFiles() / 4 / (options.workers + 1)))
     }
 
     static func inode(from status: FileStatus, data: ImageModel.FileData) -> ImageModel.Inode {
@@ -138,7 +139,11 @@ private final class Walker {
                 let dir = try open()
                 for name in try dir.entries() {
                     if let child = try visit(name, in: dir, parent: entry, parentPath: path) {
-                        stack.append(({ try dir.openDirectory(name) }, child.entry, child.path))
+                        // Reopened from the root when reached (no descriptor held meanwhile);
+                        // paths too long for one lookup keep their parent open instead.
+                        let relative = Array(child.path.dropFirst())
+                        stack.append((relative.count < 4000 ? { [root] in try root.openDirectory(beneath: relative) } : { try dir.openDirectory(name) },
+                                      child.entry, child.path))
                     }
                 }
             }
@@ -243,7 +248,10 @@ private final class Walker {
     /// small files does not pay a thread hand-off per file.
     var batch: [Job] = []
     var batchBytes: UInt64 = 0
-    static let batchFiles = 64
+    /// Files per batch: up to 64, fewer when the open-file limit is low, so the files held
+    /// open in flight (a batch per worker, plus the one being filled) stay within a quarter of
+    /// the limit — the rest is for the walk's directories (one per level being walked).
+    let batchFiles: Int
     static let batchBytesLimit: UInt64 = 4 << 20
 
     func submit(_ job: Job) {
@@ -256,7 +264,7 @@ private final class Walker {
         report(walkDone: false, force: false)
         batch.append(job)
         batchBytes += job.before.size
-        if batch.count >= Self.batchFiles || batchBytes >= Self.batchBytesLimit { flushBatch() }
+        if batch.count >= batchFiles || batchBytes >= Self.batchBytesLimit { flushBatch() }
     }
 
     /// Hands the pending batch to a worker (waiting while `workers` batches are in flight).

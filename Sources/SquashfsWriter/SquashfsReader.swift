@@ -56,6 +56,10 @@ private final class Session {
     let dataReader: SqfsObject
 
     let maxEntries: Int
+    /// Directory entries loaded so far (against `maxEntries`).
+    private var loaded = 0
+    /// xattr sets already read, by index (sets are shared between inodes).
+    private var xattrSets: [UInt32: [Xattr]] = [:]
 
     init(fd: Int32, offset: UInt64, size: UInt64, path: String) throws {
         self.path = path
@@ -109,7 +113,6 @@ private final class Session {
         var builder = try ImageBuilder(root: rootInode)
         builder.setXattrs(rootXattrs, of: InodeID(0))
         var seen: [UInt32: InodeID] = [root.pointer.pointee.base.inode_number: InodeID(0)]
-        var entries = 1
         var stack: [(entry: EntryID, children: [(name: [UInt8], inode: OwnedInode)], next: Int)] = [(.root, try listing(of: root), 0)]
         while !stack.isEmpty {
             let top = stack.count - 1
@@ -120,10 +123,6 @@ private final class Session {
             let (name, child) = stack[top].children[stack[top].next]
             stack[top].children[stack[top].next].inode = OwnedInode(nil)
             stack[top].next += 1
-            entries += 1
-            guard entries <= maxEntries else {
-                throw SquashfsError(path: path, operation: "read more than \(maxEntries) entries from a \(file.size)-byte image (directories sharing listings?)", code: -5)
-            }
             let number = child.pointer.pointee.base.inode_number
             let isDirectory = [SQFS_INODE_DIR, SQFS_INODE_EXT_DIR].contains(SQFS_INODE_TYPE(UInt32(child.pointer.pointee.base.type)))
             if let existing = seen[number] {
@@ -157,8 +156,11 @@ private final class Session {
             var inode: UnsafeMutablePointer<sqfs_inode_generic_t>?
             try check(sqfs_dir_reader_get_inode(dirReader.pointer, &inode), "read the inode of a directory entry", path: path)
             children.append((name, OwnedInode(inode!)))
-            guard children.count < maxEntries else {
-                throw SquashfsError(path: path, operation: "read a directory of more than \(maxEntries) entries", code: -5)
+            // Listings are charged as they are loaded (each is held whole while its subtree is
+            // walked), so listings shared by many directories cannot expand a small image.
+            loaded += 1
+            guard loaded <= maxEntries else {
+                throw SquashfsError(path: path, operation: "read more than \(maxEntries) directory entries from a \(file.size)-byte image (directories sharing listings?)", code: -5)
             }
         }
         return children
@@ -216,15 +218,22 @@ private final class Session {
         return (inode, xattrs)
     }
 
+    /// An inode's xattr set, read once per set index and charged against the per-inode budget
+    /// as it is read (a crafted set cannot make each inode copy megabytes).
     private func readXattrs(_ inode: UnsafeMutablePointer<sqfs_inode_generic_t>) throws -> [Xattr] {
         guard let xattrReader else { return [] }
         var index: UInt32 = 0xFFFF_FFFF
         try check(sqfs_inode_get_xattr_index(inode, &index), "read an xattr index", path: path)
         guard index != 0xFFFF_FFFF else { return [] }
+        if let cached = xattrSets[index] { return cached }
         var desc = sqfs_xattr_id_t()
         try check(sqfs_xattr_reader_get_desc(xattrReader.pointer, index, &desc), "read xattr set \(index)", path: path)
+        guard desc.size <= UInt32(Limits.maxStoredXattrBudget) * 2, desc.count <= UInt32(Limits.maxStoredXattrBudget / Limits.xattrEntryOverhead) else {
+            throw SquashfsError(path: path, operation: "read xattr set \(index) of \(desc.count) entries, \(desc.size) bytes (more than an inode may carry)", code: -5)
+        }
         try check(sqfs_xattr_reader_seek_kv(xattrReader.pointer, &desc), "seek to xattr set \(index)", path: path)
         var xattrs: [Xattr] = []
+        var budget = Limits.xattrHeaderOverhead
         for _ in 0..<desc.count {
             var key: UnsafeMutablePointer<sqfs_xattr_entry_t>?
             try check(sqfs_xattr_reader_read_key(xattrReader.pointer, &key), "read an xattr key", path: path)
@@ -235,9 +244,14 @@ private final class Session {
             let keyBytes = ovl_sqfs_xattr_key(key!)!
             let keyLength = (0...).first { keyBytes[$0] == 0 }!
             let valueBytes = ovl_sqfs_xattr_value(value!)!
-            xattrs.append(Xattr(key: (0..<keyLength).map { keyBytes[$0] },
-                                value: (0..<Int(value!.pointee.size)).map { valueBytes[$0] }))
+            let xattr = Xattr(key: (0..<keyLength).map { keyBytes[$0] }, value: (0..<Int(value!.pointee.size)).map { valueBytes[$0] })
+            budget += xattr.budgetCost
+            guard budget <= Limits.maxStoredXattrBudget else {
+                throw SquashfsError(path: path, operation: "read xattr set \(index): more than \(Limits.maxStoredXattrBudget) bytes (twice the per-inode maximum)", code: -5)
+            }
+            xattrs.append(xattr)
         }
+        xattrSets[index] = xattrs
         return xattrs
     }
 

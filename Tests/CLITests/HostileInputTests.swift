@@ -111,7 +111,7 @@ struct HostileInputTests {
 
     @Test("#16 what the tool writes it reads back: pre-1970 mtimes, and './' payloads are refused on reading too")
     func writesWhatItReads() throws {
-        let dump = Self.root + "/old 0 100644 1 0 0 0 -315619200.5 - - -\n"
+        let dump = Self.root + "/old 0 100644 1 0 0 0 -315619200.5 - - -\n/oldest 0 100644 1 0 0 0 -9223372036854775808.0 - - -\n"
         let result = try run(ovlcfs, ["inspect", "-", "--dump"], input: Array(dump.utf8))
         #expect(result.status == 0, "\(result.stderrText)")
         #expect(result.stdoutText == dump)
@@ -283,10 +283,25 @@ struct HostileInputTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         for i in 0..<600 { try FileManager.default.createDirectory(atPath: dir.path("tree/d\(i)/e"), withIntermediateDirectories: true) }
+        try FileManager.default.createDirectory(atPath: dir.path("files"), withIntermediateDirectories: true)
         let result = try run("/usr/bin/prlimit", ["--nofile=128", "--", ovlcfs, "build", dir.path("tree"), "-o", dir.path("out.sqfs"), "--store-mode", "none", "--quiet"])
         #expect(result.status == 0, "\(result.stderrText)")
         let inspect = try run(ovlcfs, ["inspect", dir.path("out.sqfs"), "--json"])
         #expect(inspect.stdoutText.contains("\"entries\" : 1201"), "\(inspect.stdoutText)")
+        // Files in flight stay within the limit too: 2000 files hashed by 16 workers under 256 descriptors,
+        // and a 1000-deep chain with a pending sibling at every level.
+        for i in 0..<2000 { FileManager.default.createFile(atPath: dir.path("files/f\(i)"), contents: Data(repeating: UInt8(i % 251), count: 8192)) }
+        var deep = dir.path("chain")
+        for _ in 0..<1000 {
+            try FileManager.default.createDirectory(atPath: deep + "/a", withIntermediateDirectories: true)
+            deep += "/z"
+        }
+        try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+        for tree in ["files", "chain"] {
+            let limited = try run("/usr/bin/prlimit", ["--nofile=256:256", "--", ovlcfs, "build", dir.path(tree), "-o", dir.path(tree + ".sqfs"),
+                                                       "--objects", dir.path("store"), "--jobs", "16", "--quiet"])
+            #expect(limited.status == 0, "\(tree): \(limited.stderrText)")
+        }
     }
 
     @Test("an objects store inside the ingested tree is left out; options that would do nothing are refused")

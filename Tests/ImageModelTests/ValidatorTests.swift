@@ -43,4 +43,16 @@ struct ValidatorTests {
         // What is fine passes, pre-1970 mtimes included.
         #expect(reason(try image(Inode(type: .regular, permissions: 0o644, mtime: Timestamp(seconds: -315_619_200), data: .inline([])))) == nil)
     }
+
+    @Test("paths longer than the limit are refused (every dump line must fit the reader's line limit)")
+    func pathLength() throws {
+        var builder = try ImageBuilder(root: Inode(type: .directory, permissions: 0o755))
+        var parent = EntryID.root
+        let name = Array(String(repeating: "n", count: 255).utf8)
+        for _ in 0..<(Limits.maxPathLength / 256) { parent = try builder.add(name: name, in: parent, inode: Inode(type: .directory, permissions: 0o755)) }
+        #expect(throws: Never.self) { try builder.build().validate() }
+        try builder.add(name: name, in: parent, inode: Inode(type: .directory, permissions: 0o755))
+        let error = try #require(throws: ModelError.self) { try builder.build().validate() }
+        #expect("\(error)".contains("longer than \(Limits.maxPathLength)"))
+    }
 }
