@@ -253,10 +253,7 @@ struct Build: ParsableCommand {
                     uncompressedTables: options.uncompressedTables.sorted().map(\.rawValue), blockSize: blockSize,
                     bytes: result.bytes, entries: result.entries, inodes: result.inodes, stubs: result.stubs,
                     seconds: seconds, phases: clock.laps, losses: losses.items, rootHash: rootHash)
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try out.write(encoder.encode(summary))
-                try out.write("\n")
+                try out.writeJSON(summary)
             } else {
                 try out.write("wrote \(output): \(disk ? "verity disk (squashfs + dm-verity)" : "squashfs"), \(layout.rawValue) layout, \(result.entries) entries "
                     + "(\(result.stubs) stubs), \(formatBytes(result.bytes)) in \(String(format: "%.2f", seconds)) s\n")
@@ -283,10 +280,7 @@ extension Build {
             let summary = ComposefsSummary(image: output, format: "composefs", version: version, bytes: bytes.count,
                                            entries: image.entryCount, digest: digest?.hex ?? "",
                                            seconds: seconds(since: started), phases: clock.laps)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try out.write(encoder.encode(summary))
-            try out.write("\n")
+            try out.writeJSON(summary)
         } else if let digest, printDigest {
             try out.write("\(digest.hex)\n")
         } else {

@@ -81,10 +81,7 @@ struct Inspect: ParsableCommand {
                 try out.write("root hash (from the partition UUIDs): \(disk.rootHashHex)\n")
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try out.write(encoder.encode(summary))
-                try out.write("\n")
+                try out.writeJSON(summary)
             } else {
                 try out.write(summary.text(name: example ? "built-in example" : model!))
             }

@@ -54,3 +54,15 @@ func printError(_ line: String) {
     try? out.write(line + "\n")
     try? out.flush()
 }
+
+extension BufferedOutput {
+    /// Writes `value` as pretty-printed JSON with sorted keys (dates in ISO 8601) and a newline:
+    /// the one shape of every `--json` output.
+    func writeJSON(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        try write(encoder.encode(value))
+        try write("\n")
+    }
+}

@@ -127,10 +127,7 @@ struct MountCommand: ParsableCommand {
                 let plan = try driver.plan(request)
                 let out = BufferedOutput.standardOutput()
                 if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    try out.write(encoder.encode(plan))
-                    try out.write("\n")
+                    try out.writeJSON(plan)
                 } else {
                     try out.write(plan.text)
                 }
@@ -208,10 +205,7 @@ struct StatusCommand: ParsableCommand {
                 let out = BufferedOutput.standardOutput()
                 if json {
                     struct Report: Encodable { var features: KernelFeatures; var effects: [KernelFeatures.Effect] }
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    try out.write(encoder.encode(Report(features: probed, effects: probed.effects)))
-                    try out.write("\n")
+                    try out.writeJSON(Report(features: probed, effects: probed.effects))
                 } else {
                     try out.write(probed.text)
                 }
@@ -225,11 +219,7 @@ struct StatusCommand: ParsableCommand {
             }
             let out = BufferedOutput.standardOutput()
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                encoder.dateEncodingStrategy = .iso8601
-                try out.write(encoder.encode(statuses))
-                try out.write("\n")
+                try out.writeJSON(statuses)
             } else if statuses.isEmpty {
                 try out.write("no ovlcfs mounts\n")
             } else {

@@ -39,10 +39,7 @@ struct VerifyCommand: ParsableCommand {
             clean = report.isClean
             let out = BufferedOutput.standardOutput()
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try out.write(encoder.encode(report))
-                try out.write("\n")
+                try out.writeJSON(report)
             } else {
                 for path in report.missing { try out.write("missing: \(path)\n") }
                 for line in report.wrongSize { try out.write("wrong size: \(line)\n") }
