@@ -106,27 +106,34 @@ extension Payload {
     /// Why `bytes` cannot be a payload (nil when it can). A payload names a file inside the
     /// objects store: relative, at most `Limits.maxPayloadLength` bytes, no NUL, and in the
     /// normal form overlayfs takes as a redirect — no empty, `.` or `..` component — so it can
-    /// never reach outside the store however it is joined to the store's path.
-    public static func problem(with bytes: some Collection<UInt8>) -> String? {
-        let shown = String(decoding: bytes.prefix(200), as: UTF8.self)
+    /// never reach outside the store however it is joined to the store's path. One pass over
+    /// the bytes; the message is built only for a refusal.
+    public static func problem(with bytes: [UInt8]) -> String? {
+        var shown: String { String(decoding: bytes.prefix(200), as: UTF8.self) }
         if bytes.isEmpty { return "empty payload path" }
         if bytes.count > Limits.maxPayloadLength {
             return "payload of \(bytes.count) bytes, longer than \(Limits.maxPayloadLength)"
         }
-        if bytes.contains(0) { return "payload \(shown) contains a NUL byte" }
-        if bytes.first == UInt8(ascii: "/") {
+        if bytes[0] == UInt8(ascii: "/") {
             return "payload \(shown) is absolute; it must be relative to the objects store"
         }
-        for component in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
-            if component.elementsEqual("..".utf8) {
+        var componentStart = 0
+        for index in 0...bytes.count {
+            let byte = index < bytes.count ? bytes[index] : UInt8(ascii: "/")
+            if byte == 0 { return "payload \(shown) contains a NUL byte" }
+            guard byte == UInt8(ascii: "/") else { continue }
+            let length = index - componentStart
+            let dots = length <= 2 && (componentStart..<index).allSatisfy { bytes[$0] == UInt8(ascii: ".") }
+            if dots && length == 2 {
                 return "payload \(shown) has a '..' component; it must stay inside the objects store"
             }
-            if component.isEmpty || component.elementsEqual(".".utf8) {
+            if length == 0 || dots {
                 return "payload \(shown) has an empty or '.' component; payloads are normalised paths"
             }
-            if component.count > Limits.maxNameLength {
+            if length > Limits.maxNameLength {
                 return "payload \(shown) has a component longer than \(Limits.maxNameLength) bytes"
             }
+            componentStart = index + 1
         }
         return nil
     }
