@@ -118,8 +118,7 @@ struct ReportTests {
 
 @Suite("Bench on real mounts", .serialized,
        .enabled(if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
-                "needs root, loop devices and the squashfs, erofs and overlay filesystems"),
-       .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+                "needs root, loop devices and the squashfs, erofs and overlay filesystems"))
 struct BenchRunTests {
     /// Bytes of `file` in the page cache (util-linux fincore).
     func cachedBytes(_ file: String) throws -> Int {
@@ -130,7 +129,7 @@ struct BenchRunTests {
     @Test("cold runs start cold (the image is out of the page cache and is read back in); warm runs find it cached",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/fincore"), "fincore (util-linux) is missing"))
     func coldIsCold() throws {
-        let model = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("config.dump.gz").path)
+        let model = try DumpFile.read(path: TestPaths.fixture("config.dump.gz").path)
         let fixture = try MountFixture()
         defer { fixture.tearDown() }
         let (dir, driver) = (fixture.dir, fixture.driver)
@@ -156,7 +155,7 @@ struct BenchRunTests {
 
     @Test("a short bench completes, reports every arm × workload × cache, and unmounts everything")
     func shortBench() throws {
-        let model = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("special.dump").path)
+        let model = try DumpFile.read(path: TestPaths.fixture("special.dump").path)
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)

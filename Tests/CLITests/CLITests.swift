@@ -24,10 +24,9 @@ struct CLITests {
         #expect(result.stdoutText.contains("entries:      15 (14 inodes, 1 extra hard-link paths)"))
     }
 
-    @Test("inspect --json on cs9-x86_64-minimal matches counts taken from the text itself",
-          .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+    @Test("inspect --json on cs9-x86_64-minimal matches counts taken from the text itself")
     func cs9Counts() throws {
-        let url = TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz")
+        let url = TestPaths.cs9
         let result = try run(ovlcfs, ["inspect", url.path, "--json"])
         #expect(result.status == 0, "\(result.stderrText)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout)) as? [String: Any])

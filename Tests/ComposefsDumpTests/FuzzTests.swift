@@ -52,9 +52,9 @@ struct FuzzTests {
         #expect(rejected > 1000)
     }
 
-    @Test("mutated lines of the cs9 vector (2000 cases) never trap", .enabled(if: TestPaths.haveVectors))
+    @Test("mutated lines of the cs9 model (2000 cases) never trap")
     func cs9Mutations() throws {
-        let bytes = try readVector(TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz"))
+        let bytes = try readVector(TestPaths.cs9)
         let lines = bytes.split(separator: 0x0A).prefix(300).map(Array.init)
         var rng = SeededGenerator(seed: 42)
         var rejected = 0

@@ -154,13 +154,12 @@ func compareKernelView(of image: Image, at mount: String, layout: OverlayLayout,
 }
 
 @Suite("Kernel truth: the overlay option mounted for real", .serialized,
-       .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"),
-       .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+       .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"))
 struct OverlayMountTests {
     static let models: [URL] = [
-        TestPaths.composefsVectors.appendingPathComponent("special.dump"),
-        TestPaths.composefsModels.appendingPathComponent("fedora.dump"),
-        TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz"),
+        TestPaths.fixture("special.dump"),
+        TestPaths.fixture("fedora.dump.gz"),
+        TestPaths.cs9,
     ]
 
     @Test("the merged mount shows the model", arguments: models, OverlayLayout.allCases)
@@ -267,12 +266,11 @@ func compareMounts(_ a: String, _ b: String) throws -> [String] {
 
 @Suite("Kernel truth: composefs and the overlay option side by side", .serialized,
        .enabled(if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
-                "needs root, loop devices and the squashfs, erofs and overlay filesystems"),
-       .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+                "needs root, loop devices and the squashfs, erofs and overlay filesystems"))
 struct ComposefsMountTests {
     @Test("cs9-x86_64-minimal: the composefs mount shows the model, and both stacks show the same tree")
     func sideBySide() throws {
-        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path)
+        let image = try DumpFile.read(path: TestPaths.cs9.path)
         let dir = try TemporaryDirectory()
         let mounts = TestMounts()
         defer {
@@ -308,10 +306,9 @@ struct ComposefsMountTests {
 
 @Suite("Kernel truth: the mount driver", .serialized,
        .enabled(if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
-                "needs root, loop devices and the squashfs, erofs and overlay filesystems"),
-       .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+                "needs root, loop devices and the squashfs, erofs and overlay filesystems"))
 struct MountDriverIntegrationTests {
-    static let cs9 = TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path
+    static let cs9 = TestPaths.cs9.path
 
     @Test("mount and unmount cs9 as squashfs (both layouts) and as composefs: the kernel view is the model, and nothing is left",
           arguments: ["data-only", "legacy", "composefs"])
@@ -344,7 +341,7 @@ struct MountDriverIntegrationTests {
 
     @Test("50 mount/unmount cycles and 8 concurrent mounts of different images leave nothing behind")
     func cyclesAndConcurrency() throws {
-        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("special.dump").path)
+        let image = try DumpFile.read(path: TestPaths.fixture("special.dump").path)
         let fixture = try MountFixture()
         defer { fixture.tearDown() }
         let (dir, driver) = (fixture.dir, fixture.driver)
@@ -415,12 +412,11 @@ final class LockedList: @unchecked Sendable {
 }
 
 @Suite("Kernel truth: verity disks", .serialized,
-       .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"),
-       .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+       .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"))
 struct VerityDiskMountTests {
     @Test("a verity disk mounts after its userspace check and shows the model; tampering, a wrong root hash and --verity require are refused")
     func verityDisk() throws {
-        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path)
+        let image = try DumpFile.read(path: TestPaths.cs9.path)
         let fixture = try MountFixture()
         defer { fixture.tearDown() }
         let (dir, driver) = (fixture.dir, fixture.driver)

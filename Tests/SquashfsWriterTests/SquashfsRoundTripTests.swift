@@ -30,13 +30,13 @@ func normalized(_ image: Image) throws -> [UInt8] {
     return DumpWriter.render(try builder.build())
 }
 
-@Suite("squashfs writer and reader", .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
+@Suite("squashfs writer and reader")
 struct SquashfsRoundTripTests {
     static let vectors = (TestPaths.acceptedVectors + TestPaths.modelDumps.filter { $0.lastPathComponent != "dot-root.dump" })
         .map(\.path).filter { !$0.contains("bigfile") }
 
     @Test("build then read back gives the model, apart from the reported losses",
-          arguments: vectors, OverlayLayout.allCases)
+          .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"), arguments: vectors, OverlayLayout.allCases)
     func roundTrip(path: String, layout: OverlayLayout) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
@@ -82,7 +82,7 @@ struct SquashfsRoundTripTests {
     func deterministic() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path)
+        let image = try DumpFile.read(path: TestPaths.cs9.path)
         let layer = try OverlayTranslation.translate(image)
         try SquashfsWriter.write(layer, to: dir.path("a.sqfs"))
         try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("b.sqfs"))
@@ -97,7 +97,7 @@ struct SquashfsRoundTripTests {
     func compressions(compression: SquashfsOptions.Compression, raw: Set<SquashfsOptions.Table>) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("special.dump").path)
+        let image = try DumpFile.read(path: TestPaths.fixture("special.dump").path)
         let layer = try OverlayTranslation.translate(image)
         try SquashfsWriter.write(layer, to: dir.path("i.sqfs"), options: SquashfsOptions(compression: compression, uncompressedTables: raw, blockSize: 4096))
         let (back, superblock) = try SquashfsReader.read(path: dir.path("i.sqfs"))
@@ -110,7 +110,7 @@ struct SquashfsRoundTripTests {
     func unsquashfsListing() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("cs9-x86_64-minimal.dump.gz").path)
+        let image = try DumpFile.read(path: TestPaths.cs9.path)
         // zstd: unsquashfs 4.5 cannot read libsquashfs's lz4 images (the kernel and rdsquashfs can).
         try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs"), options: SquashfsOptions(compression: .zstd))
         let listing = try run("/usr/bin/unsquashfs", ["-lls", "-d", "", dir.path("i.sqfs")])
@@ -134,7 +134,7 @@ struct SquashfsRoundTripTests {
     func tooLarge() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let image = try DumpFile.read(path: TestPaths.composefsVectors.appendingPathComponent("bigfile.dump").path)
+        let image = try DumpFile.read(path: TestPaths.fixture("bigfile.dump").path)
         #expect(throws: SquashfsLimitError.self) { try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs")) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).isEmpty)
     }

@@ -13,6 +13,12 @@ public enum TestPaths {
     public static let composefsVectors = shared.appendingPathComponent("vectors/composefs")
     public static let composefsModels = shared.appendingPathComponent("vectors/composefs-models")
 
+    /// Inputs kept in the repository (`Tests/Fixtures`), so a fresh clone runs the suite whole.
+    public static let fixtures = packageRoot.appendingPathComponent("Tests/Fixtures")
+    public static func fixture(_ name: String) -> URL { fixtures.appendingPathComponent(name) }
+    /// The CentOS Stream 9 minimal model the README's benchmark uses (`Examples/`).
+    public static let cs9 = packageRoot.appendingPathComponent("Examples/cs9-x86_64-minimal.dump.gz")
+
     /// Whether the shared vectors are present (they are next to the checkout in CI).
     public static var haveVectors: Bool { FileManager.default.fileExists(atPath: composefsVectors.path) }
 
