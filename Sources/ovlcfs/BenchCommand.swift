@@ -53,8 +53,13 @@ struct BenchCommand: ParsableCommand {
         """, valueName: "LIST"))
     var arms: String?
 
-    @Option(help: ArgumentHelp("cold, warm or both.", valueName: "STATE"))
-    var cache = "both"
+    /// Which cache states to measure.
+    enum CacheStates: String, ExpressibleByArgument, CaseIterable {
+        case cold, warm, both
+    }
+
+    @Option(help: "cold, warm or both.")
+    var cache: CacheStates = .both
 
     @Option(help: "Compressor of the compressed overlay arms.")
     var compression: SquashfsOptions.Compression = .lz4
@@ -105,10 +110,9 @@ struct BenchCommand: ParsableCommand {
             }
         }
         switch cache {
-        case "both": configuration.caches = [.cold, .warm]
-        case "cold": configuration.caches = [.cold]
-        case "warm": configuration.caches = [.warm]
-        default: throw ValidationError("--cache takes cold, warm or both")
+        case .both: configuration.caches = [.cold, .warm]
+        case .cold: configuration.caches = [.cold]
+        case .warm: configuration.caches = [.warm]
         }
         return configuration
     }

@@ -13,6 +13,16 @@ import Verity
 extension OverlayLayout: ExpressibleByArgument {}
 extension SquashfsOptions.Compression: ExpressibleByArgument {}
 extension StoreMode: ExpressibleByArgument {}
+extension SquashfsOptions.InodeOrder: ExpressibleByArgument {}
+extension SquashfsOptions.DirectoryIndex: ExpressibleByArgument {}
+
+/// How squashfs metadata tables are stored.
+enum MetadataCompression: String, ExpressibleByArgument, CaseIterable {
+    /// Uncompressed: inodes, directories, xattrs and ids.
+    case none
+    /// With --compression, as the data.
+    case same
+}
 
 /// What `build` writes.
 enum ImageFormat: String, ExpressibleByArgument, Codable {
@@ -115,8 +125,8 @@ struct Build: ParsableCommand {
     @Option(help: ArgumentHelp("Compression level (gzip 1–9, default 6; zstd 1–22, default 3; xz 0–9).", valueName: "N"))
     var compressionLevel: Int?
 
-    @Option(help: ArgumentHelp("'none' stores inodes, directories, xattrs and ids uncompressed; 'same' uses --compression.", valueName: "none|same"))
-    var metadataCompression: String = "same"
+    @Option(help: "none stores inodes, directories, xattrs and ids uncompressed; same uses --compression.")
+    var metadataCompression: MetadataCompression = .same
 
     @Option(help: ArgumentHelp("Tables to store uncompressed, comma-separated: data, inodes, directories, xattrs, ids.", valueName: "LIST"))
     var uncompressedTables: String?
@@ -128,15 +138,15 @@ struct Build: ParsableCommand {
         Inode table order: directories (each directory's children together, subdirectories \
         included: the order ls -l and lookups visit them), grouped (a directory's files together, \
         each subdirectory after its subtree) or name (post-order by name, as gensquashfs).
-        """, valueName: "ORDER"))
-    var inodeOrder: String = "directories"
+        """))
+    var inodeOrder: SquashfsOptions.InodeOrder = .directories
 
     @Option(help: ArgumentHelp("""
         Directory index: dense (an index entry every √n entries, so the kernel's lookup reads \
         ~2√n entries instead of up to ~250; cold ls -lR about 2× faster) or blocks (one per \
         8 KiB metadata block, as mksquashfs).
-        """, valueName: "dense|blocks"))
-    var directoryIndex: String = "dense"
+        """))
+    var directoryIndex: SquashfsOptions.DirectoryIndex = .dense
 
     @Flag(help: "Refuse the model if squashfs cannot hold all of it, instead of warning.")
     var strict = false
@@ -149,11 +159,7 @@ struct Build: ParsableCommand {
 
     func squashfsOptions() throws -> SquashfsOptions {
         var tables = Set<SquashfsOptions.Table>()
-        switch metadataCompression {
-        case "none": tables.formUnion(SquashfsOptions.Table.metadata)
-        case "same": break
-        default: throw ValidationError("--metadata-compression takes 'none' or 'same', not '\(metadataCompression)'.")
-        }
+        if metadataCompression == .none { tables.formUnion(SquashfsOptions.Table.metadata) }
         for name in (uncompressedTables ?? "").split(separator: ",") {
             guard let table = SquashfsOptions.Table(rawValue: String(name)) else {
                 throw ValidationError("unknown table '\(name)' in --uncompressed-tables (data, inodes, directories, xattrs, ids).")
@@ -162,14 +168,8 @@ struct Build: ParsableCommand {
         }
         var options = SquashfsOptions(compression: compression, compressionLevel: compressionLevel,
                                       uncompressedTables: tables, blockSize: blockSize)
-        guard let order = SquashfsOptions.InodeOrder(rawValue: inodeOrder) else {
-            throw ValidationError("--inode-order takes directories, grouped or name, not '\(inodeOrder)'")
-        }
-        options.inodeOrder = order
-        guard let index = SquashfsOptions.DirectoryIndex(rawValue: directoryIndex) else {
-            throw ValidationError("--directory-index takes dense or blocks, not '\(directoryIndex)'")
-        }
-        options.directoryIndex = index
+        options.inodeOrder = inodeOrder
+        options.directoryIndex = directoryIndex
         do { try options.validate() } catch { throw ValidationError(error.description) }
         return options
     }
