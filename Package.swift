@@ -51,14 +51,17 @@ let package = Package(
         .target(name: "ErofsWriter", dependencies: ["ImageModel", "OverlayTranslation", "Verity"], swiftSettings: strict),
         .target(name: "DiskImage", dependencies: ["LinuxSys", "Verity", system], swiftSettings: strict),
         .target(name: "MountDriver", dependencies: ["ImageModel", "LinuxSys", "OverlayTranslation", "DiskImage", "Verity", system], swiftSettings: strict),
+        .target(name: "ImagePipeline", dependencies: [
+            "ImageModel", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "DiskImage", "Verity",
+        ], swiftSettings: strict),
         .target(name: "Bench", dependencies: [
-            "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", system,
+            "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "ImagePipeline", system,
         ], swiftSettings: strict),
         .target(name: "ObjectStore", dependencies: ["ImageModel", "Verity", "LinuxSys", system], swiftSettings: strict),
         .target(name: "SquashfsWriter", dependencies: ["ImageModel", "CSquashfsShim", "LinuxSys", system], swiftSettings: strict),
         .executableTarget(
             name: "ovlcfs",
-            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity", "ObjectStore", "ErofsWriter", "MountDriver", "Bench", "DiskImage"],
+            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity", "ObjectStore", "ErofsWriter", "MountDriver", "Bench", "DiskImage", "ImagePipeline"],
             swiftSettings: strict
         ),
 

@@ -2,6 +2,7 @@ import Dispatch
 import ErofsWriter
 import Foundation
 import ImageModel
+import ImagePipeline
 import LinuxSys
 import MountDriver
 import OverlayTranslation
@@ -291,14 +292,12 @@ public final class BenchRunner: @unchecked Sendable {
         switch arm.kind {
         case .composefs:
             path = workDirectory + "/composefs.cfs"
-            let writer = try AtomicFileWriter(destination: path)
-            try writer.write(try ComposefsImage.bytes(for: model))
-            try writer.commit()
+            _ = try ImagePipeline.write(model, as: .composefs(minVersion: 0, maxVersion: 1, digest: false), to: path)
         case .squashfs(let layout, let compression, let rawMetadata, let levers):
             path = workDirectory + "/\(arm.name).sqfs"
             var options = SquashfsOptions(compression: compression, uncompressedTables: rawMetadata ? Set(SquashfsOptions.Table.allCases) : [])
             for lever in levers { lever.apply(to: &options) }
-            try SquashfsWriter.write(try OverlayTranslation.translate(model, options: .init(layout: layout)), to: path, options: options)
+            _ = try ImagePipeline.write(model, as: .squashfs(layout: layout, options: options, disk: nil), to: path)
         }
         let elapsed = ContinuousClock.now - start
         return (path, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)

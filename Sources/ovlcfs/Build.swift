@@ -4,6 +4,7 @@ import DiskImage
 import ErofsWriter
 import Foundation
 import ImageModel
+import ImagePipeline
 import LinuxSys
 import ObjectStore
 import OverlayTranslation
@@ -226,21 +227,9 @@ struct Build: ParsableCommand {
             }
             let losses = SquashfsLosses(checking: image)
             if strict && losses.losesData { throw SquashfsLossError(losses: losses) }
-            let layer = try OverlayTranslation.translate(image, options: .init(layout: layout))
-            clock.lap("translate")
-            var rootHash: String? = nil
-            let result: SquashfsWriteResult
-            if disk {
-                let temporary = try TemporarySibling(destination: output + ".sqfs")
-                defer { temporary.discard() }
-                let written = try SquashfsWriter.write(layer, into: temporary, options: options)
-                let built = try VerityDisk.build(dataImage: temporary.path, destination: output, salt: try saltBytes())
-                rootHash = built.rootHashHex
-                result = SquashfsWriteResult(bytes: try FileStatus(path: output).size, inodes: written.inodes, entries: written.entries, stubs: written.stubs)
-            } else {
-                result = try SquashfsWriter.write(layer, to: output, options: options)
-            }
-            clock.lap("write")
+            let result = try ImagePipeline.write(image, as: .squashfs(layout: layout, options: options, disk: disk ? .init(salt: try saltBytes()) : nil),
+                                                 to: output) { clock.lap($0) }
+            let rootHash = result.rootHash
             let seconds = seconds(since: started)
             if !losses.isEmpty {
                 printError("ovlcfs: warning: the squashfs image does not hold everything in \(model)\(strict ? "" : " (--strict refuses what a mount would show differently)"):")
@@ -268,16 +257,12 @@ extension Build {
     /// Writes the composefs image (atomically) and reports it.
     func writeComposefs(_ image: Image, clock: inout PhaseClock, started: ContinuousClock.Instant) throws {
         let (low, high) = versionRange
-        let version = try ComposefsImage.version(for: image, minVersion: low, maxVersion: high)
-        let bytes = try ComposefsImage.bytes(for: image, minVersion: low, maxVersion: high)
-        let file = try AtomicFileWriter(destination: output)
-        try file.write(bytes)
-        try file.commit()
-        clock.lap("write")
-        let digest = printDigest || json ? try FsVerity.digest(of: bytes) : nil
+        let written = try ImagePipeline.write(image, as: .composefs(minVersion: low, maxVersion: high, digest: printDigest || json), to: output) { clock.lap($0) }
+        let version = written.composefsVersion ?? 0, digest = written.digest
+        let bytes = written.bytes
         let out = BufferedOutput.standardOutput()
         if json {
-            let summary = ComposefsSummary(image: output, format: "composefs", version: version, bytes: bytes.count,
+            let summary = ComposefsSummary(image: output, format: "composefs", version: version, bytes: Int(bytes),
                                            entries: image.entryCount, digest: digest?.hex ?? "",
                                            seconds: seconds(since: started), phases: clock.laps)
             try out.writeJSON(summary)
@@ -285,7 +270,7 @@ extension Build {
             try out.write("\(digest.hex)\n")
         } else {
             try out.write("wrote \(output): composefs version \(version), \(image.entryCount) entries, "
-                + "\(formatBytes(UInt64(bytes.count))) in \(String(format: "%.2f", seconds(since: started))) s\n")
+                + "\(formatBytes(bytes)) in \(String(format: "%.2f", seconds(since: started))) s\n")
         }
         try out.flush()
     }

@@ -176,7 +176,12 @@ struct IngestCLITests {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        Thread.sleep(forTimeInterval: 0.15)
+        // Kill once the store exists (a loaded machine can take longer than a fixed delay to
+        // get there), while the 192 MiB are still being hashed.
+        for _ in 0..<1000 where !FileManager.default.fileExists(atPath: dir.path("objects/.ovlcfs-store.json")) {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        Thread.sleep(forTimeInterval: 0.05)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         #expect(process.terminationReason == .uncaughtSignal, "ingest finished before it could be killed")

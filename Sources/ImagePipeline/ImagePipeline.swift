@@ -1,0 +1,76 @@
+import DiskImage
+import ErofsWriter
+import ImageModel
+import LinuxSys
+import OverlayTranslation
+import SquashfsWriter
+import Verity
+
+/// The one way a model becomes an image file, for `build` and `bench` alike: the overlay
+/// option (a squashfs of metacopy stubs, optionally inside a GPT verity disk) or a composefs
+/// image. Every output is written atomically; the model passes the validator on the way
+/// (through the translation).
+public enum ImagePipeline {
+    /// What to write.
+    public enum Recipe: Sendable {
+        /// The overlay option; with `disk`, a GPT disk holding it and its dm-verity hash tree.
+        case squashfs(layout: OverlayLayout, options: SquashfsOptions, disk: Disk?)
+        /// A composefs (EROFS) image, byte-identical to mkcomposefs 1.0.8's, of the lowest
+        /// format version in the range the model allows.
+        case composefs(minVersion: Int, maxVersion: Int, digest: Bool)
+    }
+
+    /// A verity disk's parameters.
+    public struct Disk: Sendable {
+        /// dm-verity salt (nil: 32 random bytes).
+        public var salt: [UInt8]?
+        public init(salt: [UInt8]? = nil) { self.salt = salt }
+    }
+
+    /// What was written.
+    public struct Written: Sendable {
+        public var bytes: UInt64
+        public var entries: Int
+        public var inodes: Int
+        /// squashfs: the sparse stubs written.
+        public var stubs: Int = 0
+        /// Verity disks: the dm-verity root hash (hex).
+        public var rootHash: String?
+        /// composefs: the format version chosen, and the image's fs-verity digest if asked for.
+        public var composefsVersion: Int?
+        public var digest: Digest?
+    }
+
+    /// Writes `model` to `destination` as `recipe` says; `lap` is told when each phase
+    /// (`translate`, `write`) ends.
+    public static func write(_ model: Image, as recipe: Recipe, to destination: String, lap: (String) -> Void = { _ in }) throws -> Written {
+        switch recipe {
+        case .squashfs(let layout, let options, let disk):
+            let layer = try OverlayTranslation.translate(model, options: .init(layout: layout))
+            lap("translate")
+            var written: Written
+            if let disk {
+                let temporary = try TemporarySibling(destination: destination + ".sqfs")
+                defer { temporary.discard() }
+                let result = try SquashfsWriter.write(layer, into: temporary, options: options)
+                let built = try VerityDisk.build(dataImage: temporary.path, destination: destination, salt: disk.salt)
+                written = Written(bytes: try FileStatus(path: destination).size, entries: result.entries, inodes: result.inodes,
+                                  stubs: result.stubs, rootHash: built.rootHashHex)
+            } else {
+                let result = try SquashfsWriter.write(layer, to: destination, options: options)
+                written = Written(bytes: result.bytes, entries: result.entries, inodes: result.inodes, stubs: result.stubs)
+            }
+            lap("write")
+            return written
+        case .composefs(let minVersion, let maxVersion, let digest):
+            let version = try ComposefsImage.version(for: model, minVersion: minVersion, maxVersion: maxVersion)
+            let bytes = try ComposefsImage.bytes(for: model, minVersion: minVersion, maxVersion: maxVersion)
+            let file = try AtomicFileWriter(destination: destination)
+            try file.write(bytes)
+            try file.commit()
+            lap("write")
+            return Written(bytes: UInt64(bytes.count), entries: model.entryCount, inodes: model.inodeCount, composefsVersion: version,
+                           digest: digest ? try FsVerity.digest(of: bytes) : nil)
+        }
+    }
+}
