@@ -25,7 +25,9 @@ extension BenchReport {
     /// The terminal table: medians in seconds and the ratio to composefs with its 95 % interval.
     public var text: String {
         var lines: [String] = []
-        lines.append("\(system.source): \(system.entries) entries, kernel \(system.kernel), \(system.cpu) (\(system.cores) cores), \(system.runs) runs")
+        lines.append(
+            "\(system.source): \(system.entries) entries, kernel \(system.kernel), \(system.cpu) (\(system.cores) cores), \(system.runs) runs"
+        )
         for cache in caches {
             lines.append("")
             lines.append("\(cache.rawValue) cache — median seconds, and × composefs [95 % CI]")
@@ -34,30 +36,43 @@ extension BenchReport {
             for workload in workloads { rows.append([workload.rawValue] + armNames.map { cell($0, workload, cache) }) }
             let widths = header.indices.map { column in rows.map { $0[column].count }.max()! }
             for row in rows {
-                lines.append(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+                lines.append(
+                    row.enumerated().map {
+                        $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0)
+                    }.joined(separator: "  "))
             }
         }
         for skipped in skipped { lines.append("skipped \(skipped.arm): \(skipped.reason)") }
-        lines.append("images: " + images.map { "\($0.arm) \(formatSize($0.bytes)) (built in \(String(format: "%.2f", $0.buildSeconds)) s)" }.joined(separator: ", "))
+        lines.append(
+            "images: "
+                + images.map {
+                    "\($0.arm) \(formatSize($0.bytes)) (built in \(String(format: "%.2f", $0.buildSeconds)) s)"
+                }.joined(separator: ", "))
         return lines.joined(separator: "\n") + "\n"
     }
 
     /// A Markdown report: one table per cache state.
     public var markdown: String {
         var out = "# ovlcfs bench: \(system.source)\n\n"
-        out += "\(system.entries) entries, \(formatSize(system.fileBytes)) of files; kernel \(system.kernel); \(system.cpu), \(system.cores) cores; "
+        out +=
+            "\(system.entries) entries, \(formatSize(system.fileBytes)) of files; kernel \(system.kernel); \(system.cpu), \(system.cores) cores; "
         out += "\(system.runs) runs per cell (interleaved), \(system.warmups) warm-up; \(system.date).\n\n"
         for cache in caches {
-            out += "## \(cache.rawValue) cache\n\nMedian seconds; in brackets the ratio to composefs with its 95 % bootstrap interval.\n\n"
+            out +=
+                "## \(cache.rawValue) cache\n\nMedian seconds; in brackets the ratio to composefs with its 95 % bootstrap interval.\n\n"
             out += "| workload | " + armNames.joined(separator: " | ") + " |\n"
             out += "|---|" + armNames.map { _ in "---:" }.joined(separator: "|") + "|\n"
             for workload in workloads {
-                out += "| \(workload.rawValue) | " + armNames.map { cell($0, workload, cache) }.joined(separator: " | ") + " |\n"
+                out +=
+                    "| \(workload.rawValue) | " + armNames.map { cell($0, workload, cache) }.joined(separator: " | ")
+                    + " |\n"
             }
             out += "\n"
         }
         out += "## Images\n\n| arm | size | build |\n|---|---:|---:|\n"
-        for image in images { out += "| \(image.arm) | \(formatSize(image.bytes)) | \(String(format: "%.2f", image.buildSeconds)) s |\n" }
+        for image in images {
+            out += "| \(image.arm) | \(formatSize(image.bytes)) | \(String(format: "%.2f", image.buildSeconds)) s |\n"
+        }
         for skipped in skipped { out += "\nSkipped \(skipped.arm): \(skipped.reason).\n" }
         return out
     }
@@ -92,9 +107,11 @@ extension BenchReport {
                     let scale = (panelHeight - 30) / maxValue
                     let x = x0 + Double(a) * barWidth
                     let h = r.median * scale
-                    s += "<rect x=\"\(x)\" y=\"\(base - h)\" width=\"\(barWidth - 2)\" height=\"\(h)\" fill=\"\(palette[a % palette.count])\"><title>\(arm) \(workload.rawValue) \(cache.rawValue): median \(format(r.median)) s</title></rect>\n"
+                    s +=
+                        "<rect x=\"\(x)\" y=\"\(base - h)\" width=\"\(barWidth - 2)\" height=\"\(h)\" fill=\"\(palette[a % palette.count])\"><title>\(arm) \(workload.rawValue) \(cache.rawValue): median \(format(r.median)) s</title></rect>\n"
                     let cx = x + (barWidth - 2) / 2
-                    s += "<line x1=\"\(cx)\" y1=\"\(base - r.min * scale)\" x2=\"\(cx)\" y2=\"\(base - r.max * scale)\" stroke=\"#222\"/>\n"
+                    s +=
+                        "<line x1=\"\(cx)\" y1=\"\(base - r.min * scale)\" x2=\"\(cx)\" y2=\"\(base - r.max * scale)\" stroke=\"#222\"/>\n"
                 }
                 s += "<text x=\"\(x0)\" y=\"\(base + 14)\">\(workload.rawValue)</text>\n"
                 s += "<text x=\"\(x0)\" y=\"\(y0 + 10)\" fill=\"#555\">max \(format(maxValue)) s</text>\n"
@@ -111,13 +128,17 @@ extension BenchReport {
 }
 
 func format(_ seconds: Double) -> String {
-    seconds >= 10 ? String(format: "%.1f", seconds) : seconds >= 0.1 ? String(format: "%.3f", seconds) : String(format: "%.4f", seconds)
+    seconds >= 10
+        ? String(format: "%.1f", seconds)
+        : seconds >= 0.1 ? String(format: "%.3f", seconds) : String(format: "%.4f", seconds)
 }
 
 func formatSize(_ bytes: UInt64) -> String {
-    bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(bytes) / 1048576) : String(format: "%.1f KiB", Double(bytes) / 1024)
+    bytes >= 1 << 20
+        ? String(format: "%.1f MiB", Double(bytes) / 1048576) : String(format: "%.1f KiB", Double(bytes) / 1024)
 }
 
 func escape(_ text: String) -> String {
-    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+        of: ">", with: "&gt;")
 }

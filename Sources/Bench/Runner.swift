@@ -49,7 +49,8 @@ public enum Lever: String, Sendable, Codable, CaseIterable {
 public struct Arm: Sendable, Codable, Equatable {
     public enum Kind: Sendable, Codable, Equatable {
         case composefs
-        case squashfs(layout: OverlayLayout, compression: SquashfsOptions.Compression, rawMetadata: Bool, levers: [Lever] = [])
+        case squashfs(
+            layout: OverlayLayout, compression: SquashfsOptions.Compression, rawMetadata: Bool, levers: [Lever] = [])
     }
 
     public var name: String
@@ -59,8 +60,11 @@ public struct Arm: Sendable, Codable, Equatable {
 
     /// `overlay-<layout>-<compression>`; `none` means metadata (and data) stored raw.
     public static func overlay(_ layout: OverlayLayout, _ compression: SquashfsOptions.Compression) -> Arm {
-        Arm(name: "overlay-\(layout.rawValue)-\(compression.rawValue)",
-            kind: .squashfs(layout: layout, compression: compression == .none ? .gzip : compression, rawMetadata: compression == .none))
+        Arm(
+            name: "overlay-\(layout.rawValue)-\(compression.rawValue)",
+            kind: .squashfs(
+                layout: layout, compression: compression == .none ? .gzip : compression,
+                rawMetadata: compression == .none))
     }
 
     /// The default arms: composefs, and the overlay option in both layouts with metadata
@@ -73,8 +77,11 @@ public struct Arm: Sendable, Codable, Equatable {
     /// levers (`overlay-data-only-none+loop512`); nil if the name is none of these.
     public static func named(_ name: String) -> Arm? {
         let parts = name.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
-        let known = [composefs]
-            + OverlayLayout.allCases.flatMap { layout in SquashfsOptions.Compression.allCases.map { overlay(layout, $0) } }
+        let known =
+            [composefs]
+            + OverlayLayout.allCases.flatMap { layout in
+                SquashfsOptions.Compression.allCases.map { overlay(layout, $0) }
+            }
         guard var arm = known.first(where: { $0.name == parts[0] }) else { return nil }
         guard parts.count > 1 else { return arm }
         guard case .squashfs(let layout, let compression, let raw, _) = arm.kind else { return nil }
@@ -118,10 +125,14 @@ public struct BenchReport: Sendable, Codable {
         public var max: Double
         public var runs: Int
 
-        public init(arm: String, workload: Workload, cache: CacheState, samples: [Double], median: Double, mean: Double,
-                    stddev: Double, min: Double, max: Double, runs: Int) {
+        public init(
+            arm: String, workload: Workload, cache: CacheState, samples: [Double], median: Double, mean: Double,
+            stddev: Double, min: Double, max: Double, runs: Int
+        ) {
             (self.arm, self.workload, self.cache, self.samples) = (arm, workload, cache, samples)
-            (self.median, self.mean, self.stddev, self.min, self.max, self.runs) = (median, mean, stddev, min, max, runs)
+            (self.median, self.mean, self.stddev, self.min, self.max, self.runs) = (
+                median, mean, stddev, min, max, runs
+            )
         }
     }
 
@@ -135,7 +146,9 @@ public struct BenchReport: Sendable, Codable {
         public var high: Double
 
         public init(arm: String, workload: Workload, cache: CacheState, ratio: Double, low: Double, high: Double) {
-            (self.arm, self.workload, self.cache, self.ratio, self.low, self.high) = (arm, workload, cache, ratio, low, high)
+            (self.arm, self.workload, self.cache, self.ratio, self.low, self.high) = (
+                arm, workload, cache, ratio, low, high
+            )
         }
     }
 
@@ -164,10 +177,16 @@ public struct BenchReport: Sendable, Codable {
         public var warmups: Int
         public var randomFiles: Int
 
-        public init(kernel: String, cpu: String, cores: Int, memoryBytes: UInt64, date: String, source: String, entries: Int,
-                    fileBytes: UInt64, runs: Int, warmups: Int, randomFiles: Int) {
-            (self.kernel, self.cpu, self.cores, self.memoryBytes, self.date, self.source) = (kernel, cpu, cores, memoryBytes, date, source)
-            (self.entries, self.fileBytes, self.runs, self.warmups, self.randomFiles) = (entries, fileBytes, runs, warmups, randomFiles)
+        public init(
+            kernel: String, cpu: String, cores: Int, memoryBytes: UInt64, date: String, source: String, entries: Int,
+            fileBytes: UInt64, runs: Int, warmups: Int, randomFiles: Int
+        ) {
+            (self.kernel, self.cpu, self.cores, self.memoryBytes, self.date, self.source) = (
+                kernel, cpu, cores, memoryBytes, date, source
+            )
+            (self.entries, self.fileBytes, self.runs, self.warmups, self.randomFiles) = (
+                entries, fileBytes, runs, warmups, randomFiles
+            )
         }
     }
 
@@ -199,8 +218,16 @@ public final class BenchRunner: @unchecked Sendable {
         private let lock = NSLock()
         private var flag = false
         public init() {}
-        public func cancel() { lock.lock(); flag = true; lock.unlock() }
-        public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+        public func cancel() {
+            lock.lock()
+            flag = true
+            lock.unlock()
+        }
+        public var isCancelled: Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return flag
+        }
     }
 
     public init(model: Image, objects: String, workDirectory: String, configuration: BenchConfiguration) {
@@ -224,7 +251,8 @@ public final class BenchRunner: @unchecked Sendable {
             try checkCancelled()
             progress("building \(arm.name)")
             let (path, seconds) = try build(arm)
-            report.images.append(.init(arm: arm.name, path: path, bytes: (try FileStatus(path: path)).size, buildSeconds: seconds))
+            report.images.append(
+                .init(arm: arm.name, path: path, bytes: (try FileStatus(path: path)).size, buildSeconds: seconds))
             let target = workDirectory + "/mnt/" + arm.name
             try FileQueries.createDirectories(target)
             if driver.isMountPoint(target) { try driver.unmount(target) }
@@ -238,7 +266,9 @@ public final class BenchRunner: @unchecked Sendable {
         let sample = try TreeSample.list(mounted[0].1)
         let runner = WorkloadRunner(sample: sample, randomFiles: configuration.randomFiles)
         var samples: [String: [Double]] = [:]
-        func key(_ arm: Arm, _ workload: Workload, _ cache: CacheState) -> String { "\(arm.name)|\(workload.rawValue)|\(cache.rawValue)" }
+        func key(_ arm: Arm, _ workload: Workload, _ cache: CacheState) -> String {
+            "\(arm.name)|\(workload.rawValue)|\(cache.rawValue)"
+        }
         for cache in configuration.caches {
             for workload in configuration.workloads {
                 if cache == .warm {
@@ -258,7 +288,9 @@ public final class BenchRunner: @unchecked Sendable {
                         if cache == .cold { try dropCaches() }
                         let seconds = try runner.run(workload, at: target)
                         samples[key(arm, workload, cache), default: []].append(seconds)
-                        progress("\(cache.rawValue) \(workload.rawValue) run \(run + 1)/\(configuration.runs) \(arm.name): \(String(format: "%.3f", seconds)) s")
+                        progress(
+                            "\(cache.rawValue) \(workload.rawValue) run \(run + 1)/\(configuration.runs) \(arm.name): \(String(format: "%.3f", seconds)) s"
+                        )
                     }
                 }
             }
@@ -269,11 +301,17 @@ public final class BenchRunner: @unchecked Sendable {
                 for (arm, _) in mounted {
                     guard let values = samples[key(arm, workload, cache)] else { continue }
                     let summary = Summary(values)
-                    report.results.append(.init(arm: arm.name, workload: workload, cache: cache, samples: values, median: summary.median,
-                                                mean: summary.mean, stddev: summary.stddev, min: summary.min, max: summary.max, runs: summary.runs))
+                    report.results.append(
+                        .init(
+                            arm: arm.name, workload: workload, cache: cache, samples: values, median: summary.median,
+                            mean: summary.mean, stddev: summary.stddev, min: summary.min, max: summary.max,
+                            runs: summary.runs))
                     if let base, arm.name != Arm.composefs.name {
                         let ratio = Statistics.ratio(values, base)
-                        report.ratios.append(.init(arm: arm.name, workload: workload, cache: cache, ratio: ratio.value, low: ratio.low, high: ratio.high))
+                        report.ratios.append(
+                            .init(
+                                arm: arm.name, workload: workload, cache: cache, ratio: ratio.value, low: ratio.low,
+                                high: ratio.high))
                     }
                 }
             }
@@ -295,7 +333,8 @@ public final class BenchRunner: @unchecked Sendable {
             _ = try ImagePipeline.write(model, as: .composefs(minVersion: 0, maxVersion: 1, digest: false), to: path)
         case .squashfs(let layout, let compression, let rawMetadata, let levers):
             path = workDirectory + "/\(arm.name).sqfs"
-            var options = SquashfsOptions(compression: compression, uncompressedTables: rawMetadata ? Set(SquashfsOptions.Table.allCases) : [])
+            var options = SquashfsOptions(
+                compression: compression, uncompressedTables: rawMetadata ? Set(SquashfsOptions.Table.allCases) : [])
             for lever in levers { lever.apply(to: &options) }
             _ = try ImagePipeline.write(model, as: .squashfs(layout: layout, options: options, disk: nil), to: path)
         }
@@ -311,14 +350,20 @@ public final class BenchRunner: @unchecked Sendable {
 
     func systemInfo(source: String) -> BenchReport.SystemInfo {
         let summary = ImageSummary(model)
-        let kernel = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        let kernel =
+            (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines) ?? "?"
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let cpu = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }.map { String($0.split(separator: ":", maxSplits: 1)[1]).trimmingCharacters(in: .whitespaces) } ?? "?"
+        let cpu =
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }.map {
+                String($0.split(separator: ":", maxSplits: 1)[1]).trimmingCharacters(in: .whitespaces)
+            } ?? "?"
         let formatter = ISO8601DateFormatter()
-        return .init(kernel: kernel, cpu: cpu, cores: ProcessInfo.processInfo.activeProcessorCount,
-                     memoryBytes: ProcessInfo.processInfo.physicalMemory, date: formatter.string(from: Date()), source: source,
-                     entries: model.entryCount, fileBytes: summary.fileBytes, runs: configuration.runs,
-                     warmups: configuration.warmups, randomFiles: configuration.randomFiles)
+        return .init(
+            kernel: kernel, cpu: cpu, cores: ProcessInfo.processInfo.activeProcessorCount,
+            memoryBytes: ProcessInfo.processInfo.physicalMemory, date: formatter.string(from: Date()), source: source,
+            entries: model.entryCount, fileBytes: summary.fileBytes, runs: configuration.runs,
+            warmups: configuration.warmups, randomFiles: configuration.randomFiles)
     }
 }
 

@@ -13,7 +13,9 @@ public struct Summary: Sendable, Codable, Equatable {
         runs = samples.count
         mean = samples.reduce(0, +) / Double(samples.count)
         let m = mean
-        stddev = samples.count > 1 ? (samples.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(samples.count - 1)).squareRoot() : 0
+        stddev =
+            samples.count > 1
+            ? (samples.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(samples.count - 1)).squareRoot() : 0
         median = Statistics.median(samples)
         min = samples.min()!
         max = samples.max()!
@@ -30,8 +32,10 @@ public enum Statistics {
     /// The ratio of medians `a / b` with a percentile-bootstrap confidence interval: both
     /// samples are resampled with replacement `iterations` times from a seeded generator, so
     /// the interval is reproducible.
-    public static func ratio(_ a: [Double], _ b: [Double], confidence: Double = 0.95, iterations: Int = 2000,
-                             seed: UInt64 = 0x5EED) -> Ratio {
+    public static func ratio(
+        _ a: [Double], _ b: [Double], confidence: Double = 0.95, iterations: Int = 2000,
+        seed: UInt64 = 0x5EED
+    ) -> Ratio {
         var rng = SplitMix64(seed: seed)
         var ratios: [Double] = []
         ratios.reserveCapacity(iterations)

@@ -75,7 +75,9 @@ public final class DumpParser {
     }
 
     /// Parses a complete dump held in memory.
-    public static func parse(_ bytes: [UInt8], input: String, options: DumpOptions = .lenient) throws(DumpError) -> Image {
+    public static func parse(_ bytes: [UInt8], input: String, options: DumpOptions = .lenient) throws(DumpError)
+        -> Image
+    {
         let parser = DumpParser(input: input, options: options)
         try parser.feed(bytes[...])
         return try parser.finish()
@@ -142,8 +144,9 @@ public final class DumpParser {
                 var path = directory == .root ? [] : directoryPath(directory)
                 path.append(UInt8(ascii: "/"))
                 path.append(contentsOf: name)
-                throw DumpError(input: input, line: line, field: .path,
-                                reason: "duplicate path \(displayBytes(path)) (first on line \(firstLine))")
+                throw DumpError(
+                    input: input, line: line, field: .path,
+                    reason: "duplicate path \(displayBytes(path)) (first on line \(firstLine))")
             }
             throw DumpError(input: input, line: lineNumber, field: .line, reason: error.description)
         }
@@ -154,8 +157,9 @@ public final class DumpParser {
     /// Refuses a line that would grow past ``maxLineLength`` with `count` more bytes.
     private func checkCarry(adding count: Int) throws(DumpError) {
         guard carry.count + count > Self.maxLineLength else { return }
-        throw DumpError(input: input, line: lineNumber + 1, field: .line,
-                        reason: "line longer than \(Self.maxLineLength) bytes (binary data, or no newlines?)")
+        throw DumpError(
+            input: input, line: lineNumber + 1, field: .line,
+            reason: "line longer than \(Self.maxLineLength) bytes (binary data, or no newlines?)")
     }
 
     private func parseLine(_ line: Span<UInt8>) throws(DumpError) {
@@ -193,7 +197,9 @@ public final class DumpParser {
         }
         guard bounds.count == 11 else {
             let missing = fixedFields[bounds.count]
-            throw error(missing, "missing field \(missing.rawValue.uppercased()) (a line has 11 space-separated fields, then xattrs)")
+            throw error(
+                missing,
+                "missing field \(missing.rawValue.uppercased()) (a line has 11 space-separated fields, then xattrs)")
         }
 
         // MODE first: it decides what the other fields mean.
@@ -239,7 +245,8 @@ public final class DumpParser {
                 throw error(.payload, "self-referential hardlink \(displayBytes(rawPath))")
             }
             let (parent, name) = try locateParent(path, rawPath: rawPath)
-            pendingLinks.append(PendingLink(path: path, parent: parent, name: Array(name), target: targetPath, line: lineNumber))
+            pendingLinks.append(
+                PendingLink(path: path, parent: parent, name: Array(name), target: targetPath, line: lineNumber))
             return
         }
 
@@ -257,7 +264,9 @@ public final class DumpParser {
         case .regular:
             if let content {
                 guard content.count <= Limits.maxInlineContentLength else {
-                    throw error(.content, "inline content size \(content.count) exceeds maximum \(Limits.maxInlineContentLength)")
+                    throw error(
+                        .content,
+                        "inline content size \(content.count) exceeds maximum \(Limits.maxInlineContentLength)")
                 }
                 guard UInt64(content.count) == size else {
                     throw error(.content, "invalid content size: CONTENT has \(content.count) bytes, SIZE says \(size)")
@@ -267,7 +276,10 @@ public final class DumpParser {
                 inode.data = .inline([])
             } else {
                 guard size <= Limits.maxExternalFileSize else {
-                    throw error(.size, "file too large: \(size) bytes exceeds the composefs maximum of 2^53 (\(Limits.maxExternalFileSize))")
+                    throw error(
+                        .size,
+                        "file too large: \(size) bytes exceeds the composefs maximum of 2^53 (\(Limits.maxExternalFileSize))"
+                    )
                 }
                 var object: Payload? = nil
                 if let payload { object = try checkedPayload(payload) }
@@ -278,7 +290,9 @@ public final class DumpParser {
                 throw error(.payload, "invalid symlink: PAYLOAD must hold the target")
             }
             guard target.count <= Limits.maxSymlinkTargetLength else {
-                throw error(.payload, "invalid symlink: target is \(target.count) bytes, longer than \(Limits.maxSymlinkTargetLength)")
+                throw error(
+                    .payload,
+                    "invalid symlink: target is \(target.count) bytes, longer than \(Limits.maxSymlinkTargetLength)")
             }
             if options.mode == .strict {
                 if size != UInt64(target.count) {
@@ -315,7 +329,8 @@ public final class DumpParser {
         lineOfEntry.append(UInt32(lineNumber))
         if type == .directory {
             if let existing = directories.updateValue(entry, forKey: path) {
-                throw self.error(.path, "duplicate path \(displayBytes(rawPath)) (first on line \(lineOfEntry[existing.index]))")
+                throw self.error(
+                    .path, "duplicate path \(displayBytes(rawPath)) (first on line \(lineOfEntry[existing.index]))")
             }
         }
     }
@@ -342,7 +357,10 @@ public final class DumpParser {
                 throw error(field, "invalid . or .. in path: \(displayBytes(raw))")
             }
             if component.count > Limits.maxNameLength {
-                throw error(field, "path component of \(component.count) bytes in \(displayBytes(raw)) is longer than \(Limits.maxNameLength)")
+                throw error(
+                    field,
+                    "path component of \(component.count) bytes in \(displayBytes(raw)) is longer than \(Limits.maxNameLength)"
+                )
             }
             componentStart = index + 1
         }
@@ -373,7 +391,9 @@ public final class DumpParser {
         let key = Array(parentKey)
         guard let parent = directories[key] else {
             if let blocker = existingNonDirectory(key) {
-                throw error(.path, "parent must be a directory for \(displayBytes(rawPath)): \(displayBytes(blocker)) is not one")
+                throw error(
+                    .path,
+                    "parent must be a directory for \(displayBytes(rawPath)): \(displayBytes(blocker)) is not one")
             }
             throw error(.path, "parent directory missing for \(displayBytes(rawPath))")
         }
@@ -413,14 +433,16 @@ public final class DumpParser {
             var seen: Set<[UInt8]> = [link.path]
             while let next = linkIndex[target] {
                 guard seen.insert(target).inserted else {
-                    throw DumpError(input: input, line: link.line, field: .payload,
-                                    reason: "hardlink cycle through \(displayBytes([UInt8(ascii: "/")] + target))")
+                    throw DumpError(
+                        input: input, line: link.line, field: .payload,
+                        reason: "hardlink cycle through \(displayBytes([UInt8(ascii: "/")] + target))")
                 }
                 target = pendingLinks[next].target
             }
             guard let entry = findEntry(target, in: builder) else {
-                throw DumpError(input: input, line: link.line, field: .payload,
-                                reason: "no target at \(displayBytes([UInt8(ascii: "/")] + target)) for hardlink")
+                throw DumpError(
+                    input: input, line: link.line, field: .payload,
+                    reason: "no target at \(displayBytes([UInt8(ascii: "/")] + target)) for hardlink")
             }
             do {
                 let added = try builder.addHardLink(name: link.name, in: link.parent, to: builder.inodeID(of: entry))
@@ -457,7 +479,10 @@ public final class DumpParser {
                 throw error(.line, "invalid embedded NUL character at position \(i)")
             }
             let hint = byte == 0x0D ? " (CRLF line endings? the format uses LF only)" : ""
-            throw error(.line, "raw control byte 0x\(String(byte, radix: 16)) at position \(i); write it escaped as \\x\(String(format2: byte))\(hint)")
+            throw error(
+                .line,
+                "raw control byte 0x\(String(byte, radix: 16)) at position \(i); write it escaped as \\x\(String(format2: byte))\(hint)"
+            )
         }
     }
 
@@ -467,7 +492,10 @@ public final class DumpParser {
         } catch {
             switch error {
             case .unsupportedEscape(let kind):
-                throw self.error(name, "unsupported escape type \\\(String(decoding: [kind], as: UTF8.self)) in \(name.rawValue.uppercased())")
+                throw self.error(
+                    name,
+                    "unsupported escape type \\\(String(decoding: [kind], as: UTF8.self)) in \(name.rawValue.uppercased())"
+                )
             case .danglingBackslash:
                 throw self.error(name, "\(name.rawValue.uppercased()) ends in a lone backslash")
             case .incompleteHexEscape:
@@ -495,7 +523,9 @@ public final class DumpParser {
         return digest
     }
 
-    private func parseDecimal(_ field: Span<UInt8>, _ name: DumpField, max: UInt64 = .max, bits: Int = 64) throws(DumpError) -> UInt64 {
+    private func parseDecimal(_ field: Span<UInt8>, _ name: DumpField, max: UInt64 = .max, bits: Int = 64)
+        throws(DumpError) -> UInt64
+    {
         guard !field.isEmpty else { throw error(name, "\(name.rawValue.uppercased()) is empty") }
         var value: UInt64 = 0
         for i in field.indices {
@@ -530,12 +560,16 @@ public final class DumpParser {
 
     private func parseMtime(_ field: Span<UInt8>) throws(DumpError) -> Timestamp {
         var dot: Int? = nil
-        for i in field.indices where field[i] == UInt8(ascii: ".") { dot = i; break }
+        for i in field.indices where field[i] == UInt8(ascii: ".") {
+            dot = i
+            break
+        }
         guard let dot else { throw error(.mtime, "MTIME \(text(field)) must be SECONDS.NANOSECONDS") }
         // Before 1970 the seconds are negative (the dump writer prints them so).
         let negative = dot > 0 && field[0] == UInt8(ascii: "-")
-        let magnitude = try parseDecimal(field.extracting((negative ? 1 : 0)..<dot), .mtime,
-                                         max: negative ? UInt64(Int64.max) + 1 : UInt64(Int64.max), bits: 64)
+        let magnitude = try parseDecimal(
+            field.extracting((negative ? 1 : 0)..<dot), .mtime,
+            max: negative ? UInt64(Int64.max) + 1 : UInt64(Int64.max), bits: 64)
         let seconds = negative ? Int64(bitPattern: 0 &- magnitude) : Int64(magnitude)
         let nanos = try parseDecimal(field.extracting((dot + 1)...), .mtime, max: UInt64(UInt32.max), bits: 32)
         guard nanos < 1_000_000_000 else {
@@ -564,7 +598,10 @@ public final class DumpParser {
             let token = region.extracting(tokenStart..<i)
             tokenStart = i + 1
             var equals: Int? = nil
-            for j in token.indices where token[j] == UInt8(ascii: "=") { equals = j; break }
+            for j in token.indices where token[j] == UInt8(ascii: "=") {
+                equals = j
+                break
+            }
             guard let equals else {
                 if token.isEmpty { throw error(.xattr, "empty xattr (two spaces in a row?)") }
                 throw error(.xattr, "missing = in xattr \(self.text(token))")
@@ -587,7 +624,8 @@ public final class DumpParser {
             }
             budget += xattr.budgetCost
             guard budget <= Limits.maxXattrBudget else {
-                throw error(.xattr, "xattrs need \(budget) bytes, more than the per-inode maximum of \(Limits.maxXattrBudget)")
+                throw error(
+                    .xattr, "xattrs need \(budget) bytes, more than the per-inode maximum of \(Limits.maxXattrBudget)")
             }
         }
         let id = builder!.internXattrs(xattrs)
@@ -617,7 +655,9 @@ public final class DumpParser {
     private func typeName(_ type: FileType) -> String { type.jsonName }
 }
 
-private let fixedFields: [DumpField] = [.path, .size, .mode, .nlink, .uid, .gid, .rdev, .mtime, .payload, .content, .digest]
+private let fixedFields: [DumpField] = [
+    .path, .size, .mode, .nlink, .uid, .gid, .rdev, .mtime, .payload, .content, .digest,
+]
 
 extension String {
     init(format2 byte: UInt8) {

@@ -28,10 +28,18 @@ public enum DumpEscaping {
             guard i + 1 < n else { throw .danglingBackslash }
             let kind = field[i + 1]
             switch kind {
-            case backslash: out.append(backslash); i += 2
-            case UInt8(ascii: "n"): out.append(0x0A); i += 2
-            case UInt8(ascii: "r"): out.append(0x0D); i += 2
-            case UInt8(ascii: "t"): out.append(0x09); i += 2
+            case backslash:
+                out.append(backslash)
+                i += 2
+            case UInt8(ascii: "n"):
+                out.append(0x0A)
+                i += 2
+            case UInt8(ascii: "r"):
+                out.append(0x0D)
+                i += 2
+            case UInt8(ascii: "t"):
+                out.append(0x09)
+                i += 2
             case UInt8(ascii: "x"):
                 guard i + 3 < n, let high = hexNibble(field[i + 2]), let low = hexNibble(field[i + 3]) else {
                     throw .incompleteHexEscape
@@ -53,17 +61,28 @@ public enum DumpEscaping {
     ///   - escapeLoneDash: escape a field that is exactly `-` (PAYLOAD, CONTENT), which would
     ///     otherwise read as "unset".
     @inline(__always)
-    public static func encode(_ bytes: some Collection<UInt8>, into out: inout [UInt8], escapeEquals: Bool = false, escapeLoneDash: Bool = false) {
+    public static func encode(
+        _ bytes: some Collection<UInt8>, into out: inout [UInt8], escapeEquals: Bool = false,
+        escapeLoneDash: Bool = false
+    ) {
         if escapeLoneDash, bytes.count == 1, bytes.first == UInt8(ascii: "-") {
             out.append(contentsOf: [backslash, UInt8(ascii: "x"), UInt8(ascii: "2"), UInt8(ascii: "d")])
             return
         }
         for byte in bytes {
             switch byte {
-            case backslash: out.append(backslash); out.append(backslash)
-            case 0x0A: out.append(backslash); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(backslash); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(backslash); out.append(UInt8(ascii: "t"))
+            case backslash:
+                out.append(backslash)
+                out.append(backslash)
+            case 0x0A:
+                out.append(backslash)
+                out.append(UInt8(ascii: "n"))
+            case 0x0D:
+                out.append(backslash)
+                out.append(UInt8(ascii: "r"))
+            case 0x09:
+                out.append(backslash)
+                out.append(UInt8(ascii: "t"))
             case UInt8(ascii: "=") where escapeEquals: appendHexEscape(byte, into: &out)
             case 0x21...0x7E: out.append(byte)
             default: appendHexEscape(byte, into: &out)
@@ -72,7 +91,9 @@ public enum DumpEscaping {
     }
 
     /// The escaped form of `bytes`.
-    public static func encode(_ bytes: some Collection<UInt8>, escapeEquals: Bool = false, escapeLoneDash: Bool = false) -> [UInt8] {
+    public static func encode(_ bytes: some Collection<UInt8>, escapeEquals: Bool = false, escapeLoneDash: Bool = false)
+        -> [UInt8]
+    {
         var out: [UInt8] = []
         encode(bytes, into: &out, escapeEquals: escapeEquals, escapeLoneDash: escapeLoneDash)
         return out

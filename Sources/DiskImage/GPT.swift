@@ -24,7 +24,8 @@ public struct GUID: Hashable, Sendable, CustomStringConvertible, Codable {
     }
 
     public init?(_ text: String) {
-        guard text.count == 36, let bytes = Hex.decode(text.replacingOccurrences(of: "-", with: "")), bytes.count == 16 else { return nil }
+        guard text.count == 36, let bytes = Hex.decode(text.replacingOccurrences(of: "-", with: "")), bytes.count == 16
+        else { return nil }
         self.bytes = bytes
     }
 
@@ -105,22 +106,32 @@ public enum GPT {
 
     /// Writes a disk image: the partitions' contents come from files. Written to a temporary
     /// file and renamed into place.
-    public static func write(to destination: String, diskGUID: GUID, partitions: [(type: GUID, uuid: GUID, name: String, source: String)]) throws -> [Partition] {
+    public static func write(
+        to destination: String, diskGUID: GUID, partitions: [(type: GUID, uuid: GUID, name: String, source: String)]
+    ) throws -> [Partition] {
         let sizes = try partitions.map { try FileStatus(following: $0.source).size }
         let (ranges, total) = layout(sizes: sizes)
         var entries: [Partition] = []
         for (index, part) in partitions.enumerated() {
-            entries.append(Partition(type: part.type, uuid: part.uuid, firstLBA: ranges[index].0, lastLBA: ranges[index].1,
-                                     attributes: Partition.readOnly, name: part.name))
+            entries.append(
+                Partition(
+                    type: part.type, uuid: part.uuid, firstLBA: ranges[index].0, lastLBA: ranges[index].1,
+                    attributes: Partition.readOnly, name: part.name))
         }
         let entryArray = encodeEntries(entries)
         let temporary = try TemporarySibling(destination: destination)
-        let fd = try FileDescriptor.open(temporary.path, .writeOnly, options: [.create, .truncate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        let fd = try FileDescriptor.open(
+            temporary.path, .writeOnly, options: [.create, .truncate, .closeOnExec],
+            permissions: [.ownerReadWrite, .groupRead, .otherRead])
         do {
             try FileIO.truncate(fd, to: total * lba, path: temporary.path)
             try FileIO.write(fd, at: 0, protectiveMBR(totalLBAs: total), count: 512, path: temporary.path)
-            let primary = header(myLBA: 1, alternateLBA: total - 1, entriesLBA: 2, totalLBAs: total, diskGUID: diskGUID, entries: entryArray)
-            let backup = header(myLBA: total - 1, alternateLBA: 1, entriesLBA: total - 33, totalLBAs: total, diskGUID: diskGUID, entries: entryArray)
+            let primary = header(
+                myLBA: 1, alternateLBA: total - 1, entriesLBA: 2, totalLBAs: total, diskGUID: diskGUID,
+                entries: entryArray)
+            let backup = header(
+                myLBA: total - 1, alternateLBA: 1, entriesLBA: total - 33, totalLBAs: total, diskGUID: diskGUID,
+                entries: entryArray)
             try FileIO.write(fd, at: lba, primary, count: primary.count, path: temporary.path)
             try FileIO.write(fd, at: 2 * lba, entryArray, count: entryArray.count, path: temporary.path)
             try FileIO.write(fd, at: (total - 33) * lba, entryArray, count: entryArray.count, path: temporary.path)
@@ -149,14 +160,17 @@ public enum GPT {
 
     static func protectiveMBR(totalLBAs: UInt64) -> [UInt8] {
         var mbr = [UInt8](repeating: 0, count: 512)
-        let record: [UInt8] = [0x00, 0x00, 0x02, 0x00, 0xEE, 0xFF, 0xFF, 0xFF] + le32(1) + le32(UInt32(min(totalLBAs - 1, 0xFFFF_FFFF)))
+        let record: [UInt8] =
+            [0x00, 0x00, 0x02, 0x00, 0xEE, 0xFF, 0xFF, 0xFF] + le32(1) + le32(UInt32(min(totalLBAs - 1, 0xFFFF_FFFF)))
         mbr.replaceSubrange(446..<462, with: record)
         mbr[510] = 0x55
         mbr[511] = 0xAA
         return mbr
     }
 
-    static func header(myLBA: UInt64, alternateLBA: UInt64, entriesLBA: UInt64, totalLBAs: UInt64, diskGUID: GUID, entries: [UInt8]) -> [UInt8] {
+    static func header(
+        myLBA: UInt64, alternateLBA: UInt64, entriesLBA: UInt64, totalLBAs: UInt64, diskGUID: GUID, entries: [UInt8]
+    ) -> [UInt8] {
         var h: [UInt8] = Array("EFI PART".utf8) + le32(0x0001_0000) + le32(92) + le32(0) + le32(0)
         h += le64(myLBA) + le64(alternateLBA) + le64(34) + le64(totalLBAs - 34) + diskGUID.mixedEndian
         h += le64(entriesLBA) + le32(128) + le32(128) + le32(CRC32.checksum(entries))
@@ -173,7 +187,8 @@ public enum GPT {
                 name[2 * i] = UInt8(truncatingIfNeeded: unit)
                 name[2 * i + 1] = UInt8(truncatingIfNeeded: unit >> 8)
             }
-            let entry = p.type.mixedEndian + p.uuid.mixedEndian + le64(p.firstLBA) + le64(p.lastLBA) + le64(p.attributes) + name
+            let entry =
+                p.type.mixedEndian + p.uuid.mixedEndian + le64(p.firstLBA) + le64(p.lastLBA) + le64(p.attributes) + name
             array.replaceSubrange(index * 128..<(index + 1) * 128, with: entry)
         }
         return array
@@ -215,25 +230,39 @@ public enum GPT {
         return value
     }
 
-    static func parse(header h: [UInt8], fd: FileDescriptor, imageSize: UInt64, path: String, expectedLBA: UInt64) throws -> [Partition] {
-        guard Array(h[0..<8]) == Array("EFI PART".utf8) else { throw DiskImageError("no GPT signature at LBA \(expectedLBA)") }
+    static func parse(header h: [UInt8], fd: FileDescriptor, imageSize: UInt64, path: String, expectedLBA: UInt64)
+        throws -> [Partition]
+    {
+        guard Array(h[0..<8]) == Array("EFI PART".utf8) else {
+            throw DiskImageError("no GPT signature at LBA \(expectedLBA)")
+        }
         let headerSize = Int(u32(h, 12))
         guard headerSize >= 92, headerSize <= 512 else { throw DiskImageError("GPT header size \(headerSize)") }
         var zeroed = Array(h[0..<headerSize])
         zeroed.replaceSubrange(16..<20, with: [0, 0, 0, 0])
-        guard CRC32.checksum(zeroed) == u32(h, 16) else { throw DiskImageError("GPT header CRC mismatch at LBA \(expectedLBA)") }
-        guard u64(h, 24) == expectedLBA else { throw DiskImageError("GPT header at LBA \(expectedLBA) says it is at \(u64(h, 24))") }
+        guard CRC32.checksum(zeroed) == u32(h, 16) else {
+            throw DiskImageError("GPT header CRC mismatch at LBA \(expectedLBA)")
+        }
+        guard u64(h, 24) == expectedLBA else {
+            throw DiskImageError("GPT header at LBA \(expectedLBA) says it is at \(u64(h, 24))")
+        }
         let entriesLBA = u64(h, 72), count = UInt64(u32(h, 80)), entrySize = UInt64(u32(h, 84))
-        guard entrySize >= 128, entrySize <= 4096, entrySize % 8 == 0, count > 0, count <= 4096, count * entrySize <= 1 << 20 else {
-            throw DiskImageError("GPT entry array of \(count) × \(entrySize) bytes (entries of 128…4096 bytes, at most 1 MiB)")
+        guard entrySize >= 128, entrySize <= 4096, entrySize % 8 == 0, count > 0, count <= 4096,
+            count * entrySize <= 1 << 20
+        else {
+            throw DiskImageError(
+                "GPT entry array of \(count) × \(entrySize) bytes (entries of 128…4096 bytes, at most 1 MiB)")
         }
         let arrayOffset = try product(entriesLBA, lba, "GPT entry array LBA")
         guard arrayOffset <= imageSize, count * entrySize <= imageSize - arrayOffset else {
-            throw DiskImageError("GPT entry array at LBA \(entriesLBA) lies beyond the end of the \(imageSize)-byte image")
+            throw DiskImageError(
+                "GPT entry array at LBA \(entriesLBA) lies beyond the end of the \(imageSize)-byte image")
         }
         var array = [UInt8](repeating: 0, count: Int(count * entrySize))
         let read = try FileIO.read(fd, at: arrayOffset, into: &array, count: array.count, path: path)
-        guard read == array.count, CRC32.checksum(array) == u32(h, 88) else { throw DiskImageError("GPT entry array CRC mismatch") }
+        guard read == array.count, CRC32.checksum(array) == u32(h, 88) else {
+            throw DiskImageError("GPT entry array CRC mismatch")
+        }
         var partitions: [Partition] = []
         for i in 0..<Int(count) {
             let start = i * Int(entrySize)
@@ -247,13 +276,18 @@ public enum GPT {
                 units.append(unit)
             }
             let first = u64(e, 32), last = u64(e, 40)
-            guard first <= last else { throw DiskImageError("GPT partition \(i + 1): last LBA \(last) is before its first LBA \(first)") }
+            guard first <= last else {
+                throw DiskImageError("GPT partition \(i + 1): last LBA \(last) is before its first LBA \(first)")
+            }
             let end = try product(last, lba, "GPT partition \(i + 1) last LBA")
             guard end < imageSize, imageSize - end >= lba else {
-                throw DiskImageError("GPT partition \(i + 1) (LBA \(first)…\(last)) lies beyond the end of the \(imageSize)-byte image")
+                throw DiskImageError(
+                    "GPT partition \(i + 1) (LBA \(first)…\(last)) lies beyond the end of the \(imageSize)-byte image")
             }
-            partitions.append(Partition(type: type, uuid: GUID(mixedEndian: e[16..<32]), firstLBA: first, lastLBA: last,
-                                        attributes: u64(e, 48), name: String(decoding: units, as: UTF16.self)))
+            partitions.append(
+                Partition(
+                    type: type, uuid: GUID(mixedEndian: e[16..<32]), firstLBA: first, lastLBA: last,
+                    attributes: u64(e, 48), name: String(decoding: units, as: UTF16.self)))
         }
         return partitions
     }

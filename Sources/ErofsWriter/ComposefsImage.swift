@@ -28,11 +28,14 @@ public enum ComposefsImage {
     public static func version(for image: Image, minVersion: Int = 0, maxVersion: Int = 1) throws -> Int {
         let maxVersion = max(maxVersion, minVersion)
         guard minVersion <= 1, maxVersion <= 1, minVersion >= 0 else {
-            throw ComposefsError(reason: "composefs format version must be 0 or 1 (min \(minVersion), max \(maxVersion))")
+            throw ComposefsError(
+                reason: "composefs format version must be 0 or 1 (min \(minVersion), max \(maxVersion))")
         }
-        if minVersion == 0 && maxVersion >= 1 && image.inodes.contains(where: {
-            $0.type == .charDevice && UInt32(truncatingIfNeeded: $0.rdev) == 0
-        }) {
+        if minVersion == 0 && maxVersion >= 1
+            && image.inodes.contains(where: {
+                $0.type == .charDevice && UInt32(truncatingIfNeeded: $0.rdev) == 0
+            })
+        {
             return 1
         }
         return minVersion
@@ -41,7 +44,8 @@ public enum ComposefsImage {
     /// The image bytes for `model`.
     public static func bytes(for model: Image, minVersion: Int = 0, maxVersion: Int = 1) throws -> [UInt8] {
         let version = try version(for: model, minVersion: minVersion, maxVersion: maxVersion)
-        for inode in model.inodes where inode.type == .regular && inode.externalObject != nil && inode.size > Limits.maxExternalFileSize {
+        for inode in model.inodes
+        where inode.type == .regular && inode.externalObject != nil && inode.size > Limits.maxExternalFileSize {
             throw ComposefsError(reason: "file too large: \(inode.size) bytes needs more than 1024 chunks")
         }
         let layer = try OverlayTranslation.translate(model, options: .composefs(version: version))
@@ -125,7 +129,9 @@ final class Plan {
         // Directory entries: all children (hard links too) plus `.` and `..`, sorted by name.
         for i in nodes.indices where nodes[i].inode.type == .directory {
             let entry = nodes[i].entry
-            var dirents: [(name: [UInt8], target: Int)] = [([0x2E], i), ([0x2E, 0x2E], index[layer.inodeID(of: layer.parent(of: entry))]!)]
+            var dirents: [(name: [UInt8], target: Int)] = [
+                ([0x2E], i), ([0x2E, 0x2E], index[layer.inodeID(of: layer.parent(of: entry))]!),
+            ]
             for child in layer.children(of: entry) {
                 dirents.append((Array(layer.name(of: child)), index[layer.inodeID(of: child)]!))
             }
@@ -166,9 +172,11 @@ final class Plan {
         for i in nodes.indices {
             var node = nodes[i]
             (node.blocks, node.tail) = initialSplit(&node)
-            let sizeForDecision: UInt64 = node.inode.type == .directory
+            let sizeForDecision: UInt64 =
+                node.inode.type == .directory
                 ? UInt64(node.blocks * 4096 + node.tail) : node.inode.size
-            node.extended = !(node.inode.mtime == minMtime && node.nlink <= 0xFFFF && node.inode.uid <= 0xFFFF
+            node.extended =
+                !(node.inode.mtime == minMtime && node.nlink <= 0xFFFF && node.inode.uid <= 0xFFFF
                 && node.inode.gid <= 0xFFFF && sizeForDecision <= 0xFFFF_FFFF)
             let isz = node.extended ? 64 : 32
             node.xattrSize = xattrBodySize(node)
@@ -225,7 +233,9 @@ final class Plan {
     func xattrBodySize(_ node: Node) -> Int {
         guard !node.xattrs.isEmpty else { return 0 }
         var size = 12
-        for (index, xattr) in node.xattrs.enumerated() { size += node.sharedOffset(index) == nil ? entrySize(xattr) : 4 }
+        for (index, xattr) in node.xattrs.enumerated() {
+            size += node.sharedOffset(index) == nil ? entrySize(xattr) : 4
+        }
         return size
     }
 
@@ -263,16 +273,16 @@ final class Plan {
         w.pad(to: 1024)
         // EROFS superblock.
         w.u32(0xE0F5_E1E2)
-        w.u32(0)                       // checksum (not computed; SB_CHKSUM clear)
-        w.u32(0x6)                     // feature_compat: MTIME | XATTR_FILTER
-        w.u8(12)                       // blkszbits
-        w.u8(0)                        // sb_extslots
+        w.u32(0)  // checksum (not computed; SB_CHKSUM clear)
+        w.u32(0x6)  // feature_compat: MTIME | XATTR_FILTER
+        w.u8(12)  // blkszbits
+        w.u8(0)  // sb_extslots
         w.u16(UInt16(truncatingIfNeeded: nodes[0].nid))
-        w.u64(UInt64(nodes.count))     // inos
+        w.u64(UInt64(nodes.count))  // inos
         w.u64(UInt64(bitPattern: minMtime.seconds))
         w.u32(minMtime.nanoseconds)
         w.u32(UInt32((dataStart / 4096) + dataBlocks))
-        w.u32(0)                       // meta_blkaddr
+        w.u32(0)  // meta_blkaddr
         w.u32(UInt32(inodesEnd / 4096))
         w.pad(to: 1152)
         // Inodes.
@@ -340,14 +350,31 @@ final class Plan {
         let mode = UInt16(truncatingIfNeeded: node.inode.mode)
         let ino = UInt32(truncatingIfNeeded: index)
         if node.extended {
-            w.u16(format); w.u16(icount); w.u16(mode); w.u16(0)
-            w.u64(size); w.u32(u); w.u32(ino); w.u32(node.inode.uid); w.u32(node.inode.gid)
-            w.u64(UInt64(bitPattern: node.inode.mtime.seconds)); w.u32(node.inode.mtime.nanoseconds)
-            w.u32(node.nlink); w.zeros(16)
+            w.u16(format)
+            w.u16(icount)
+            w.u16(mode)
+            w.u16(0)
+            w.u64(size)
+            w.u32(u)
+            w.u32(ino)
+            w.u32(node.inode.uid)
+            w.u32(node.inode.gid)
+            w.u64(UInt64(bitPattern: node.inode.mtime.seconds))
+            w.u32(node.inode.mtime.nanoseconds)
+            w.u32(node.nlink)
+            w.zeros(16)
         } else {
-            w.u16(format); w.u16(icount); w.u16(mode); w.u16(UInt16(truncatingIfNeeded: node.nlink))
-            w.u32(UInt32(truncatingIfNeeded: size)); w.u32(0); w.u32(u); w.u32(ino)
-            w.u16(UInt16(truncatingIfNeeded: node.inode.uid)); w.u16(UInt16(truncatingIfNeeded: node.inode.gid)); w.u32(0)
+            w.u16(format)
+            w.u16(icount)
+            w.u16(mode)
+            w.u16(UInt16(truncatingIfNeeded: node.nlink))
+            w.u32(UInt32(truncatingIfNeeded: size))
+            w.u32(0)
+            w.u32(u)
+            w.u32(ino)
+            w.u16(UInt16(truncatingIfNeeded: node.inode.uid))
+            w.u16(UInt16(truncatingIfNeeded: node.inode.gid))
+            w.u32(0)
         }
         if node.xattrSize > 0 {
             var bits: UInt32 = 0
@@ -359,7 +386,9 @@ final class Plan {
             w.u8(UInt8(node.sharedOffsets.compactMap { $0 }.count))
             w.zeros(7)
             for offset in node.sharedOffsets.compactMap({ $0 }) { w.u32(UInt32(((inodesEnd % 4096) + offset) / 4)) }
-            for (index, xattr) in node.xattrs.enumerated() where node.sharedOffset(index) == nil { emitEntry(xattr, into: &w) }
+            for (index, xattr) in node.xattrs.enumerated() where node.sharedOffset(index) == nil {
+                emitEntry(xattr, into: &w)
+            }
         }
         if node.tail > 0 {
             switch node.inode.type {
@@ -433,7 +462,8 @@ final class Plan {
 let aclAccess = Array("system.posix_acl_access".utf8)
 let aclDefault = Array("system.posix_acl_default".utf8)
 private let prefixes: [([UInt8], UInt8)] = [
-    (Array("user.".utf8), 1), (aclAccess, 2), (aclDefault, 3), (Array("trusted.".utf8), 4), (Array("security.".utf8), 6),
+    (Array("user.".utf8), 1), (aclAccess, 2), (aclDefault, 3), (Array("trusted.".utf8), 4),
+    (Array("security.".utf8), 6),
 ]
 
 /// §6: the EROFS name index and the stored name (key without its prefix).

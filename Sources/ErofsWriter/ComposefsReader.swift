@@ -13,7 +13,6 @@ public enum ComposefsReader {
         public var blocks: UInt32
     }
 
-
     /// The overlay layer the image holds (xattrs as stored; the 256 root whiteouts included).
     public static func readLayer(_ bytes: [UInt8]) throws(ComposefsError) -> (Image, Header) {
         var reader = Reader(bytes: bytes)
@@ -51,7 +50,9 @@ private struct Reader {
     func u32(_ at: Int) throws(ComposefsError) -> UInt32 { try le(UInt32.self, at) }
     func u64(_ at: Int) throws(ComposefsError) -> UInt64 { try le(UInt64.self, at) }
     func le<T: FixedWidthInteger & UnsignedInteger>(_ type: T.Type, _ at: Int) throws(ComposefsError) -> T {
-        guard let value = LittleEndian.read(type, from: bytes, at: at) else { throw fail("read past the end at offset \(at)") }
+        guard let value = LittleEndian.read(type, from: bytes, at: at) else {
+            throw fail("read past the end at offset \(at)")
+        }
         return value
     }
     func slice(_ at: Int, _ count: Int) throws(ComposefsError) -> [UInt8] {
@@ -76,8 +77,9 @@ private struct Reader {
         guard try u32(4) == 1 else { throw fail("header version \(try u32(4)), expected 1") }
         guard try u32(1024) == 0xE0F5_E1E2 else { throw fail("no EROFS magic at offset 1024") }
         guard try u8(1036) == 12 else { throw fail("block size 2^\(try u8(1036)), expected 4096") }
-        let header = ComposefsReader.Header(formatVersion: Int(try u32(12)), hasACL: try u32(8) & 1 != 0,
-                                            inodes: try u64(1040), blocks: try u32(1060))
+        let header = ComposefsReader.Header(
+            formatVersion: Int(try u32(12)), hasACL: try u32(8) & 1 != 0,
+            inodes: try u64(1040), blocks: try u32(1060))
         meta = Int(try u32(1064)) * 4096
         xattrBase = Int(try u32(1068)) * 4096
         buildTime = Timestamp(seconds: Int64(bitPattern: try u64(1048)), nanoseconds: try u32(1056))
@@ -97,7 +99,9 @@ private struct Reader {
             let list = try dirents(of: dir)
             loaded += list.count
             guard loaded <= maxEntries else {
-                throw fail("more than \(maxEntries) directory entries in a \(bytes.count)-byte image (directories sharing blocks?)")
+                throw fail(
+                    "more than \(maxEntries) directory entries in a \(bytes.count)-byte image (directories sharing blocks?)"
+                )
             }
             return list
         }
@@ -178,7 +182,9 @@ private struct Reader {
             } else if layout == 4 {
                 raw.inode.data = .external(ExternalObject(payload: nil, digest: nil))
             } else {
-                guard size <= 5000 else { throw fail("regular file nid \(nid) has \(size) bytes of inline data (at most 5000)") }
+                guard size <= 5000 else {
+                    throw fail("regular file nid \(nid) has \(size) bytes of inline data (at most 5000)")
+                }
                 raw.inode.data = .inline(try data(of: raw, count: Int(size)))
             }
         case .fifo, .socket:
@@ -204,13 +210,17 @@ private struct Reader {
     func readXattrs(at: Int, size: Int, nid: Int) throws(ComposefsError) -> [Xattr] {
         guard size > 0 else { return [] }
         let sharedCount = Int(try u8(at + 4))
-        guard 12 + 4 * sharedCount <= size else { throw fail("inode nid \(nid): \(sharedCount) shared xattrs do not fit its xattr body") }
+        guard 12 + 4 * sharedCount <= size else {
+            throw fail("inode nid \(nid): \(sharedCount) shared xattrs do not fit its xattr body")
+        }
         var xattrs: [Xattr] = []
         var budget = Limits.xattrHeaderOverhead
         func charge(_ xattr: Xattr) throws(ComposefsError) {
             budget += xattr.budgetCost
             guard budget <= Limits.maxStoredXattrBudget else {
-                throw fail("inode nid \(nid): xattrs of more than \(Limits.maxStoredXattrBudget) bytes (twice the per-inode maximum)")
+                throw fail(
+                    "inode nid \(nid): xattrs of more than \(Limits.maxStoredXattrBudget) bytes (twice the per-inode maximum)"
+                )
             }
             xattrs.append(xattr)
         }
@@ -239,7 +249,9 @@ private struct Reader {
         let nameLength = Int(try u8(pos))
         let index = Int(try u8(pos + 1))
         let valueLength = Int(try u16(pos + 2))
-        let prefixes = ["", "user.", "system.posix_acl_access", "system.posix_acl_default", "trusted.", "lustre.", "security."]
+        let prefixes = [
+            "", "user.", "system.posix_acl_access", "system.posix_acl_default", "trusted.", "lustre.", "security.",
+        ]
         guard index < prefixes.count else { throw fail("inode nid \(nid): xattr name index \(index)") }
         let name = try slice(pos + 4, nameLength)
         let value = try slice(pos + 4 + nameLength, valueLength)
@@ -261,7 +273,9 @@ private struct Reader {
         for block in blocks {
             guard block.count >= 12 else { throw fail("directory block of \(block.count) bytes") }
             let first = Int(UInt16(block[8]) | UInt16(block[9]) << 8)
-            guard first >= 12, first % 12 == 0, first <= block.count else { throw fail("directory block with name offset \(first)") }
+            guard first >= 12, first % 12 == 0, first <= block.count else {
+                throw fail("directory block with name offset \(first)")
+            }
             let n = first / 12
             for i in 0..<n {
                 let record = i * 12
@@ -270,10 +284,14 @@ private struct Reader {
                 let start = Int(UInt16(block[record + 8]) | UInt16(block[record + 9]) << 8)
                 var end = block.count
                 if i + 1 < n { end = Int(UInt16(block[record + 20]) | UInt16(block[record + 21]) << 8) }
-                guard start <= end, end <= block.count, start >= first else { throw fail("directory entry \(i) has names at \(start)…\(end)") }
+                guard start <= end, end <= block.count, start >= first else {
+                    throw fail("directory entry \(i) has names at \(start)…\(end)")
+                }
                 var name = Array(block[start..<end])
                 if let nul = name.firstIndex(of: 0) { name = Array(name[..<nul]) }
-                guard !name.isEmpty, nid < UInt64(bytes.count / 32) else { throw fail("directory entry \(i): nid \(nid)") }
+                guard !name.isEmpty, nid < UInt64(bytes.count / 32) else {
+                    throw fail("directory entry \(i): nid \(nid)")
+                }
                 result.append((name, Int(nid)))
             }
         }

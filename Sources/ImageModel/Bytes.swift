@@ -51,7 +51,9 @@ public enum LittleEndian {
 
     /// The integer at `offset`, or nil when it does not lie wholly inside `bytes`.
     @inlinable
-    public static func read<T: FixedWidthInteger & UnsignedInteger>(_: T.Type, from bytes: [UInt8], at offset: Int) -> T? {
+    public static func read<T: FixedWidthInteger & UnsignedInteger>(_: T.Type, from bytes: [UInt8], at offset: Int)
+        -> T?
+    {
         let size = MemoryLayout<T>.size
         guard offset >= 0, offset <= bytes.count - size else { return nil }
         var value: T = 0

@@ -34,8 +34,9 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Parses exactly 64 hexadecimal digits (either case) without copying them.
     public init?(hex: Span<UInt8>) {
         guard hex.count == 2 * Self.byteCount,
-              let a = hexWord(hex, from: 0), let b = hexWord(hex, from: 16),
-              let c = hexWord(hex, from: 32), let d = hexWord(hex, from: 48) else { return nil }
+            let a = hexWord(hex, from: 0), let b = hexWord(hex, from: 16),
+            let c = hexWord(hex, from: 32), let d = hexWord(hex, from: 48)
+        else { return nil }
         (w0, w1, w2, w3) = (a, b, c, d)
     }
 
@@ -44,10 +45,11 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
         guard bytes.count == 65, bytes[2] == UInt8(ascii: "/") else { return nil }
         let span = bytes.span
         guard let head = hexWord(span.extracting(0..<2), from: 0, count: 2, lowercaseOnly: true),
-              let a = hexWord(span, from: 3, count: 14, lowercaseOnly: true),
-              let b = hexWord(span, from: 17, lowercaseOnly: true),
-              let c = hexWord(span, from: 33, lowercaseOnly: true),
-              let d = hexWord(span, from: 49, lowercaseOnly: true) else { return nil }
+            let a = hexWord(span, from: 3, count: 14, lowercaseOnly: true),
+            let b = hexWord(span, from: 17, lowercaseOnly: true),
+            let c = hexWord(span, from: 33, lowercaseOnly: true),
+            let d = hexWord(span, from: 49, lowercaseOnly: true)
+        else { return nil }
         (w0, w1, w2, w3) = (head << 56 | a, b, c, d)
     }
 

@@ -136,7 +136,8 @@ public struct Image: Sendable {
         var current = EntryID.root
         for component in path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
             guard inode(of: current).type == .directory,
-                  let next = child(named: component, in: current) else { return nil }
+                let next = child(named: component, in: current)
+            else { return nil }
             current = next
         }
         return current
@@ -177,7 +178,10 @@ extension Image: Equatable {
             guard a.xattrs(of: nx) == b.xattrs(of: ny) else { return false }
             nx.xattrs = .empty
             ny.xattrs = .empty
-            if nx.type == .directory { nx.nlink = 0; ny.nlink = 0 }
+            if nx.type == .directory {
+                nx.nlink = 0
+                ny.nlink = 0
+            }
             guard nx == ny else { return false }
             let (cx, cy) = (a.children(of: x), b.children(of: y))
             guard cx.count == cy.count else { return false }

@@ -77,7 +77,8 @@ public struct ImageBuilder: Sendable {
 
     /// Adds an entry under `parent` that is another name (hard link) of an existing inode.
     @discardableResult
-    public mutating func addHardLink(name: [UInt8], in parent: EntryID, to inode: InodeID) throws(ModelError) -> EntryID {
+    public mutating func addHardLink(name: [UInt8], in parent: EntryID, to inode: InodeID) throws(ModelError) -> EntryID
+    {
         guard image.inodes[inode.index].type != .directory else { throw .hardLinkToDirectory(inode: inode) }
         return try addRecord(name: name[...], parent: parent, inode: inode)
     }
@@ -96,7 +97,9 @@ public struct ImageBuilder: Sendable {
     }
 
     /// Every directory's children sorted by name (lists of 0 or 1 are left out).
-    private static func sortedChildLists(names: [UInt8], records: [EntryRecord]) throws(ModelError) -> [(Int, [EntryID])] {
+    private static func sortedChildLists(names: [UInt8], records: [EntryRecord]) throws(ModelError) -> [(
+        Int, [EntryID]
+    )] {
         func name(_ id: EntryID) -> ArraySlice<UInt8> {
             let record = records[id.index]
             return names[Int(record.nameStart)..<Int(record.nameStart) + Int(record.nameLength)]
@@ -115,14 +118,17 @@ public struct ImageBuilder: Sendable {
         return result
     }
 
-    private mutating func addRecord(name: ArraySlice<UInt8>, parent: EntryID, inode: InodeID) throws(ModelError) -> EntryID {
+    private mutating func addRecord(name: ArraySlice<UInt8>, parent: EntryID, inode: InodeID) throws(ModelError)
+        -> EntryID
+    {
         try Self.validate(name: name)
         guard image.inode(of: parent).type == .directory else { throw .parentNotDirectory(parent: parent) }
         let entry = EntryID(image.records.count)
         let start = image.names.count
         image.names.append(contentsOf: name)
-        image.records.append(EntryRecord(
-            nameStart: UInt32(start), nameLength: UInt16(name.count), parent: parent, inode: inode, children: []))
+        image.records.append(
+            EntryRecord(
+                nameStart: UInt32(start), nameLength: UInt16(name.count), parent: parent, inode: inode, children: []))
         image.records[parent.index].children.append(entry)
         return entry
     }

@@ -18,7 +18,9 @@ public enum ImageKind: String, Sendable, Codable, CaseIterable {
     public static func detect(prefix: [UInt8]) -> ImageKind {
         if prefix.starts(with: [0x68, 0x73, 0x71, 0x73]) { return .squashfs }  // "hsqs"
         if prefix.starts(with: [0x9A, 0x62, 0x78, 0xD0]) { return .composefs }  // LCFS_EROFS_MAGIC
-        if prefix.count >= 520, prefix[510] == 0x55, prefix[511] == 0xAA, prefix[512..<520].elementsEqual("EFI PART".utf8) {
+        if prefix.count >= 520, prefix[510] == 0x55, prefix[511] == 0xAA,
+            prefix[512..<520].elementsEqual("EFI PART".utf8)
+        {
             return .verityDisk  // protective MBR + GPT header at LBA 1
         }
         return .dump

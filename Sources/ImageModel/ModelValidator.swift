@@ -32,8 +32,9 @@ extension Image {
             for child in records[entry.index].children {
                 let childLength = length + 1 + Int(records[child.index].nameLength)
                 guard childLength <= Limits.maxPathLength else {
-                    throw .invalidEntry(path: String(decoding: path(of: child).prefix(200), as: UTF8.self) + "…",
-                                        reason: "path of \(childLength) bytes, longer than \(Limits.maxPathLength)")
+                    throw .invalidEntry(
+                        path: String(decoding: path(of: child).prefix(200), as: UTF8.self) + "…",
+                        reason: "path of \(childLength) bytes, longer than \(Limits.maxPathLength)")
                 }
                 stack.append((child, childLength))
             }
@@ -90,7 +91,8 @@ extension Image {
             }
             guard !xattr.key.contains(0) else { return "xattr key \(shown) contains a NUL byte" }
             guard xattr.value.count <= Limits.maxXattrValueLength else {
-                return "xattr \(shown) has a value of \(xattr.value.count) bytes, more than \(Limits.maxXattrValueLength)"
+                return
+                    "xattr \(shown) has a value of \(xattr.value.count) bytes, more than \(Limits.maxXattrValueLength)"
             }
             guard keys.insert(xattr.key).inserted else { return "xattr \(shown) appears twice" }
             budget += xattr.budgetCost

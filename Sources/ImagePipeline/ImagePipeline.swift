@@ -43,7 +43,9 @@ public enum ImagePipeline {
 
     /// Writes `model` to `destination` as `recipe` says; `lap` is told when each phase
     /// (`translate`, `write`) ends.
-    public static func write(_ model: Image, as recipe: Recipe, to destination: String, lap: (String) -> Void = { _ in }) throws -> Written {
+    public static func write(
+        _ model: Image, as recipe: Recipe, to destination: String, lap: (String) -> Void = { _ in }
+    ) throws -> Written {
         switch recipe {
         case .squashfs(let layout, let options, let disk):
             let layer = try OverlayTranslation.translate(model, options: .init(layout: layout))
@@ -54,11 +56,13 @@ public enum ImagePipeline {
                 defer { temporary.discard() }
                 let result = try SquashfsWriter.write(layer, into: temporary, options: options)
                 let built = try VerityDisk.build(dataImage: temporary.path, destination: destination, salt: disk.salt)
-                written = Written(bytes: try FileStatus(path: destination).size, entries: result.entries, inodes: result.inodes,
-                                  stubs: result.stubs, rootHash: built.rootHashHex)
+                written = Written(
+                    bytes: try FileStatus(path: destination).size, entries: result.entries, inodes: result.inodes,
+                    stubs: result.stubs, rootHash: built.rootHashHex)
             } else {
                 let result = try SquashfsWriter.write(layer, to: destination, options: options)
-                written = Written(bytes: result.bytes, entries: result.entries, inodes: result.inodes, stubs: result.stubs)
+                written = Written(
+                    bytes: result.bytes, entries: result.entries, inodes: result.inodes, stubs: result.stubs)
             }
             lap("write")
             return written
@@ -69,8 +73,10 @@ public enum ImagePipeline {
             try file.write(bytes)
             try file.commit()
             lap("write")
-            return Written(bytes: UInt64(bytes.count), entries: model.entryCount, inodes: model.inodeCount, composefsVersion: version,
-                           digest: digest ? try FsVerity.digest(of: bytes) : nil)
+            return Written(
+                bytes: UInt64(bytes.count), entries: model.entryCount, inodes: model.inodeCount,
+                composefsVersion: version,
+                digest: digest ? try FsVerity.digest(of: bytes) : nil)
         }
     }
 }

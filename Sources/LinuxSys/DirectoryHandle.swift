@@ -53,11 +53,17 @@ public final class DirectoryHandle: @unchecked Sendable {
     /// kernels before 5.6). Lets a walk reopen a directory from its root instead of holding a
     /// descriptor per pending directory.
     public func openDirectory(beneath relative: [UInt8]) throws(IOError) -> DirectoryHandle {
-        guard Self.isPlainRelative(relative) else { throw IOError("open directory", path: childPath(relative), detail: "not a plain relative path") }
+        guard Self.isPlainRelative(relative) else {
+            throw IOError("open directory", path: childPath(relative), detail: "not a plain relative path")
+        }
         let components = relative.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Array.init)
-        let child = withName(relative) { ovl_openat_beneath(fd, $0, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW, 0) }
+        let child = withName(relative) {
+            ovl_openat_beneath(fd, $0, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW, 0)
+        }
         if child >= 0 { return DirectoryHandle(fd: child, path: childPath(relative)) }
-        guard Errno.current == .noFunction else { throw IOError("open directory", path: childPath(relative), errno: .current) }
+        guard Errno.current == .noFunction else {
+            throw IOError("open directory", path: childPath(relative), errno: .current)
+        }
         var current: DirectoryHandle = self
         for component in components { current = try current.openDirectory(component) }
         return current
@@ -66,8 +72,9 @@ public final class DirectoryHandle: @unchecked Sendable {
     /// Whether `path` is relative with no empty, `.` or `..` component (so no walk of it can
     /// climb out, whatever a caller checked before).
     static func isPlainRelative(_ path: [UInt8]) -> Bool {
-        !path.isEmpty && !path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-            .contains { $0.isEmpty || $0.elementsEqual([0x2E]) || $0.elementsEqual([0x2E, 0x2E]) }
+        !path.isEmpty
+            && !path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+                .contains { $0.isEmpty || $0.elementsEqual([0x2E]) || $0.elementsEqual([0x2E, 0x2E]) }
     }
 
     /// Creates (if missing) and opens the child directory `name`.
@@ -110,7 +117,9 @@ public final class DirectoryHandle: @unchecked Sendable {
     public func readLink(_ name: [UInt8]) throws(IOError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: 4097)
         let count = withName(name) { cName in
-            buffer.withUnsafeMutableBytes { readlinkat(fd, cName, $0.baseAddress!.assumingMemoryBound(to: CChar.self), 4096) }
+            buffer.withUnsafeMutableBytes {
+                readlinkat(fd, cName, $0.baseAddress!.assumingMemoryBound(to: CChar.self), 4096)
+            }
         }
         guard count >= 0 else { throw IOError("read link", path: childPath(name), errno: .current) }
         return Array(buffer[0..<count])
@@ -130,20 +139,25 @@ public final class DirectoryHandle: @unchecked Sendable {
     /// For objects-store entries named by image payloads.
     public func openRegularFile(beneath relative: [UInt8]) throws(IOError) -> (FileDescriptor, FileStatus) {
         let shown = childPath(relative)
-        guard Self.isPlainRelative(relative) else { throw IOError("open", path: shown, detail: "not a plain relative path") }
+        guard Self.isPlainRelative(relative) else {
+            throw IOError("open", path: shown, detail: "not a plain relative path")
+        }
         let flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW
         var file = withName(relative) { ovl_openat_beneath(fd, $0, flags, 0) }
         if file < 0 && Glibc.errno == ENOSYS {
             var current: DirectoryHandle = self
-            let components = relative.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Array.init)
+            let components = relative.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(
+                Array.init)
             for component in components.dropLast() { current = try current.openDirectory(component) }
             let last = components.last ?? []
             file = current.withName(last) { openat(current.fd, $0, flags) }
         }
         guard file >= 0 else {
             let errno = Errno.current
-            throw IOError("open", path: shown, errno: errno, detail: errno == .tooManySymbolicLinkLevels || errno == .improperLink
-                ? "the path leaves the directory or passes through a symlink" : nil)
+            throw IOError(
+                "open", path: shown, errno: errno,
+                detail: errno == .tooManySymbolicLinkLevels || errno == .improperLink
+                    ? "the path leaves the directory or passes through a symlink" : nil)
         }
         let descriptor = FileDescriptor(rawValue: file)
         let status: FileStatus
@@ -171,8 +185,12 @@ public final class DirectoryHandle: @unchecked Sendable {
     /// Opens (creating it and its directories if missing) the regular file at `relative` inside
     /// this directory for writing, confined like ``openRegularFile(beneath:)``: each directory
     /// is created and opened one name at a time without following symlinks.
-    public func createRegularFile(beneath relative: [UInt8], permissions: mode_t = 0o644) throws(IOError) -> (FileDescriptor, FileStatus) {
-        guard Self.isPlainRelative(relative) else { throw IOError("create", path: childPath(relative), detail: "not a plain relative path") }
+    public func createRegularFile(beneath relative: [UInt8], permissions: mode_t = 0o644) throws(IOError) -> (
+        FileDescriptor, FileStatus
+    ) {
+        guard Self.isPlainRelative(relative) else {
+            throw IOError("create", path: childPath(relative), detail: "not a plain relative path")
+        }
         let components = relative.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Array.init)
         var current: DirectoryHandle = self
         for component in components.dropLast() { current = try current.createDirectory(component) }
@@ -213,13 +231,18 @@ public final class DirectoryHandle: @unchecked Sendable {
             try nameBuffer.withMemoryRebound(to: CChar.self) { n throws(IOError) -> [(key: [UInt8], value: [UInt8])]? in
                 var size = ovl_listxattrat(fd, n.baseAddress, nil, 0)
                 if size < 0 {
-                    if Glibc.errno == ENOSYS { DirectoryHandle.hasXattrAt = false; return nil }
+                    if Glibc.errno == ENOSYS {
+                        DirectoryHandle.hasXattrAt = false
+                        return nil
+                    }
                     if Glibc.errno == ENOTSUP || Glibc.errno == EOPNOTSUPP { return [] }
                     throw IOError("list xattrs of", path: childPath(name), errno: .current)
                 }
                 if size == 0 { return [] }
                 var names = [UInt8](repeating: 0, count: size)
-                size = names.withUnsafeMutableBytes { ovl_listxattrat(fd, n.baseAddress, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+                size = names.withUnsafeMutableBytes {
+                    ovl_listxattrat(fd, n.baseAddress, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count)
+                }
                 guard size >= 0 else { throw IOError("list xattrs of", path: childPath(name), errno: .current) }
                 var result: [(key: [UInt8], value: [UInt8])] = []
                 for key in names[0..<size].split(separator: 0) {
@@ -228,7 +251,9 @@ public final class DirectoryHandle: @unchecked Sendable {
                         try k.withMemoryRebound(to: CChar.self) { kp throws(IOError) -> [UInt8] in
                             var buffer = [UInt8](repeating: 0, count: 256)
                             while true {
-                                let read = buffer.withUnsafeMutableBytes { ovl_getxattrat(fd, n.baseAddress, kp.baseAddress, $0.baseAddress, $0.count) }
+                                let read = buffer.withUnsafeMutableBytes {
+                                    ovl_getxattrat(fd, n.baseAddress, kp.baseAddress, $0.baseAddress, $0.count)
+                                }
                                 if read >= 0 { return Array(buffer[0..<read]) }
                                 if Glibc.errno == ERANGE && buffer.count < 1 << 17 {
                                     buffer = [UInt8](repeating: 0, count: buffer.count * 16)
@@ -254,16 +279,20 @@ public final class DirectoryHandle: @unchecked Sendable {
             try buffer.withMemoryRebound(to: CChar.self) { cPath throws(IOError) in
                 let p = cPath.baseAddress!
                 // The directory itself: follow the /proc magic link (l* would list the link's own).
-                let list: (UnsafeMutablePointer<CChar>?, Int) -> Int = name.isEmpty
+                let list: (UnsafeMutablePointer<CChar>?, Int) -> Int =
+                    name.isEmpty
                     ? { listxattr(p, $0, $1) } : { llistxattr(p, $0, $1) }
-                let get: (UnsafePointer<CChar>?, UnsafeMutableRawPointer?, Int) -> Int = name.isEmpty
+                let get: (UnsafePointer<CChar>?, UnsafeMutableRawPointer?, Int) -> Int =
+                    name.isEmpty
                     ? { getxattr(p, $0, $1, $2) } : { lgetxattr(p, $0, $1, $2) }
                 var size = list(nil, 0)
                 if size < 0 && (Glibc.errno == ENOTSUP || Glibc.errno == EOPNOTSUPP) { return [] }
                 guard size >= 0 else { throw IOError("list xattrs of", path: shown, errno: .current) }
                 if size == 0 { return [] }
                 var names = [UInt8](repeating: 0, count: size)
-                size = names.withUnsafeMutableBytes { list($0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+                size = names.withUnsafeMutableBytes {
+                    list($0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count)
+                }
                 guard size >= 0 else { throw IOError("list xattrs of", path: shown, errno: .current) }
                 var result: [(key: [UInt8], value: [UInt8])] = []
                 for key in names[0..<size].split(separator: 0) {
@@ -348,7 +377,9 @@ public final class StagingFile {
     public func link(into destination: DirectoryHandle, as target: [UInt8]) throws(IOError) -> Bool {
         defer { discard() }
         if let name { return try destination.link(from: directory, name: name, to: target) }
-        let rc = destination.withName(target) { linkat(AT_FDCWD, "/proc/self/fd/\(descriptor.rawValue)", destination.fd, $0, AT_SYMLINK_FOLLOW) }
+        let rc = destination.withName(target) {
+            linkat(AT_FDCWD, "/proc/self/fd/\(descriptor.rawValue)", destination.fd, $0, AT_SYMLINK_FOLLOW)
+        }
         if rc == 0 { return true }
         if Glibc.errno == EEXIST { return false }
         throw IOError("link a new object as", path: destination.childPath(target), errno: .current)
@@ -426,10 +457,14 @@ public enum FileIO {
     }
 
     /// Reads up to `count` bytes at `offset` into `buffer` (retrying on EINTR); 0 at the end.
-    public static func read(_ fd: FileDescriptor, at offset: UInt64, into buffer: inout [UInt8], count: Int, path: String) throws(IOError) -> Int {
+    public static func read(
+        _ fd: FileDescriptor, at offset: UInt64, into buffer: inout [UInt8], count: Int, path: String
+    ) throws(IOError) -> Int {
         do {
             return try buffer.withUnsafeMutableBytes {
-                try fd.read(fromAbsoluteOffset: Int64(offset), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), retryOnInterrupt: true)
+                try fd.read(
+                    fromAbsoluteOffset: Int64(offset), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]),
+                    retryOnInterrupt: true)
             }
         } catch {
             throw IOError("read", path: path, errno: error as? Errno)
@@ -437,11 +472,15 @@ public enum FileIO {
     }
 
     /// Reads up to `count` bytes at `offset` into `buffer[start...]`; 0 at the end.
-    public static func read(_ fd: FileDescriptor, at offset: UInt64, into buffer: inout [UInt8], count: Int, path: String, from start: Int) throws(IOError) -> Int {
+    public static func read(
+        _ fd: FileDescriptor, at offset: UInt64, into buffer: inout [UInt8], count: Int, path: String, from start: Int
+    ) throws(IOError) -> Int {
         let want = min(count, buffer.count - start)
         do {
             return try buffer.withUnsafeMutableBytes {
-                try fd.read(fromAbsoluteOffset: Int64(offset), into: UnsafeMutableRawBufferPointer(rebasing: $0[start..<start + want]), retryOnInterrupt: true)
+                try fd.read(
+                    fromAbsoluteOffset: Int64(offset),
+                    into: UnsafeMutableRawBufferPointer(rebasing: $0[start..<start + want]), retryOnInterrupt: true)
             }
         } catch {
             throw IOError("read", path: path, errno: error as? Errno)
@@ -449,7 +488,9 @@ public enum FileIO {
     }
 
     /// Writes all of `bytes[0..<count]` at `offset`.
-    public static func write(_ fd: FileDescriptor, at offset: UInt64, _ bytes: [UInt8], count: Int, path: String) throws(IOError) {
+    public static func write(_ fd: FileDescriptor, at offset: UInt64, _ bytes: [UInt8], count: Int, path: String)
+        throws(IOError)
+    {
         do {
             _ = try bytes.withUnsafeBytes {
                 try fd.writeAll(toAbsoluteOffset: Int64(offset), UnsafeRawBufferPointer(rebasing: $0[0..<count]))

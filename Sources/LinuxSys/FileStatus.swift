@@ -97,7 +97,9 @@ public enum FileQueries {
     /// The target of a symlink.
     public static func readLink(_ path: String) throws(IOError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: 4097)
-        let count = buffer.withUnsafeMutableBytes { readlink(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), 4096) }
+        let count = buffer.withUnsafeMutableBytes {
+            readlink(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), 4096)
+        }
         guard count >= 0 else { throw IOError("read link", path: path, errno: .current) }
         return Array(buffer[0..<count])
     }
@@ -108,7 +110,9 @@ public enum FileQueries {
         guard size >= 0 else { throw IOError("list xattrs of", path: path, errno: .current) }
         if size == 0 { return [] }
         var buffer = [UInt8](repeating: 0, count: size)
-        size = buffer.withUnsafeMutableBytes { llistxattr(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+        size = buffer.withUnsafeMutableBytes {
+            llistxattr(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count)
+        }
         guard size >= 0 else { throw IOError("list xattrs of", path: path, errno: .current) }
         return buffer[0..<size].split(separator: 0).map(Array.init)
     }

@@ -15,7 +15,9 @@ public final class InputFile {
 
     public init(path: String) throws(IOError) {
         name = path == "-" ? "<stdin>" : path
-        let fd = path == "-" ? fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0) : open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        let fd =
+            path == "-"
+            ? fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0) : open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw IOError("open", path: name, errno: .current) }
         descriptor = FileDescriptor(rawValue: fd)
         do {
@@ -61,15 +63,20 @@ public final class InputFile {
     /// The whole of a regular file of at most `limit` bytes, read with `pread`.
     public func readAll(limit: UInt64) throws(IOError) -> [UInt8] {
         guard isRegular else { throw IOError("read", path: name, detail: "not a regular file") }
-        guard size <= limit else { throw IOError("read", path: name, detail: "\(size) bytes, more than the \(limit) this input may have") }
+        guard size <= limit else {
+            throw IOError("read", path: name, detail: "\(size) bytes, more than the \(limit) this input may have")
+        }
         var bytes = [UInt8](repeating: 0, count: Int(size))
         var total = 0
         while total < bytes.count {
-            let n = try FileIO.read(descriptor, at: UInt64(total), into: &bytes, count: bytes.count - total, path: name, from: total)
+            let n = try FileIO.read(
+                descriptor, at: UInt64(total), into: &bytes, count: bytes.count - total, path: name, from: total)
             if n == 0 { break }
             total += n
         }
-        guard total == bytes.count else { throw IOError("read", path: name, detail: "the file shrank while it was read") }
+        guard total == bytes.count else {
+            throw IOError("read", path: name, detail: "the file shrank while it was read")
+        }
         return bytes
     }
 }

@@ -53,7 +53,9 @@ public final class LoopDevice: @unchecked Sendable {
                 lastError = IOError("open", path: path, errno: .current)
                 continue
             }
-            if ovl_loop_configure(device, backing, flags, options.offset, options.sizeLimit, options.blockSize, file) == 0 {
+            if ovl_loop_configure(device, backing, flags, options.offset, options.sizeLimit, options.blockSize, file)
+                == 0
+            {
                 return LoopDevice(path: path, number: Int(number), fd: device)
             }
             let errno = Errno.current
@@ -86,7 +88,9 @@ public final class LoopDevice: @unchecked Sendable {
     /// The backing file of `/dev/loopN`, from sysfs (nil when the device is free).
     public static func backingFile(of device: String) -> String? {
         let name = device.split(separator: "/").last.map(String.init) ?? device
-        guard let text = try? FileQueries.readPrefix("/sys/block/\(name)/loop/backing_file", count: 4096) else { return nil }
+        guard let text = try? FileQueries.readPrefix("/sys/block/\(name)/loop/backing_file", count: 4096) else {
+            return nil
+        }
         let path = String(decoding: text, as: UTF8.self).trimmingTrailingNewline
         return path.isEmpty ? nil : path
     }

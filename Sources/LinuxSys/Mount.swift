@@ -113,7 +113,9 @@ public enum Mounts {
             throw MountError(operation: "umount \(target)", errno: .invalidArgument, kernelMessages: [])
         }
         let fd = ovl_open_directory_path(parent)
-        guard fd >= 0 else { throw MountError(operation: "open \(parent) (no symlinks)", errno: .current, kernelMessages: []) }
+        guard fd >= 0 else {
+            throw MountError(operation: "open \(parent) (no symlinks)", errno: .current, kernelMessages: [])
+        }
         defer { close(fd) }
         guard ovl_umount_at(fd, name, detach ? 1 : 0, Int64(mountID ?? -1)) == 0 else {
             throw MountError(operation: "umount \(target)", errno: .current, kernelMessages: [])
@@ -121,7 +123,9 @@ public enum Mounts {
     }
 
     /// The old `mount(2)` call, for kernels without the new API.
-    public static func legacyMount(source: String, target: String, type: String, readOnly: Bool, options: String) throws(MountError) {
+    public static func legacyMount(source: String, target: String, type: String, readOnly: Bool, options: String)
+        throws(MountError)
+    {
         guard ovl_mount_legacy(source, target, type, readOnly ? 1 : 0, options) == 0 else {
             throw MountError(operation: "mount -t \(type) \(source) \(target)", errno: .current, kernelMessages: [])
         }
@@ -144,7 +148,10 @@ public enum Mounts {
         for line in bytes.split(separator: 0x0A) {
             let fields = line.split(separator: 0x20).map { unescapeOctal(Array($0)) }
             guard let dash = fields.firstIndex(of: "-"), fields.count > dash + 3, fields.count > 4 else { continue }
-            entries.append(Entry(id: Int(fields[0]) ?? -1, mountPoint: fields[4], type: fields[dash + 1], source: fields[dash + 2], superOptions: fields[dash + 3]))
+            entries.append(
+                Entry(
+                    id: Int(fields[0]) ?? -1, mountPoint: fields[4], type: fields[dash + 1], source: fields[dash + 2],
+                    superOptions: fields[dash + 3]))
         }
         return entries
     }
@@ -154,7 +161,8 @@ public enum Mounts {
         var i = 0
         while i < field.count {
             if field[i] == 0x5C, i + 3 < field.count,
-               let value = UInt8(String(decoding: field[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                let value = UInt8(String(decoding: field[(i + 1)...(i + 3)], as: UTF8.self), radix: 8)
+            {
                 out.append(value)
                 i += 4
             } else {

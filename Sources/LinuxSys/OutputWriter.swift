@@ -21,7 +21,9 @@ public final class BufferedOutput {
     public static func standardOutput() -> BufferedOutput { BufferedOutput(fd: .standardOutput, name: "<stdout>") }
 
     /// Standard error.
-    public static func standardError() -> BufferedOutput { BufferedOutput(fd: .standardError, name: "<stderr>", capacity: 4096) }
+    public static func standardError() -> BufferedOutput {
+        BufferedOutput(fd: .standardError, name: "<stderr>", capacity: 4096)
+    }
 
     public func write(_ bytes: some Sequence<UInt8>) throws(IOError) {
         buffer.append(contentsOf: bytes)
@@ -52,7 +54,9 @@ public final class AtomicFileWriter {
     private var output: BufferedOutput?
     private var fd: FileDescriptor?
 
-    public init(destination: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead]) throws(IOError) {
+    public init(destination: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead])
+        throws(IOError)
+    {
         self.destination = destination
         temporary = try TemporarySibling(destination: destination, permissions: mode_t(permissions.rawValue))
         do {
@@ -125,7 +129,11 @@ public final class TemporarySibling {
         // renamed over.
         var st = stat()
         if lstat(destination, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
-            throw IOError("write", path: destination, detail: "\(Self.typeName(st.st_mode)) is there; ovlcfs replaces only regular files (remove it, or write to a new name)")
+            throw IOError(
+                "write", path: destination,
+                detail:
+                    "\(Self.typeName(st.st_mode)) is there; ovlcfs replaces only regular files (remove it, or write to a new name)"
+            )
         }
         if access(directory, W_OK) != 0 {
             throw IOError("write into the directory of", path: destination, errno: .current)
@@ -178,7 +186,9 @@ public final class TemporarySibling {
         // Checked again at the last moment: what appeared at the destination since is refused.
         var st = stat()
         if lstat(destination, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
-            throw IOError("write", path: destination, detail: "\(Self.typeName(st.st_mode)) appeared there; ovlcfs replaces only regular files")
+            throw IOError(
+                "write", path: destination,
+                detail: "\(Self.typeName(st.st_mode)) appeared there; ovlcfs replaces only regular files")
         }
         var named = path
         if anonymous >= 0 {
@@ -187,7 +197,9 @@ public final class TemporarySibling {
             while true {
                 named = Self.hiddenName(in: directory, base: base)
                 if linkat(AT_FDCWD, path, AT_FDCWD, named, AT_SYMLINK_FOLLOW) == 0 { break }
-                if Glibc.errno != EEXIST { throw IOError("name the temporary file for", path: destination, errno: .current) }
+                if Glibc.errno != EEXIST {
+                    throw IOError("name the temporary file for", path: destination, errno: .current)
+                }
             }
         }
         if rename(named, destination) != 0 {

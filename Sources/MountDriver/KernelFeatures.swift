@@ -20,7 +20,10 @@ public struct KernelFeatures: Sendable, Codable, Equatable {
     /// (overlay `verity=require`).
     public var fsVerity: [String: Bool]
 
-    public init(release: String, detachedLayers: Bool, fileBackedEROFS: Bool, dataOnlyLayers: Bool, deviceMapper: Bool, fsVerity: [String: Bool]) {
+    public init(
+        release: String, detachedLayers: Bool, fileBackedEROFS: Bool, dataOnlyLayers: Bool, deviceMapper: Bool,
+        fsVerity: [String: Bool]
+    ) {
         self.release = release
         self.detachedLayers = detachedLayers
         self.fileBackedEROFS = fileBackedEROFS
@@ -34,7 +37,8 @@ public struct KernelFeatures: Sendable, Codable, Equatable {
         let version = Self.version(kernel.release())
         return KernelFeatures(
             release: kernel.release(), detachedLayers: kernel.acceptsDetachedLayers(),
-            fileBackedEROFS: version.map { $0 >= (6, 12) } ?? true, dataOnlyLayers: version.map { $0 >= (6, 5) } ?? true,
+            fileBackedEROFS: version.map { $0 >= (6, 12) } ?? true,
+            dataOnlyLayers: version.map { $0 >= (6, 5) } ?? true,
             deviceMapper: kernel.hasDeviceMapper(),
             fsVerity: Dictionary(objects.map { ($0, kernel.hasFsVerity($0)) }, uniquingKeysWith: { a, _ in a }))
     }
@@ -54,26 +58,38 @@ public struct KernelFeatures: Sendable, Codable, Equatable {
 
     public var effects: [Effect] {
         var list = [
-            Effect(feature: "detached layers (6.15+)", available: detachedLayers, effect: detachedLayers
-                ? "the lower filesystem stays detached, handed to overlayfs as /proc/self/fd/N"
-                : "the lower filesystem is attached on a private staging directory during the overlay mount"),
-            Effect(feature: "file-backed EROFS (6.12+)", available: fileBackedEROFS, effect: fileBackedEROFS
-                ? "composefs images are mounted straight from the file" : "composefs images go on a loop device"),
-            Effect(feature: "data-only layers (6.5+)", available: dataOnlyLayers, effect: dataOnlyLayers
-                ? "objects stores are datadir+ layers (--layout data-only)" : "only --layout legacy can mount"),
-            Effect(feature: "device-mapper", available: deviceMapper, effect: deviceMapper
-                ? "verity disks are mapped through dm-verity"
-                : "verity disks are verified in userspace before mounting (--verity auto) or refused (require)"),
+            Effect(
+                feature: "detached layers (6.15+)", available: detachedLayers,
+                effect: detachedLayers
+                    ? "the lower filesystem stays detached, handed to overlayfs as /proc/self/fd/N"
+                    : "the lower filesystem is attached on a private staging directory during the overlay mount"),
+            Effect(
+                feature: "file-backed EROFS (6.12+)", available: fileBackedEROFS,
+                effect: fileBackedEROFS
+                    ? "composefs images are mounted straight from the file" : "composefs images go on a loop device"),
+            Effect(
+                feature: "data-only layers (6.5+)", available: dataOnlyLayers,
+                effect: dataOnlyLayers
+                    ? "objects stores are datadir+ layers (--layout data-only)" : "only --layout legacy can mount"),
+            Effect(
+                feature: "device-mapper", available: deviceMapper,
+                effect: deviceMapper
+                    ? "verity disks are mapped through dm-verity"
+                    : "verity disks are verified in userspace before mounting (--verity auto) or refused (require)"),
         ]
         for (directory, capable) in fsVerity.sorted(by: { $0.key < $1.key }) {
-            list.append(Effect(feature: "fs-verity on \(directory)", available: capable, effect: capable
-                ? "overlay verity=require checks every object's digest (--verity auto/require)"
-                : "object digests are not enforced (--verity auto warns, require refuses)"))
+            list.append(
+                Effect(
+                    feature: "fs-verity on \(directory)", available: capable,
+                    effect: capable
+                        ? "overlay verity=require checks every object's digest (--verity auto/require)"
+                        : "object digests are not enforced (--verity auto warns, require refuses)"))
         }
         return list
     }
 
     public var text: String {
-        (["kernel \(release)"] + effects.map { "\($0.available ? "yes" : "no ")  \($0.feature): \($0.effect)" }).joined(separator: "\n") + "\n"
+        (["kernel \(release)"] + effects.map { "\($0.available ? "yes" : "no ")  \($0.feature): \($0.effect)" }).joined(
+            separator: "\n") + "\n"
     }
 }

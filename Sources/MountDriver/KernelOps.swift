@@ -66,7 +66,8 @@ public protocol KernelOps: AnyObject {
 public final class LinuxKernelOps: KernelOps {
     public init() {}
 
-    public func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64, blockSize: UInt32) throws -> any LoopHandle {
+    public func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64, blockSize: UInt32) throws -> any LoopHandle
+    {
         var options = LoopDevice.Options()
         options.offset = offset
         options.sizeLimit = sizeLimit
@@ -91,14 +92,18 @@ public final class LinuxKernelOps: KernelOps {
 
     public func mountStack(at target: String) -> [MountIdentity] {
         // mountinfo lists mounts in the order they were made: later ones at a path are on top.
-        Mounts.table().filter { $0.mountPoint == target }.map { MountIdentity(id: $0.id, type: $0.type, source: $0.source) }
+        Mounts.table().filter { $0.mountPoint == target }.map {
+            MountIdentity(id: $0.id, type: $0.type, source: $0.source)
+        }
     }
 
     /// Whether the filesystem holding `directory` can enforce fs-verity: ext4, f2fs or btrfs,
     /// in a kernel built with fs-verity for that filesystem (its sysfs feature).
     public func hasFsVerity(_ directory: String) -> Bool {
-        let features: [UInt: String] = [0xEF53: "/sys/fs/ext4/features/verity", 0xF2F5_2010: "/sys/fs/f2fs/features/verity",
-                                        0x9123_683E: "/sys/fs/btrfs/features/verity"]
+        let features: [UInt: String] = [
+            0xEF53: "/sys/fs/ext4/features/verity", 0xF2F5_2010: "/sys/fs/f2fs/features/verity",
+            0x9123_683E: "/sys/fs/btrfs/features/verity",
+        ]
         guard let type = try? FileQueries.filesystemType(directory), let feature = features[type] else { return false }
         return FileQueries.exists(feature)
     }
@@ -113,7 +118,8 @@ public final class LinuxKernelOps: KernelOps {
     }
 
     public func release() -> String {
-        ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "unknown").trimmingCharacters(in: .whitespacesAndNewlines)
+        ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "unknown").trimmingCharacters(
+            in: .whitespacesAndNewlines)
     }
 
     public func hasDeviceMapper() -> Bool { FileQueries.exists("/dev/mapper/control") }

@@ -1,10 +1,10 @@
-import Foundation
 import DiskImage
+import Foundation
 import ImageModel
 import LinuxSys
 import OverlayTranslation
-import Verity
 import SystemPackage
+import Verity
 
 /// Whether to insist on verification of the objects' content (overlay `verity=require`).
 public enum VerityPolicy: String, Sendable, CaseIterable, Codable {
@@ -38,8 +38,11 @@ public struct MountRequest: Sendable {
     /// them again — about half the loop requests of a cold walk (docs/performance.md).
     public var loopBlockSize: UInt32?
 
-    public init(image: String, target: String, objects: [String], layout: OverlayLayout = .dataOnly, verity: VerityPolicy = .auto,
-                rootHash: [UInt8]? = nil) {
+    public init(
+        image: String, target: String, objects: [String], layout: OverlayLayout = .dataOnly,
+        verity: VerityPolicy = .auto,
+        rootHash: [UInt8]? = nil
+    ) {
         self.rootHash = rootHash
         self.image = image
         self.target = target
@@ -138,7 +141,10 @@ public final class MountDriver {
         let directory = stateDirectory + "/locks"
         do {
             try FileQueries.createDirectories(directory)
-            return try FileLock(path: directory + "/" + recordPath(for: target).split(separator: "/").last!.replacingOccurrences(of: ".json", with: ".lock"))
+            return try FileLock(
+                path: directory + "/"
+                    + recordPath(for: target).split(separator: "/").last!.replacingOccurrences(
+                        of: ".json", with: ".lock"))
         } catch {
             throw MountDriverError(step: .stateWrite, message: "\(error)")
         }
@@ -161,8 +167,9 @@ public final class MountDriver {
         let held = try lock(plan.target)
         defer { withExtendedLifetime(held) {} }
         if kernel.isMounted(plan.target) || FileQueries.exists(recordPath(for: plan.target)) {
-            throw MountDriverError(step: nil, message: "\(plan.target) is already an ovlcfs mount point",
-                                   hint: "ovlcfs umount \(plan.target)")
+            throw MountDriverError(
+                step: nil, message: "\(plan.target) is already an ovlcfs mount point",
+                hint: "ovlcfs umount \(plan.target)")
         }
         for warning in plan.warnings { warn("warning: " + warning) }
         return try MountExecutor(driver: self, plan: plan, request: request).run()
@@ -171,7 +178,9 @@ public final class MountDriver {
     /// The overlay mount with the lower filesystem attached at a staging directory under the
     /// state directory for the duration of the call (the overlay holds a private clone of it);
     /// `options` gives the overlay's options for the staging path.
-    func mountOverlayThroughStaging(lower: any MountHandle, options: (String) -> [(String, String?)]) throws -> any MountHandle {
+    func mountOverlayThroughStaging(lower: any MountHandle, options: (String) -> [(String, String?)]) throws
+        -> any MountHandle
+    {
         let staging = stateDirectory + "/staging/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         defer { try? FileQueries.removeEmptyDirectory(staging) }
@@ -231,7 +240,9 @@ public final class MountDriver {
         case .squashfs: return .squashfs
         case .composefs: return .composefs
         case .verityDisk: return .verityDisk
-        case .dump: throw MountDriverError(step: nil, message: "\(image) is neither a squashfs image, a composefs image nor a verity disk")
+        case .dump:
+            throw MountDriverError(
+                step: nil, message: "\(image) is neither a squashfs image, a composefs image nor a verity disk")
         }
     }
 
@@ -258,7 +269,9 @@ public final class MountDriver {
         var garbage: [String] = []
         for name in names.map({ String(decoding: $0, as: UTF8.self) }) where name.hasSuffix(".json") {
             let path = recordsDirectory + "/" + name
-            if let data = FileManager.default.contents(atPath: path), let record = try? decoder.decode(MountRecord.self, from: data) {
+            if let data = FileManager.default.contents(atPath: path),
+                let record = try? decoder.decode(MountRecord.self, from: data)
+            {
                 records.append((path, record))
             } else {
                 garbage.append(path)
@@ -299,24 +312,39 @@ public final class MountDriver {
         let stack = kernel.mountStack(at: target)
         guard let entry else {
             if !stack.isEmpty {
-                throw MountDriverError(step: nil, message: "\(target) is mounted, but not by ovlcfs (no record in \(recordsDirectory)); ovlcfs unmounts only its own mounts",
-                                       hint: "umount(8) it yourself if that is what you want")
+                throw MountDriverError(
+                    step: nil,
+                    message:
+                        "\(target) is mounted, but not by ovlcfs (no record in \(recordsDirectory)); ovlcfs unmounts only its own mounts",
+                    hint: "umount(8) it yourself if that is what you want")
             }
             throw MountDriverError(step: nil, message: "\(target) is not an ovlcfs mount point")
         }
         if let top = stack.last {
             guard let mine = stack.lastIndex(where: { entry.record.describes($0) }) else {
                 try FileQueries.remove(entry.path)
-                throw MountDriverError(step: nil, message: "the mount at \(target) (\(top.type) from \(top.source), mount ID \(top.id)) is not the one ovlcfs made; its stale record was dropped and the mount left alone")
+                throw MountDriverError(
+                    step: nil,
+                    message:
+                        "the mount at \(target) (\(top.type) from \(top.source), mount ID \(top.id)) is not the one ovlcfs made; its stale record was dropped and the mount left alone"
+                )
             }
             guard mine == stack.count - 1 else {
-                throw MountDriverError(step: nil, message: "something is mounted over the ovlcfs mount at \(target) (\(top.type) from \(top.source), mount ID \(top.id))",
-                                       hint: "unmount that first; the ovlcfs record is kept")
+                throw MountDriverError(
+                    step: nil,
+                    message:
+                        "something is mounted over the ovlcfs mount at \(target) (\(top.type) from \(top.source), mount ID \(top.id))",
+                    hint: "unmount that first; the ovlcfs record is kept")
             }
             do { try kernel.unmount(target, mountID: stack[mine].id) } catch {
                 let errno = (error as? MountError)?.errno
-                throw MountDriverError(step: nil, message: "\(error)", hint: errno == .resourceBusy ? "something still uses \(target) (fuser -m \(target))"
-                    : errno == .staleNFSFileHandle ? "the mount at \(target) changed while it was being unmounted; nothing was unmounted" : nil)
+                throw MountDriverError(
+                    step: nil, message: "\(error)",
+                    hint: errno == .resourceBusy
+                        ? "something still uses \(target) (fuser -m \(target))"
+                        : errno == .staleNFSFileHandle
+                            ? "the mount at \(target) changed while it was being unmounted; nothing was unmounted" : nil
+                )
             }
         }
         try FileQueries.remove(entry.path)

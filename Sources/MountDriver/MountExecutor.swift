@@ -79,12 +79,17 @@ final class MountExecutor {
             try VerityDisk.open(plan.image).verify(rootHash: request.rootHash)
         case .attachLoop:
             let role = step.loop ?? "image"
-            let loop = try kernel.attachLoop(file: plan.image, offset: step.offset ?? 0, sizeLimit: step.sizeLimit ?? 0, blockSize: step.blockSize ?? 512)
+            let loop = try kernel.attachLoop(
+                file: plan.image, offset: step.offset ?? 0, sizeLimit: step.sizeLimit ?? 0,
+                blockSize: step.blockSize ?? 512)
             loops[role] = loop
             ledger.push("detach \(loop.path)") { try? loop.detach() }
         case .activateVerity:
-            guard let data = loops["data"], let hash = loops["hash"], let rootHash = plan.rootHash.flatMap({ Hex.decode($0) }) else {
-                throw MountDriverError(step: .verity, message: "the plan activates dm-verity without its loop devices or root hash")
+            guard let data = loops["data"], let hash = loops["hash"],
+                let rootHash = plan.rootHash.flatMap({ Hex.decode($0) })
+            else {
+                throw MountDriverError(
+                    step: .verity, message: "the plan activates dm-verity without its loop devices or root hash")
             }
             let name = "ovlcfs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             mapped = try kernel.activateVerity(data: data.path, hash: hash.path, rootHash: rootHash, name: name)
@@ -99,29 +104,46 @@ final class MountExecutor {
         case .mountLower:
             let source = try source(step.source ?? "image")
             do {
-                lower = try kernel.mountFilesystem(type: step.filesystem ?? "squashfs", source: source, options: [("ro", nil)])
+                lower = try kernel.mountFilesystem(
+                    type: step.filesystem ?? "squashfs", source: source, options: [("ro", nil)])
             } catch let error as MountError where error.errno == .ioError && step.source == "dm-verity" {
-                throw MountDriverError(step: .filesystemMount, message: "\(error)",
-                                       hint: "dm-verity refused the data: \(plan.image) changed after it was built, or the root hash is not this disk's")
+                throw MountDriverError(
+                    step: .filesystemMount, message: "\(error)",
+                    hint:
+                        "dm-verity refused the data: \(plan.image) changed after it was built, or the root hash is not this disk's"
+                )
             }
             ledger.push("drop the detached \(step.filesystem ?? "lower") mount") { self.lower = nil }
         case .deferVerityRemoval:
-            guard let verityName else { throw MountDriverError(step: .verity, message: "no dm-verity mapping to defer") }
+            guard let verityName else {
+                throw MountDriverError(step: .verity, message: "no dm-verity mapping to defer")
+            }
             try kernel.deactivateVerity(name: verityName, deferred: true)
             verityDeferred = true
         case .mountOverlay:
-            guard let lower else { throw MountDriverError(step: .overlayMount, message: "the plan mounts the overlay before its lower layer") }
-            overlay = step.staged == true
-                ? try driver.mountOverlayThroughStaging(lower: lower) { self.driver.overlayOptions(self.plan, lower: $0) }
-                : try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: driver.overlayOptions(plan, lower: lower.procPath))
+            guard let lower else {
+                throw MountDriverError(
+                    step: .overlayMount, message: "the plan mounts the overlay before its lower layer")
+            }
+            overlay =
+                step.staged == true
+                ? try driver.mountOverlayThroughStaging(lower: lower) {
+                    self.driver.overlayOptions(self.plan, lower: $0)
+                }
+                : try kernel.mountFilesystem(
+                    type: "overlay", source: "ovlcfs", options: driver.overlayOptions(plan, lower: lower.procPath))
             ledger.push("drop the detached overlay") { self.overlay = nil }
         case .writeRecord:
-            let written = MountRecord(target: plan.target, image: plan.image, kind: plan.kind, layout: plan.layout, objects: plan.objects,
-                                      loopDevice: (loops["image"] ?? loops["data"])?.path, verityDevice: verityName.map { "/dev/mapper/" + $0 },
-                                      overlayVerity: plan.overlayVerity, pid: getpid(), created: Date(), mountID: nil)
+            let written = MountRecord(
+                target: plan.target, image: plan.image, kind: plan.kind, layout: plan.layout, objects: plan.objects,
+                loopDevice: (loops["image"] ?? loops["data"])?.path,
+                verityDevice: verityName.map { "/dev/mapper/" + $0 },
+                overlayVerity: plan.overlayVerity, pid: getpid(), created: Date(), mountID: nil)
             try driver.writeRecord(written)
             record = written
-            ledger.push("remove the state record") { [driver, plan] in try? FileQueries.remove(driver.recordPath(for: plan.target)) }
+            ledger.push("remove the state record") { [driver, plan] in
+                try? FileQueries.remove(driver.recordPath(for: plan.target))
+            }
         case .attach:
             guard let overlay else { throw MountDriverError(step: .attach, message: "no overlay to attach") }
             try overlay.attach(at: plan.target)

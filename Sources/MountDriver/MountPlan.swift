@@ -25,8 +25,11 @@ public struct MountPlan: Sendable, Codable {
     public var steps: [MountPlanStep]
 
     public var text: String {
-        var lines = ["mount \(image) (\(kind.rawValue)) at \(target)", "  layout \(layout.rawValue), objects \(objects.joined(separator: ", "))"
-            + (overlayVerity ? ", verity=require" : "")]
+        var lines = [
+            "mount \(image) (\(kind.rawValue)) at \(target)",
+            "  layout \(layout.rawValue), objects \(objects.joined(separator: ", "))"
+                + (overlayVerity ? ", verity=require" : ""),
+        ]
         for (index, step) in steps.enumerated() { lines.append("  \(index + 1). \(step.text)") }
         for warning in warnings { lines.append("  warning: \(warning)") }
         return lines.joined(separator: "\n") + "\n"
@@ -83,11 +86,13 @@ public struct MountPlanStep: Sendable, Codable, Equatable {
     public var text: String {
         switch action {
         case .verifyDisk: "verify the data partition against the root hash (userspace: no device-mapper)"
-        case .attachLoop: "loop device (\(loop ?? "?")): offset \(offset ?? 0), size \(sizeLimit.map { $0 == 0 ? "to the end" : "\($0)" } ?? "?"), \(blockSize ?? 512)-byte blocks, read-only, autoclear"
+        case .attachLoop:
+            "loop device (\(loop ?? "?")): offset \(offset ?? 0), size \(sizeLimit.map { $0 == 0 ? "to the end" : "\($0)" } ?? "?"), \(blockSize ?? 512)-byte blocks, read-only, autoclear"
         case .activateVerity: "dm-verity mapping of loop:data through loop:hash"
         case .mountLower: "\(filesystem ?? "?") from \(source ?? "?"), read-only, detached"
         case .deferVerityRemoval: "dm-verity mapping removed with the lower mount (deferred)"
-        case .mountOverlay: "overlay \((options ?? []).joined(separator: ","))\(staged == true ? " (lower attached on a staging directory meanwhile)" : "")"
+        case .mountOverlay:
+            "overlay \((options ?? []).joined(separator: ","))\(staged == true ? " (lower attached on a staging directory meanwhile)" : "")"
         case .writeRecord: "state record"
         case .attach: "attach the overlay at the mount point"
         }
@@ -103,17 +108,22 @@ extension MountDriver {
         guard (try? FileStatus(path: target))?.isDirectory == true else {
             throw MountDriverError(step: nil, message: "mount point \(target) is not a directory")
         }
-        guard !request.objects.isEmpty else { throw MountDriverError(step: nil, message: "at least one objects directory is needed") }
+        guard !request.objects.isEmpty else {
+            throw MountDriverError(step: nil, message: "at least one objects directory is needed")
+        }
         for objects in request.objects where (try? FileStatus(path: objects))?.isDirectory != true {
             throw MountDriverError(step: nil, message: "objects directory \(objects) does not exist")
         }
         let kind = try Self.kind(of: request.image)
         let features = KernelFeatures.probe(kernel, objects: request.objects)
         if request.layout == .dataOnly && !features.dataOnlyLayers {
-            throw MountDriverError(step: nil, message: "kernel \(features.release) has no overlayfs data-only layers (6.5+)", hint: "--layout legacy")
+            throw MountDriverError(
+                step: nil, message: "kernel \(features.release) has no overlayfs data-only layers (6.5+)",
+                hint: "--layout legacy")
         }
-        var plan = MountPlan(image: request.image, kind: kind, target: target, layout: request.layout, objects: request.objects,
-                             overlayVerity: false, rootHash: nil, features: features, warnings: [], steps: [])
+        var plan = MountPlan(
+            image: request.image, kind: kind, target: target, layout: request.layout, objects: request.objects,
+            overlayVerity: false, rootHash: nil, features: features, warnings: [], steps: [])
         var lower: String
         switch kind {
         case .squashfs:
@@ -131,8 +141,14 @@ extension MountDriver {
             let rootHash = request.rootHash ?? disk.rootHash
             plan.rootHash = Hex.encode(rootHash)
             if request.verity != .off && features.deviceMapper {
-                plan.steps.append(loopStep("data", offset: disk.data.offset, size: disk.data.size, blockSize: loopBlockSize(request, size: disk.data.size)))
-                plan.steps.append(loopStep("hash", offset: disk.hash.offset, size: disk.hash.size, blockSize: loopBlockSize(request, size: disk.hash.size)))
+                plan.steps.append(
+                    loopStep(
+                        "data", offset: disk.data.offset, size: disk.data.size,
+                        blockSize: loopBlockSize(request, size: disk.data.size)))
+                plan.steps.append(
+                    loopStep(
+                        "hash", offset: disk.hash.offset, size: disk.hash.size,
+                        blockSize: loopBlockSize(request, size: disk.hash.size)))
                 plan.steps.append(MountPlanStep(action: .activateVerity))
                 lower = "dm-verity"
             } else {
@@ -140,22 +156,34 @@ extension MountDriver {
                 case .off:
                     plan.warnings.append("--verity off: the data partition of \(request.image) is mounted unchecked")
                 case .require:
-                    throw MountDriverError(step: .verity, message: "--verity require: the kernel has no device-mapper (no /dev/mapper/control; CONFIG_BLK_DEV_DM and the verity target are needed), so dm-verity cannot be activated",
-                                           hint: "--verity auto verifies the image in userspace before mounting")
+                    throw MountDriverError(
+                        step: .verity,
+                        message:
+                            "--verity require: the kernel has no device-mapper (no /dev/mapper/control; CONFIG_BLK_DEV_DM and the verity target are needed), so dm-verity cannot be activated",
+                        hint: "--verity auto verifies the image in userspace before mounting")
                 case .auto:
                     plan.steps.append(MountPlanStep(action: .verifyDisk))
-                    plan.warnings.append("no dm-verity (the kernel has no device-mapper): \(request.image) is verified against root hash \(Hex.encode(rootHash)) before mounting, but changes made while it is mounted are not detected")
+                    plan.warnings.append(
+                        "no dm-verity (the kernel has no device-mapper): \(request.image) is verified against root hash \(Hex.encode(rootHash)) before mounting, but changes made while it is mounted are not detected"
+                    )
                 }
-                plan.steps.append(loopStep("data", offset: disk.data.offset, size: disk.data.size, blockSize: loopBlockSize(request, size: disk.data.size)))
+                plan.steps.append(
+                    loopStep(
+                        "data", offset: disk.data.offset, size: disk.data.size,
+                        blockSize: loopBlockSize(request, size: disk.data.size)))
                 lower = "loop:data"
             }
         }
         // After the image's own checks, so a verity disk's refusal names device-mapper first.
         plan.overlayVerity = try overlayVerity(request, features: features, warnings: &plan.warnings)
-        plan.steps.append(MountPlanStep(action: .mountLower, filesystem: kind == .composefs ? "erofs" : "squashfs", source: lower))
+        plan.steps.append(
+            MountPlanStep(action: .mountLower, filesystem: kind == .composefs ? "erofs" : "squashfs", source: lower))
         if lower == "dm-verity" { plan.steps.append(MountPlanStep(action: .deferVerityRemoval)) }
-        plan.steps.append(MountPlanStep(action: .mountOverlay, options: overlayOptions(plan, lower: "LOWER").map { key, value in value.map { "\(key)=\($0)" } ?? key },
-                                        staged: !features.detachedLayers))
+        plan.steps.append(
+            MountPlanStep(
+                action: .mountOverlay,
+                options: overlayOptions(plan, lower: "LOWER").map { key, value in value.map { "\(key)=\($0)" } ?? key },
+                staged: !features.detachedLayers))
         plan.steps += [MountPlanStep(action: .writeRecord), MountPlanStep(action: .attach)]
         return plan
     }
@@ -184,12 +212,18 @@ extension MountDriver {
             return false
         case .require:
             guard capable else {
-                throw MountDriverError(step: nil, message: "--verity require: the kernel or the objects' filesystem has no fs-verity (CONFIG_FS_VERITY and an ext4/f2fs made with -O verity are needed), so object digests cannot be enforced")
+                throw MountDriverError(
+                    step: nil,
+                    message:
+                        "--verity require: the kernel or the objects' filesystem has no fs-verity (CONFIG_FS_VERITY and an ext4/f2fs made with -O verity are needed), so object digests cannot be enforced"
+                )
             }
             return true
         case .auto:
             if !capable {
-                warnings.append("overlay verity is off — the objects' filesystem has no fs-verity; object contents are not checked against their digests")
+                warnings.append(
+                    "overlay verity is off — the objects' filesystem has no fs-verity; object contents are not checked against their digests"
+                )
             }
             return capable
         }

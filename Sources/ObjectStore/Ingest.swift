@@ -21,9 +21,11 @@ public struct IngestOptions: Sendable {
     /// Test seam: called on a worker just before a file is hashed, with its path.
     public var beforeHashing: (@Sendable (String) -> Void)?
 
-    public init(storeMode: StoreMode = .copy, inlineThreshold: Int = Limits.recommendedInlineContentLength,
-                crossDevices: Bool = false, skipUnreadable: Bool = false,
-                workers: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    public init(
+        storeMode: StoreMode = .copy, inlineThreshold: Int = Limits.recommendedInlineContentLength,
+        crossDevices: Bool = false, skipUnreadable: Bool = false,
+        workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) {
         self.storeMode = storeMode
         self.inlineThreshold = inlineThreshold
         self.crossDevices = crossDevices
@@ -59,9 +61,13 @@ public struct IngestResult: Sendable {
 /// flight. A file whose size, mtime or ctime changes while it is hashed is hashed again once,
 /// then refused: a digest is never recorded for content that was not what was stat'ed.
 public enum Ingest {
-    public static func ingest(directory: String, store: ObjectStore?, options: IngestOptions = IngestOptions()) throws -> IngestResult {
+    public static func ingest(directory: String, store: ObjectStore?, options: IngestOptions = IngestOptions()) throws
+        -> IngestResult
+    {
         if options.storeMode != .none && store == nil {
-            throw StoreError(path: directory, reason: "--store-mode \(options.storeMode.rawValue) needs an objects store (--objects)")
+            throw StoreError(
+                path: directory, reason: "--store-mode \(options.storeMode.rawValue) needs an objects store (--objects)"
+            )
         }
         let walker = try Walker(directory: directory, store: store, options: options)
         return try walker.run()
@@ -123,9 +129,10 @@ private final class Walker {
     }
 
     static func inode(from status: FileStatus, data: ImageModel.FileData) -> ImageModel.Inode {
-        ImageModel.Inode(type: FileType(mode: status.mode) ?? .regular, permissions: UInt16(status.mode & 0o7777), uid: status.uid,
-              gid: status.gid, nlink: UInt32(clamping: status.nlink), rdev: status.rdev, size: status.size,
-              mtime: Timestamp(seconds: status.mtimeSeconds, nanoseconds: status.mtimeNanoseconds), data: data)
+        ImageModel.Inode(
+            type: FileType(mode: status.mode) ?? .regular, permissions: UInt16(status.mode & 0o7777), uid: status.uid,
+            gid: status.gid, nlink: UInt32(clamping: status.nlink), rdev: status.rdev, size: status.size,
+            mtime: Timestamp(seconds: status.mtimeSeconds, nanoseconds: status.mtimeNanoseconds), data: data)
     }
 
     func run() throws -> IngestResult {
@@ -142,8 +149,13 @@ private final class Walker {
                         // Reopened from the root when reached (no descriptor held meanwhile);
                         // paths too long for one lookup keep their parent open instead.
                         let relative = Array(child.path.dropFirst())
-                        stack.append((relative.count < 4000 ? { [root] in try root.openDirectory(beneath: relative) } : { try dir.openDirectory(name) },
-                                      child.entry, child.path))
+                        stack.append(
+                            (
+                                relative.count < 4000
+                                    ? { [root] in try root.openDirectory(beneath: relative) }
+                                    : { try dir.openDirectory(name) },
+                                child.entry, child.path
+                            ))
                     }
                 }
             }
@@ -163,8 +175,9 @@ private final class Walker {
         }
         let image = try builder.build()
         do { try image.validate() } catch { throw StoreError(path: rootPath, reason: "\(error)") }
-        return IngestResult(image: image, filesHashed: shared.filesHashed, bytesHashed: shared.bytesHashed,
-                            objectsAdded: shared.added, objectsPresent: shared.present, skipped: skipped)
+        return IngestResult(
+            image: image, filesHashed: shared.filesHashed, bytesHashed: shared.bytesHashed,
+            objectsAdded: shared.added, objectsPresent: shared.present, skipped: skipped)
     }
 
     func checkFailure() throws {
@@ -179,7 +192,9 @@ private final class Walker {
     }
 
     /// Records one entry; returns a directory to descend into.
-    func visit(_ name: [UInt8], in dir: DirectoryHandle, parent: EntryID, parentPath: [UInt8]) throws -> (entry: EntryID, path: [UInt8])? {
+    func visit(_ name: [UInt8], in dir: DirectoryHandle, parent: EntryID, parentPath: [UInt8]) throws -> (
+        entry: EntryID, path: [UInt8]
+    )? {
         let path = parentPath + [0x2F] + name
         let shown = rootPath + String(decoding: path, as: UTF8.self)
         do {
@@ -222,7 +237,9 @@ private final class Walker {
                     var buffer = [UInt8](repeating: 0, count: Int(status.size) + 1)
                     let count = try FileIO.read(file, into: &buffer, path: shown)
                     guard count == Int(status.size) else {
-                        throw StoreError(path: shown, reason: "file changed during ingest (read \(count) bytes, stat said \(status.size))")
+                        throw StoreError(
+                            path: shown,
+                            reason: "file changed during ingest (read \(count) bytes, stat said \(status.size))")
                     }
                     inode.data = .inline(Array(buffer[0..<count]))
                 } else {
@@ -236,9 +253,16 @@ private final class Walker {
             let entry = try builder.add(name: name, in: parent, inode: inode)
             let id = builder.inodeID(of: entry)
             if type != .directory && status.nlink > 1 { hardLinks[[status.device, status.inode]] = (id, path, entry) }
-            if let (file, before) = job { submit(Job(index: jobs.count, inode: id, file: file, before: before, directory: dir, name: name, path: shown)) }
+            if let (file, before) = job {
+                submit(
+                    Job(
+                        index: jobs.count, inode: id, file: file, before: before, directory: dir, name: name,
+                        path: shown))
+            }
             return descend ? (entry, path) : nil
-        } catch let error as IOError where options.skipUnreadable && (error.errno == .permissionDenied || error.errno == .ioError) {
+        } catch let error as IOError
+            where options.skipUnreadable && (error.errno == .permissionDenied || error.errno == .ioError)
+        {
             skipped.append("\(error)")
             return nil
         }
@@ -313,9 +337,11 @@ private final class Walker {
         let hashed = shared.filesHashed, bytes = shared.bytesHashed
         shared.lock.unlock()
         let elapsed = now - started
-        progress(IngestProgress(filesFound: filesFound, filesHashed: hashed, bytesFound: bytesFound, bytesHashed: bytes,
-                                seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-                                walkDone: walkDone))
+        progress(
+            IngestProgress(
+                filesFound: filesFound, filesHashed: hashed, bytesFound: bytesFound, bytesHashed: bytes,
+                seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                walkDone: walkDone))
     }
 
     /// Hashes one file (copying or linking it into the store); returns the digest and whether
@@ -327,8 +353,10 @@ private final class Walker {
             let result = try hashOnce(job, store: store, mode: options.storeMode)
             let after = try FileStatus(fd: job.file)
             if after.size == job.before.size && after.mtimeSeconds == job.before.mtimeSeconds
-                && after.mtimeNanoseconds == job.before.mtimeNanoseconds && after.ctimeSeconds == job.before.ctimeSeconds
-                && after.ctimeNanoseconds == job.before.ctimeNanoseconds && result.count == job.before.size {
+                && after.mtimeNanoseconds == job.before.mtimeNanoseconds
+                && after.ctimeSeconds == job.before.ctimeSeconds
+                && after.ctimeNanoseconds == job.before.ctimeNanoseconds && result.count == job.before.size
+            {
                 guard let store, options.storeMode != .none else { return (result.digest, false) }
                 let added: Bool
                 switch options.storeMode {
@@ -340,13 +368,16 @@ private final class Walker {
             }
             result.staged?.discard()
         }
-        throw StoreError(path: job.path, reason: "file changed during ingest (size, mtime or ctime differ before and after hashing)")
+        throw StoreError(
+            path: job.path, reason: "file changed during ingest (size, mtime or ctime differ before and after hashing)")
     }
 
     /// One pass over the file: its digest, the bytes read, and (copy mode) the temporary copy.
     /// Holes (`SEEK_HOLE`) are neither read nor written: their zero blocks reuse one hash and
     /// the copy keeps them as holes.
-    static func hashOnce(_ job: Job, store: ObjectStore?, mode: StoreMode) throws -> (digest: Digest, count: UInt64, staged: StagingFile?) {
+    static func hashOnce(_ job: Job, store: ObjectStore?, mode: StoreMode) throws -> (
+        digest: Digest, count: UInt64, staged: StagingFile?
+    ) {
         let staged = mode == .copy ? try store?.createStagingFile() : nil
         let copy = staged?.descriptor
         let copyPath = staged?.path ?? ""
@@ -355,7 +386,8 @@ private final class Walker {
             // Reflink where the filesystem can (btrfs, XFS): the copy shares the source's blocks
             // and only the hash reads the data; elsewhere the data is copied while it is hashed.
             let cloned = copy.map { FileIO.clone(job.file, into: $0) } ?? false
-            let (digest, count) = try FsVerity.digest(of: job.file, size: size, path: job.path) { offset, bytes, count in
+            let (digest, count) = try FsVerity.digest(of: job.file, size: size, path: job.path) {
+                offset, bytes, count in
                 if let copy, !cloned { try FileIO.write(copy, at: offset, bytes, count: count, path: copyPath) }
             }
             if let copy {

@@ -60,8 +60,11 @@ public final class ObjectStore: @unchecked Sendable {
         if create { removeAbandonedStagingFiles() }
         let metadataPath = path + "/" + Self.metadataName
         if let data = FileManager.default.contents(atPath: metadataPath) {
-            guard let metadata = try? JSONDecoder().decode(Metadata.self, from: data), metadata == Self.currentMetadata else {
-                throw StoreError(path: metadataPath, reason: "unsupported objects store (expected layout 1, sha256, 4096-byte blocks)")
+            guard let metadata = try? JSONDecoder().decode(Metadata.self, from: data), metadata == Self.currentMetadata
+            else {
+                throw StoreError(
+                    path: metadataPath,
+                    reason: "unsupported objects store (expected layout 1, sha256, 4096-byte blocks)")
             }
         } else if create {
             let encoder = JSONEncoder()
@@ -105,8 +108,11 @@ public final class ObjectStore: @unchecked Sendable {
         do {
             return try directory(for: digest).link(from: source, name: name, to: Self.leafName(digest))
         } catch let error as IOError where error.errno == .improperLink {
-            throw StoreError(path: source.path + "/" + String(decoding: name, as: UTF8.self),
-                             reason: "--store-mode hardlink needs the objects store (\(path)) on the same filesystem as the tree; use --store-mode copy")
+            throw StoreError(
+                path: source.path + "/" + String(decoding: name, as: UTF8.self),
+                reason:
+                    "--store-mode hardlink needs the objects store (\(path)) on the same filesystem as the tree; use --store-mode copy"
+            )
         }
     }
 
@@ -120,7 +126,8 @@ public final class ObjectStore: @unchecked Sendable {
         for name in names {
             let parts = String(decoding: name, as: UTF8.self).split(separator: "-")
             guard parts.count == 3, parts[0] == ".tmp", let pid = Int32(parts[1]), pid != getpid(),
-                  !FileQueries.exists("/proc/\(pid)") else { continue }
+                !FileQueries.exists("/proc/\(pid)")
+            else { continue }
             staging.removeFile(name)
         }
     }

@@ -16,7 +16,9 @@ public struct VerifyReport: Sendable, Codable {
     /// file where an object belongs. Never hashed, never counted as checked.
     public var foreign: [String] = []
 
-    public var isClean: Bool { missing.isEmpty && wrongSize.isEmpty && wrongDigest.isEmpty && unreadable.isEmpty && foreign.isEmpty }
+    public var isClean: Bool {
+        missing.isEmpty && wrongSize.isEmpty && wrongDigest.isEmpty && unreadable.isEmpty && foreign.isEmpty
+    }
 }
 
 extension ObjectStore {
@@ -29,7 +31,9 @@ extension ObjectStore {
 
     /// Re-hashes the store — every object, or only those `model` references — and reports
     /// missing objects, wrong sizes and wrong digests by path.
-    public func verify(model: Image? = nil, workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> VerifyReport {
+    public func verify(model: Image? = nil, workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws
+        -> VerifyReport
+    {
         var expectations: [Expectation] = []
         var foreign: [String] = []
         if let model {
@@ -39,12 +43,15 @@ extension ObjectStore {
                 guard seen.insert(payload.bytes).inserted else { continue }
                 var digest = object.digest
                 if digest == nil, case .object(let named) = payload { digest = named }
-                expectations.append(Expectation(relativePath: String(decoding: payload.bytes, as: UTF8.self), size: inode.size, digest: digest))
+                expectations.append(
+                    Expectation(
+                        relativePath: String(decoding: payload.bytes, as: UTF8.self), size: inode.size, digest: digest))
             }
         } else {
             for fan in try root.entries() where !fan.starts(with: [UInt8(ascii: ".")]) {
                 let fanPath = path + "/" + String(decoding: fan, as: UTF8.self)
-                guard fan.count == 2, fan.allSatisfy({ hexDigit($0) }), (try? root.status(fan))?.isDirectory == true else {
+                guard fan.count == 2, fan.allSatisfy({ hexDigit($0) }), (try? root.status(fan))?.isDirectory == true
+                else {
                     foreign.append(fanPath)
                     continue
                 }
@@ -55,7 +62,8 @@ extension ObjectStore {
                         foreign.append(fanPath + "/" + String(decoding: leaf, as: UTF8.self))
                         continue
                     }
-                    expectations.append(Expectation(relativePath: String(decoding: relative, as: UTF8.self), size: nil, digest: digest))
+                    expectations.append(
+                        Expectation(relativePath: String(decoding: relative, as: UTF8.self), size: nil, digest: digest))
                 }
             }
         }
@@ -77,7 +85,9 @@ extension ObjectStore {
                     let digest = try FsVerity.digest(of: fd, size: status.size, path: full).digest
                     // Without a digest (a payload not named by one), existence and size are all we check.
                     if let expected = expectation.digest, digest != expected {
-                        report.add { $0.wrongDigest.append("\(full): fs-verity digest \(digest.hex), expected \(expected.hex)") }
+                        report.add {
+                            $0.wrongDigest.append("\(full): fs-verity digest \(digest.hex), expected \(expected.hex)")
+                        }
                     }
                     report.add { $0.checked += 1 }
                 } catch let error as IOError where error.errno == .noSuchFileOrDirectory {
@@ -100,7 +110,6 @@ extension ObjectStore {
 private func hexDigit(_ byte: UInt8) -> Bool {
     (0x30...0x39).contains(byte) || (0x61...0x66).contains(byte)
 }
-
 
 private final class LockedReport: @unchecked Sendable {
     private let lock = NSLock()

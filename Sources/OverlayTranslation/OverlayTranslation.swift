@@ -64,8 +64,11 @@ public enum OverlayTranslation {
         var builder = try ImageBuilder(copying: image, isUnique: isStub) { entry, inode, xattrs in
             xattrs = xattrs.map { Xattr(key: OverlayXattr.escape($0.key), value: $0.value) }
             if let long = xattrs.first(where: { $0.key.count > Limits.maxXattrKeyLength }) {
-                throw TranslationError(path: image.displayPath(of: entry),
-                                       reason: "xattr \(String(decoding: long.key, as: UTF8.self)) is longer than \(Limits.maxXattrKeyLength) bytes once escaped for overlayfs")
+                throw TranslationError(
+                    path: image.displayPath(of: entry),
+                    reason:
+                        "xattr \(String(decoding: long.key, as: UTF8.self)) is longer than \(Limits.maxXattrKeyLength) bytes once escaped for overlayfs"
+                )
             }
             switch inode.type {
             case .regular:
@@ -93,7 +96,9 @@ public enum OverlayTranslation {
                 // A directory the model marks opaque already hides everything below it; its
                 // `y` marker stays (an `x` would replace it).
                 if options.formatVersion >= 1
-                    && (options.composefsCompatible || !xattrs.contains(where: { $0.key == OverlayXattr.escapedOpaque })) {
+                    && (options.composefsCompatible
+                        || !xattrs.contains(where: { $0.key == OverlayXattr.escapedOpaque }))
+                {
                     setXattr(&xattrs, OverlayXattr.escapedOpaque, Array("x".utf8))
                     setXattr(&xattrs, OverlayXattr.userOpaque, Array("x".utf8))
                 }
@@ -122,11 +127,13 @@ public enum OverlayTranslation {
         for entry in layer.entryIDs where entry != .root {
             let inode = layer.inode(of: entry)
             if inode.type == .regular, inode.size == 0,
-               layer.xattrs(of: inode).contains(where: { $0.key == OverlayXattr.escapedWhiteout }) {
+                layer.xattrs(of: inode).contains(where: { $0.key == OverlayXattr.escapedWhiteout })
+            {
                 whiteoutDirectories.insert(layer.parent(of: entry))
             }
         }
-        let builder = try ImageBuilder(copying: layer, keep: { !layer.inode(of: $0).isWhiteout }) { entry, inode, xattrs in
+        let builder = try ImageBuilder(copying: layer, keep: { !layer.inode(of: $0).isWhiteout }) {
+            entry, inode, xattrs in
             switch inode.type {
             case .regular:
                 if let index = xattrs.firstIndex(where: { $0.key == OverlayXattr.escapedWhiteout }), inode.size == 0 {
@@ -138,12 +145,14 @@ public enum OverlayTranslation {
                 } else if let metacopy = xattrs.first(where: { $0.key == OverlayXattr.metacopy }) {
                     let redirect = xattrs.first(where: { $0.key == OverlayXattr.redirect })?.value
                     let payload = redirect.map { Payload(Array($0.drop(while: { $0 == UInt8(ascii: "/") }))) }
-                    inode.data = .external(ExternalObject(payload: payload, digest: OverlayXattr.digest(fromMetacopy: metacopy.value)))
+                    inode.data = .external(
+                        ExternalObject(payload: payload, digest: OverlayXattr.digest(fromMetacopy: metacopy.value)))
                 }
             case .directory where whiteoutDirectories.contains(entry):
                 xattrs.removeAll {
                     $0.key == OverlayXattr.escapedWhiteouts || $0.key == OverlayXattr.userWhiteouts
-                        || ($0.key == OverlayXattr.escapedOpaque || $0.key == OverlayXattr.userOpaque) && $0.value == Array("x".utf8)
+                        || ($0.key == OverlayXattr.escapedOpaque || $0.key == OverlayXattr.userOpaque)
+                            && $0.value == Array("x".utf8)
                 }
             default:
                 break
@@ -151,7 +160,8 @@ public enum OverlayTranslation {
             // Unescape one level; drop the overlay's own (unescaped) xattrs.
             xattrs = xattrs.compactMap { xattr in
                 if xattr.key.starts(with: OverlayXattr.escapedPrefix) {
-                    return Xattr(key: OverlayXattr.prefix + xattr.key[OverlayXattr.escapedPrefix.count...], value: xattr.value)
+                    return Xattr(
+                        key: OverlayXattr.prefix + xattr.key[OverlayXattr.escapedPrefix.count...], value: xattr.value)
                 }
                 return xattr.key.starts(with: OverlayXattr.prefix) ? nil : xattr
             }
@@ -176,13 +186,17 @@ public enum OverlayTranslation {
         let selinux = builder.xattrs(of: InodeID(0)).filter { $0.key == OverlayXattr.selinux }
         let xattrs = builder.internXattrs(selinux)
         let digits = Array("0123456789abcdef".utf8)
-        let names = (0..<256).map { [digits[$0 >> 4], digits[$0 & 0xF]] } + (hideStoreNames ? storePrivateNames.map { Array($0.utf8) } : [])
+        let names =
+            (0..<256).map { [digits[$0 >> 4], digits[$0 & 0xF]] }
+            + (hideStoreNames ? storePrivateNames.map { Array($0.utf8) } : [])
         let present = builder.childIndex(of: .root)
         for name in names {
             guard present[name] == nil else { continue }
-            try builder.add(name: name, in: .root, inode: Inode(
-                type: .charDevice, permissions: 0o644, uid: root.uid, gid: root.gid, nlink: 1,
-                rdev: 0, size: 0, mtime: root.mtime, xattrs: xattrs, data: .none))
+            try builder.add(
+                name: name, in: .root,
+                inode: Inode(
+                    type: .charDevice, permissions: 0o644, uid: root.uid, gid: root.gid, nlink: 1,
+                    rdev: 0, size: 0, mtime: root.mtime, xattrs: xattrs, data: .none))
         }
     }
 

@@ -70,7 +70,8 @@ final class DirectoryTableWriter {
     /// Appends one directory's listing; `children` must be in strcmp order.
     func write(_ children: [DirectoryChild]) throws(SquashfsError) -> DirectoryListing {
         let start = position()
-        var listing = DirectoryListing(startBlock: UInt32(start.block), offset: UInt16(start.offset), size: 3, index: [])
+        var listing = DirectoryListing(
+            startBlock: UInt32(start.block), offset: UInt16(start.offset), size: 3, index: [])
         let stride = policy.headerStride(entries: children.count)
         var length = 0
         var lastIndexedBlock = start.block
@@ -95,7 +96,8 @@ final class DirectoryTableWriter {
             let here = position()
             let indexed = first > 0 && (stride != nil || here.block != lastIndexedBlock)
             if indexed {
-                listing.index.append(.init(index: UInt32(length), startBlock: UInt32(here.block), name: children[first].name))
+                listing.index.append(
+                    .init(index: UInt32(length), startBlock: UInt32(here.block), name: children[first].name))
                 lastIndexedBlock = here.block
             }
             var bytes: [UInt8] = []

@@ -1,5 +1,6 @@
 import CSquashfsShim
 import LinuxSys
+
 import struct SystemPackage.Errno
 
 /// A libsquashfs call that failed: the operation, the library's error code and its name.
@@ -49,7 +50,8 @@ public struct SquashfsError: Error, Sendable, CustomStringConvertible {
 func check(_ rc: Int32, _ operation: @autoclosure () -> String, path: String) throws(SquashfsError) {
     if rc < 0 {
         let errno = Errno.current
-        throw SquashfsError(path: path, operation: operation(), code: rc, cause: rc == -2 && errno.rawValue != 0 ? errno : nil)
+        throw SquashfsError(
+            path: path, operation: operation(), code: rc, cause: rc == -2 && errno.rawValue != 0 ? errno : nil)
     }
 }
 
@@ -108,7 +110,9 @@ final class SqfsCompressor {
 
     /// A compressor for `id` at `level` (nil: the library default), or one that stores
     /// blocks uncompressed when `raw` is set.
-    init(id: SQFS_COMPRESSOR, blockSize: Int, level: Int?, raw: Bool, forReading: Bool = false, path: String) throws(SquashfsError) {
+    init(id: SQFS_COMPRESSOR, blockSize: Int, level: Int?, raw: Bool, forReading: Bool = false, path: String)
+        throws(SquashfsError)
+    {
         if raw {
             guard let cmp = ovl_sqfs_null_compressor_create(id, blockSize) else {
                 throw SquashfsError(path: path, operation: "create the raw compressor", code: -1)
@@ -147,7 +151,8 @@ final class SqfsInode {
 
     /// Copies `bytes` into the trailing payload (allocated with room for them) and records its size.
     func setPayload(_ bytes: [UInt8]) {
-        precondition(bytes.count <= Int(pointer.pointee.payload_bytes_available), "inode payload larger than its allocation")
+        precondition(
+            bytes.count <= Int(pointer.pointee.payload_bytes_available), "inode payload larger than its allocation")
         pointer.pointee.payload_bytes_used = UInt32(bytes.count)
         let extra = ovl_sqfs_inode_extra(pointer)!
         for (i, byte) in bytes.enumerated() { extra[i] = byte }

@@ -92,15 +92,18 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
     /// One line per kind: `12 nanosecond mtimes dropped (e.g. /a, /b)`.
     public var lines: [String] {
         items.map { item in
-            let what = switch item.kind {
-            case .nanosecondMtime: "mtime(s) with nanoseconds, stored as whole seconds"
-            case .mtimeOutOfRange: "mtime(s) outside 1970…2106, clamped"
-            case .unsupportedXattr: "inode(s) with xattrs outside user./trusted./security. (e.g. POSIX ACLs), dropped"
-            case .wideDeviceNumber: "device number(s) wider than 32 bits, truncated"
-            case .specialFileSize: "device/fifo/socket size(s) other than 0, read back as 0"
-            case .emptyFileObject: "empty file(s) with a payload or digest, written as plain empty files"
-            case .hardLinkPrimary: "hard-link group(s) whose primary path is not the first in depth-first order; read back, the first path becomes primary"
-            }
+            let what =
+                switch item.kind {
+                case .nanosecondMtime: "mtime(s) with nanoseconds, stored as whole seconds"
+                case .mtimeOutOfRange: "mtime(s) outside 1970…2106, clamped"
+                case .unsupportedXattr:
+                    "inode(s) with xattrs outside user./trusted./security. (e.g. POSIX ACLs), dropped"
+                case .wideDeviceNumber: "device number(s) wider than 32 bits, truncated"
+                case .specialFileSize: "device/fifo/socket size(s) other than 0, read back as 0"
+                case .emptyFileObject: "empty file(s) with a payload or digest, written as plain empty files"
+                case .hardLinkPrimary:
+                    "hard-link group(s) whose primary path is not the first in depth-first order; read back, the first path becomes primary"
+                }
             return "\(item.count) \(what) (e.g. \(item.paths.joined(separator: ", ")))"
         }
     }
@@ -131,8 +134,9 @@ public enum SquashfsLimits {
     public static func check(_ image: Image, blockSize: Int) throws(SquashfsLimitError) {
         let largest = UInt64(maxStubBlocks) * UInt64(blockSize)
         for id in image.inodes.indices where image.inodes[id].size > largest && image.inodes[id].externalObject != nil {
-            throw SquashfsLimitError(path: image.displayPath(of: image.primaryEntry(of: InodeID(id))),
-                                     size: image.inodes[id].size, blockSize: blockSize)
+            throw SquashfsLimitError(
+                path: image.displayPath(of: image.primaryEntry(of: InodeID(id))),
+                size: image.inodes[id].size, blockSize: blockSize)
         }
     }
 }

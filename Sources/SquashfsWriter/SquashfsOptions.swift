@@ -93,8 +93,10 @@ public struct SquashfsOptions: Sendable, Equatable {
 
     public var directoryIndex: DirectoryIndex = .dense
 
-    public init(compression: Compression = .lz4, compressionLevel: Int? = nil, uncompressedTables: Set<Table> = [],
-                blockSize: Int = 1 << 20, modificationTime: UInt32 = 0) {
+    public init(
+        compression: Compression = .lz4, compressionLevel: Int? = nil, uncompressedTables: Set<Table> = [],
+        blockSize: Int = 1 << 20, modificationTime: UInt32 = 0
+    ) {
         self.compression = compression
         self.compressionLevel = compressionLevel
         self.uncompressedTables = uncompressedTables
@@ -110,15 +112,17 @@ public struct SquashfsOptions: Sendable, Equatable {
             throw SquashfsOptionsError("block size \(blockSize) must be a power of two from 4096 to 1048576")
         }
         if let level = compressionLevel {
-            let range: ClosedRange<Int>? = switch compression {
-            case .gzip: 1...9
-            case .zstd: 1...22
-            case .xz: 0...9
-            case .lz4, .none: nil
-            }
+            let range: ClosedRange<Int>? =
+                switch compression {
+                case .gzip: 1...9
+                case .zstd: 1...22
+                case .xz: 0...9
+                case .lz4, .none: nil
+                }
             guard let range else { throw SquashfsOptionsError("\(compression.rawValue) takes no compression level") }
             guard range.contains(level) else {
-                throw SquashfsOptionsError("\(compression.rawValue) level \(level) is outside \(range.lowerBound)…\(range.upperBound)")
+                throw SquashfsOptionsError(
+                    "\(compression.rawValue) level \(level) is outside \(range.lowerBound)…\(range.upperBound)")
             }
         }
     }

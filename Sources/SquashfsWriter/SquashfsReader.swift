@@ -2,6 +2,7 @@ import CSquashfsShim
 import Glibc
 import ImageModel
 import LinuxSys
+
 import struct SystemPackage.FileDescriptor
 
 /// Reads a squashfs image back into a model (the overlay *layer*; `OverlayTranslation.untranslate`
@@ -35,7 +36,8 @@ public enum SquashfsReader {
     /// ``maxEntries(forImageBytes:)``, so listings shared by many directories cannot expand a
     /// small image into millions of paths.
     public static func read(_ input: InputFile, offset: UInt64 = 0, size: UInt64? = nil) throws -> (Image, Superblock) {
-        let reader = try Session(fd: input.descriptor.rawValue, offset: offset, size: size ?? input.size, path: input.name)
+        let reader = try Session(
+            fd: input.descriptor.rawValue, offset: offset, size: size ?? input.size, path: input.name)
         return (try reader.readTree(), reader.summary)
     }
 
@@ -66,14 +68,20 @@ private final class Session {
         file = try SqfsFile(fd: fd, offset: offset, size: size, path: path)
         maxEntries = SquashfsReader.maxEntries(forImageBytes: size)
         try check(sqfs_super_read(&superblock, file.pointer), "read the superblock (not a squashfs image?)", path: path)
-        compressor = try SqfsCompressor(id: SQFS_COMPRESSOR(UInt32(superblock.compression_id)), blockSize: Int(superblock.block_size),
-                                        level: nil, raw: false, forReading: true, path: path)
+        compressor = try SqfsCompressor(
+            id: SQFS_COMPRESSOR(UInt32(superblock.compression_id)), blockSize: Int(superblock.block_size),
+            level: nil, raw: false, forReading: true, path: path)
         if superblock.flags & UInt16(SQFS_FLAG_COMPRESSOR_OPTIONS.rawValue) != 0 {
-            try check(ovl_sqfs_compressor_read_options(compressor.pointer, file.pointer), "read compressor options", path: path)
+            try check(
+                ovl_sqfs_compressor_read_options(compressor.pointer, file.pointer), "read compressor options",
+                path: path)
         }
-        guard let ids = sqfs_id_table_create(0) else { throw SquashfsError(path: path, operation: "create the id table", code: -1) }
+        guard let ids = sqfs_id_table_create(0) else {
+            throw SquashfsError(path: path, operation: "create the id table", code: -1)
+        }
         self.ids = SqfsObject(ids)
-        try check(sqfs_id_table_read(ids, file.pointer, &superblock, compressor.pointer), "read the id table", path: path)
+        try check(
+            sqfs_id_table_read(ids, file.pointer, &superblock, compressor.pointer), "read the id table", path: path)
         guard let dirs = sqfs_dir_reader_create(&superblock, compressor.pointer, file.pointer, 0) else {
             throw SquashfsError(path: path, operation: "create the directory reader", code: -1)
         }
@@ -83,7 +91,9 @@ private final class Session {
                 throw SquashfsError(path: path, operation: "create the xattr reader", code: -1)
             }
             xattrReader = SqfsObject(xr)
-            try check(sqfs_xattr_reader_load(xr, &superblock, file.pointer, compressor.pointer), "read the xattr table", path: path)
+            try check(
+                sqfs_xattr_reader_load(xr, &superblock, file.pointer, compressor.pointer), "read the xattr table",
+                path: path)
         } else {
             xattrReader = nil
         }
@@ -109,11 +119,15 @@ private final class Session {
         try check(sqfs_dir_reader_get_root_inode(dirReader.pointer, &rootPointer), "read the root inode", path: path)
         let root = OwnedInode(rootPointer!)
         let (rootInode, rootXattrs) = try inode(of: root.pointer)
-        guard rootInode.type == .directory else { throw SquashfsError(path: path, operation: "read the root (not a directory)", code: -5) }
+        guard rootInode.type == .directory else {
+            throw SquashfsError(path: path, operation: "read the root (not a directory)", code: -5)
+        }
         var builder = try ImageBuilder(root: rootInode)
         builder.setXattrs(rootXattrs, of: InodeID(0))
         var seen: [UInt32: InodeID] = [root.pointer.pointee.base.inode_number: InodeID(0)]
-        var stack: [(entry: EntryID, children: [(name: [UInt8], inode: OwnedInode)], next: Int)] = [(.root, try listing(of: root), 0)]
+        var stack: [(entry: EntryID, children: [(name: [UInt8], inode: OwnedInode)], next: Int)] = [
+            (.root, try listing(of: root), 0)
+        ]
         while !stack.isEmpty {
             let top = stack.count - 1
             guard stack[top].next < stack[top].children.count else {
@@ -124,10 +138,15 @@ private final class Session {
             stack[top].children[stack[top].next].inode = OwnedInode(nil)
             stack[top].next += 1
             let number = child.pointer.pointee.base.inode_number
-            let isDirectory = [SQFS_INODE_DIR, SQFS_INODE_EXT_DIR].contains(SQFS_INODE_TYPE(UInt32(child.pointer.pointee.base.type)))
+            let isDirectory = [SQFS_INODE_DIR, SQFS_INODE_EXT_DIR].contains(
+                SQFS_INODE_TYPE(UInt32(child.pointer.pointee.base.type)))
             if let existing = seen[number] {
                 guard !isDirectory else {
-                    throw SquashfsError(path: path, operation: "read directory inode \(number) a second time (a directory loop or a hard-linked directory)", code: -5)
+                    throw SquashfsError(
+                        path: path,
+                        operation:
+                            "read directory inode \(number) a second time (a directory loop or a hard-linked directory)",
+                        code: -5)
                 }
                 try builder.addHardLink(name: name, in: stack[top].entry, to: existing)
                 continue
@@ -154,13 +173,18 @@ private final class Session {
             let bytes = ovl_sqfs_dir_entry_name(entry!)!
             let name = (0..<Int(entry!.pointee.size) + 1).map { bytes[$0] }
             var inode: UnsafeMutablePointer<sqfs_inode_generic_t>?
-            try check(sqfs_dir_reader_get_inode(dirReader.pointer, &inode), "read the inode of a directory entry", path: path)
+            try check(
+                sqfs_dir_reader_get_inode(dirReader.pointer, &inode), "read the inode of a directory entry", path: path)
             children.append((name, OwnedInode(inode!)))
             // Listings are charged as they are loaded (each is held whole while its subtree is
             // walked), so listings shared by many directories cannot expand a small image.
             loaded += 1
             guard loaded <= maxEntries else {
-                throw SquashfsError(path: path, operation: "read more than \(maxEntries) directory entries from a \(file.size)-byte image (directories sharing listings?)", code: -5)
+                throw SquashfsError(
+                    path: path,
+                    operation:
+                        "read more than \(maxEntries) directory entries from a \(file.size)-byte image (directories sharing listings?)",
+                    code: -5)
             }
         }
         return children
@@ -171,10 +195,13 @@ private final class Session {
         let base = generic.pointee.base
         let xattrs = try readXattrs(generic)
         var uid: UInt32 = 0, gid: UInt32 = 0
-        try check(sqfs_id_table_index_to_id(ids.pointer, base.uid_idx, &uid), "look up uid index \(base.uid_idx)", path: path)
-        try check(sqfs_id_table_index_to_id(ids.pointer, base.gid_idx, &gid), "look up gid index \(base.gid_idx)", path: path)
-        var inode = Inode(type: .regular, permissions: base.mode & 0o7777, uid: uid, gid: gid,
-                          nlink: 1, mtime: Timestamp(seconds: Int64(base.mod_time)))
+        try check(
+            sqfs_id_table_index_to_id(ids.pointer, base.uid_idx, &uid), "look up uid index \(base.uid_idx)", path: path)
+        try check(
+            sqfs_id_table_index_to_id(ids.pointer, base.gid_idx, &gid), "look up gid index \(base.gid_idx)", path: path)
+        var inode = Inode(
+            type: .regular, permissions: base.mode & 0o7777, uid: uid, gid: gid,
+            nlink: 1, mtime: Timestamp(seconds: Int64(base.mod_time)))
         let hasMetacopy = xattrs.contains { $0.key == Array("trusted.overlay.metacopy".utf8) }
         switch SQFS_INODE_TYPE(UInt32(base.type)) {
         case SQFS_INODE_DIR:
@@ -202,7 +229,8 @@ private final class Session {
             inode.size = UInt64(count)
             inode.data = .symlink(target)
         case SQFS_INODE_BDEV, SQFS_INODE_EXT_BDEV, SQFS_INODE_CDEV, SQFS_INODE_EXT_CDEV:
-            let isBlock = base.type == UInt16(SQFS_INODE_BDEV.rawValue) || base.type == UInt16(SQFS_INODE_EXT_BDEV.rawValue)
+            let isBlock =
+                base.type == UInt16(SQFS_INODE_BDEV.rawValue) || base.type == UInt16(SQFS_INODE_EXT_BDEV.rawValue)
             inode.type = isBlock ? .blockDevice : .charDevice
             inode.nlink = generic.pointee.data.dev.nlink
             inode.rdev = UInt64(generic.pointee.data.dev.devno)
@@ -228,8 +256,14 @@ private final class Session {
         if let cached = xattrSets[index] { return cached }
         var desc = sqfs_xattr_id_t()
         try check(sqfs_xattr_reader_get_desc(xattrReader.pointer, index, &desc), "read xattr set \(index)", path: path)
-        guard desc.size <= UInt32(Limits.maxStoredXattrBudget) * 2, desc.count <= UInt32(Limits.maxStoredXattrBudget / Limits.xattrEntryOverhead) else {
-            throw SquashfsError(path: path, operation: "read xattr set \(index) of \(desc.count) entries, \(desc.size) bytes (more than an inode may carry)", code: -5)
+        guard desc.size <= UInt32(Limits.maxStoredXattrBudget) * 2,
+            desc.count <= UInt32(Limits.maxStoredXattrBudget / Limits.xattrEntryOverhead)
+        else {
+            throw SquashfsError(
+                path: path,
+                operation:
+                    "read xattr set \(index) of \(desc.count) entries, \(desc.size) bytes (more than an inode may carry)",
+                code: -5)
         }
         try check(sqfs_xattr_reader_seek_kv(xattrReader.pointer, &desc), "seek to xattr set \(index)", path: path)
         var xattrs: [Xattr] = []
@@ -244,10 +278,15 @@ private final class Session {
             let keyBytes = ovl_sqfs_xattr_key(key!)!
             let keyLength = (0...).first { keyBytes[$0] == 0 }!
             let valueBytes = ovl_sqfs_xattr_value(value!)!
-            let xattr = Xattr(key: (0..<keyLength).map { keyBytes[$0] }, value: (0..<Int(value!.pointee.size)).map { valueBytes[$0] })
+            let xattr = Xattr(
+                key: (0..<keyLength).map { keyBytes[$0] }, value: (0..<Int(value!.pointee.size)).map { valueBytes[$0] })
             budget += xattr.budgetCost
             guard budget <= Limits.maxStoredXattrBudget else {
-                throw SquashfsError(path: path, operation: "read xattr set \(index): more than \(Limits.maxStoredXattrBudget) bytes (twice the per-inode maximum)", code: -5)
+                throw SquashfsError(
+                    path: path,
+                    operation:
+                        "read xattr set \(index): more than \(Limits.maxStoredXattrBudget) bytes (twice the per-inode maximum)",
+                    code: -5)
             }
             xattrs.append(xattr)
         }
@@ -261,7 +300,11 @@ private final class Session {
     private func readContent(_ inode: UnsafeMutablePointer<sqfs_inode_generic_t>, size: UInt64) throws -> [UInt8] {
         guard size > 0 else { return [] }
         guard size <= UInt64(Limits.maxInlineContentLength) else {
-            throw SquashfsError(path: path, operation: "read a \(size)-byte file without trusted.overlay.metacopy (an ovlcfs image holds at most \(Limits.maxInlineContentLength) bytes of file content inline)", code: -7)
+            throw SquashfsError(
+                path: path,
+                operation:
+                    "read a \(size)-byte file without trusted.overlay.metacopy (an ovlcfs image holds at most \(Limits.maxInlineContentLength) bytes of file content inline)",
+                code: -7)
         }
         var content = [UInt8](repeating: 0, count: Int(size))
         let read = content.withUnsafeMutableBytes {

@@ -28,7 +28,9 @@ public enum SquashfsWriter {
     /// Writes `layer` to `destination`. Check the model with ``SquashfsLosses`` first to
     /// learn (or refuse) what the image will not hold.
     @discardableResult
-    public static func write(_ layer: Image, to destination: String, options: SquashfsOptions = SquashfsOptions()) throws -> SquashfsWriteResult {
+    public static func write(_ layer: Image, to destination: String, options: SquashfsOptions = SquashfsOptions())
+        throws -> SquashfsWriteResult
+    {
         let temporary = try TemporarySibling(destination: destination)
         let result = try write(layer, into: temporary, options: options)
         try temporary.commit()
@@ -38,15 +40,19 @@ public enum SquashfsWriter {
     /// Writes `layer` into a temporary file that the caller commits (or hands on, as the data
     /// partition of a disk image).
     @discardableResult
-    public static func write(_ layer: Image, into temporary: TemporarySibling, options: SquashfsOptions = SquashfsOptions()) throws -> SquashfsWriteResult {
+    public static func write(
+        _ layer: Image, into temporary: TemporarySibling, options: SquashfsOptions = SquashfsOptions()
+    ) throws -> SquashfsWriteResult {
         try options.validate()
         try SquashfsLimits.check(layer, blockSize: options.blockSize)
         let stubs: Int
         do {
-            let session = try Session(layer: layer, path: temporary.path, displayPath: temporary.destination, options: options)
+            let session = try Session(
+                layer: layer, path: temporary.path, displayPath: temporary.destination, options: options)
             stubs = try session.run()
         }
-        return SquashfsWriteResult(bytes: try temporary.size(), inodes: layer.inodeCount, entries: layer.entryCount, stubs: stubs)
+        return SquashfsWriteResult(
+            bytes: try temporary.size(), inodes: layer.inodeCount, entries: layer.entryCount, stubs: stubs)
     }
 }
 
@@ -55,7 +61,8 @@ public struct SquashfsLossError: Error, Sendable, CustomStringConvertible {
     public var losses: SquashfsLosses
     public init(losses: SquashfsLosses) { self.losses = losses }
     public var description: String {
-        "squashfs cannot hold everything in this model (--strict):\n" + losses.lines.map { "  " + $0 }.joined(separator: "\n")
+        "squashfs cannot hold everything in this model (--strict):\n"
+            + losses.lines.map { "  " + $0 }.joined(separator: "\n")
     }
 }
 
@@ -85,8 +92,11 @@ private final class Session {
         self.path = displayPath
         file = try SqfsFile(path: temporaryPath, flags: SQFS_FILE_OPEN_OVERWRITE)
         let id = options.compression.id
-        real = options.compression == .none ? nil
-            : try SqfsCompressor(id: id, blockSize: options.blockSize, level: options.effectiveLevel, raw: false, path: displayPath)
+        real =
+            options.compression == .none
+            ? nil
+            : try SqfsCompressor(
+                id: id, blockSize: options.blockSize, level: options.effectiveLevel, raw: false, path: displayPath)
         raw = try SqfsCompressor(id: id, blockSize: options.blockSize, level: nil, raw: true, path: displayPath)
         numbers = [UInt32](repeating: 0, count: layer.inodeCount)
         refs = [UInt64](repeating: 0, count: layer.inodeCount)
@@ -104,8 +114,9 @@ private final class Session {
     /// Writes the whole image; returns the number of stubs.
     func run() throws -> Int {
         planOrder()
-        try check(sqfs_super_init(&superblock, options.blockSize, options.modificationTime, options.compression.id),
-                  "initialise the superblock", path: path)
+        try check(
+            sqfs_super_init(&superblock, options.blockSize, options.modificationTime, options.compression.id),
+            "initialise the superblock", path: path)
         try check(sqfs_super_write(&superblock, file.pointer), "write the superblock", path: path)
         if let real {
             let written = ovl_sqfs_compressor_write_options(real.pointer, file.pointer)
@@ -122,8 +133,10 @@ private final class Session {
 
         superblock.inode_table_start = file.size
         guard let inodeMeta = sqfs_meta_writer_create(file.pointer, compressor(for: .inodes), 0),
-              let dirMeta = sqfs_meta_writer_create(file.pointer, compressor(for: .directories),
-                                                    UInt32(SQFS_META_WRITER_KEEP_IN_MEMORY.rawValue)) else {
+            let dirMeta = sqfs_meta_writer_create(
+                file.pointer, compressor(for: .directories),
+                UInt32(SQFS_META_WRITER_KEEP_IN_MEMORY.rawValue))
+        else {
             throw SquashfsError(path: path, operation: "create the metadata writers", code: -1)
         }
         let inodeMetaOwner = SqfsObject(inodeMeta), dirMetaOwner = SqfsObject(dirMeta)
@@ -138,11 +151,13 @@ private final class Session {
                 refs[id.index] = block << 16 | UInt64(offset)
                 if try writeInode(entry, id: id, meta: inodeMeta, dataInode: dataInodes[id]) { stubs += 1 }
             case .listing(let directory):
-                listings[layer.inodeID(of: directory)] = try directories.write(layer.children(of: directory).map { child in
-                    let childID = layer.inodeID(of: child)
-                    return DirectoryChild(name: Array(layer.name(of: child)), inodeNumber: numbers[childID.index],
-                                          inodeRef: refs[childID.index], type: Self.listingType(layer[inode: childID].type))
-                })
+                listings[layer.inodeID(of: directory)] = try directories.write(
+                    layer.children(of: directory).map { child in
+                        let childID = layer.inodeID(of: child)
+                        return DirectoryChild(
+                            name: Array(layer.name(of: child)), inodeNumber: numbers[childID.index],
+                            inodeRef: refs[childID.index], type: Self.listingType(layer[inode: childID].type))
+                    })
             }
         }
         try check(sqfs_meta_writer_flush(inodeMeta), "flush the inode table", path: path)
@@ -151,9 +166,12 @@ private final class Session {
         superblock.directory_table_start = file.size
         try check(sqfs_meta_write_write_to_file(dirMeta), "write the directory table", path: path)
         superblock.inode_count = UInt32(order.count)
-        try check(sqfs_frag_table_write(fragments, file.pointer, &superblock, compressor(for: .inodes)),
-                  "write the fragment table", path: path)
-        try check(sqfs_id_table_write(ids.pointer, file.pointer, &superblock, compressor(for: .ids)), "write the id table", path: path)
+        try check(
+            sqfs_frag_table_write(fragments, file.pointer, &superblock, compressor(for: .inodes)),
+            "write the fragment table", path: path)
+        try check(
+            sqfs_id_table_write(ids.pointer, file.pointer, &superblock, compressor(for: .ids)), "write the id table",
+            path: path)
         try xattrTable.write(to: file, superblock: &superblock, compressor: compressor(for: .xattrs), path: path)
         setUncompressedFlags()
         superblock.bytes_used = file.size
@@ -237,15 +255,16 @@ private final class Session {
 
     /// The basic inode type a directory entry records.
     static func listingType(_ type: FileType) -> UInt16 {
-        let type: SQFS_INODE_TYPE = switch type {
-        case .directory: SQFS_INODE_DIR
-        case .regular: SQFS_INODE_FILE
-        case .symlink: SQFS_INODE_SLINK
-        case .blockDevice: SQFS_INODE_BDEV
-        case .charDevice: SQFS_INODE_CDEV
-        case .fifo: SQFS_INODE_FIFO
-        case .socket: SQFS_INODE_SOCKET
-        }
+        let type: SQFS_INODE_TYPE =
+            switch type {
+            case .directory: SQFS_INODE_DIR
+            case .regular: SQFS_INODE_FILE
+            case .symlink: SQFS_INODE_SLINK
+            case .blockDevice: SQFS_INODE_BDEV
+            case .charDevice: SQFS_INODE_CDEV
+            case .fifo: SQFS_INODE_FIFO
+            case .socket: SQFS_INODE_SOCKET
+            }
         return UInt16(type.rawValue)
     }
 
@@ -258,7 +277,10 @@ private final class Session {
             throw SquashfsError(path: path, operation: "create the block writer", code: -1)
         }
         let writerOwner = SqfsObject(blockWriter)
-        guard let processor = sqfs_block_processor_create(options.blockSize, compressor(for: .data), 1, 16, blockWriter, fragments) else {
+        guard
+            let processor = sqfs_block_processor_create(
+                options.blockSize, compressor(for: .data), 1, 16, blockWriter, fragments)
+        else {
             throw SquashfsError(path: path, operation: "create the block processor", code: -1)
         }
         let processorOwner = SqfsObject(processor)
@@ -267,14 +289,19 @@ private final class Session {
         let slots = UnsafeMutablePointer<UnsafeMutablePointer<sqfs_inode_generic_t>?>.allocate(capacity: inline.count)
         slots.initialize(repeating: nil, count: inline.count)
         defer {
-            for index in 0..<inline.count where inodes[layer.inodeID(of: inline[index])] == nil { ovl_sqfs_free(slots[index]) }
+            for index in 0..<inline.count where inodes[layer.inodeID(of: inline[index])] == nil {
+                ovl_sqfs_free(slots[index])
+            }
             slots.deallocate()
         }
         for (index, entry) in inline.enumerated() {
             let content = layer.inode(of: entry).inlineContent!
-            try check(sqfs_block_processor_begin_file(processor, slots + index, nil, 0), "add \(layer.displayPath(of: entry))", path: path)
-            try check(content.withUnsafeBytes { sqfs_block_processor_append(processor, $0.baseAddress, $0.count) },
-                      "write data of \(layer.displayPath(of: entry))", path: path)
+            try check(
+                sqfs_block_processor_begin_file(processor, slots + index, nil, 0),
+                "add \(layer.displayPath(of: entry))", path: path)
+            try check(
+                content.withUnsafeBytes { sqfs_block_processor_append(processor, $0.baseAddress, $0.count) },
+                "write data of \(layer.displayPath(of: entry))", path: path)
             try check(sqfs_block_processor_end_file(processor), "finish \(layer.displayPath(of: entry))", path: path)
         }
         try check(sqfs_block_processor_finish(processor), "flush file data", path: path)
@@ -299,14 +326,18 @@ private final class Session {
         var stubBlocks = 0
         switch inode.type {
         case .directory:
-            guard let listing = listings.removeValue(forKey: id) else { preconditionFailure("directory inode planned before its listing") }
-            let parentNumber = entry == .root ? UInt32(order.count + 1) : numbers[layer.inodeID(of: layer.parent(of: entry)).index]
+            guard let listing = listings.removeValue(forKey: id) else {
+                preconditionFailure("directory inode planned before its listing")
+            }
+            let parentNumber =
+                entry == .root ? UInt32(order.count + 1) : numbers[layer.inodeID(of: layer.parent(of: entry)).index]
             node = try directoryInode(listing, nlink: layer.nlink(of: id), parent: parentNumber, xattr: xattr)
         case .regular:
             if let dataInode {
                 node = dataInode
                 if extended || inode.nlink != 1 {
-                    try check(sqfs_inode_make_extended(node.pointer), "extend \(layer.displayPath(of: entry))", path: path)
+                    try check(
+                        sqfs_inode_make_extended(node.pointer), "extend \(layer.displayPath(of: entry))", path: path)
                     node.pointer.pointee.data.file_ext.nlink = inode.nlink
                 }
             } else {
@@ -336,23 +367,31 @@ private final class Session {
             node.setPayload(target)
         case .blockDevice, .charDevice:
             node = try SqfsInode(payloadBytes: 0, path: path)
-            let type = inode.type == .blockDevice ? (extended ? SQFS_INODE_EXT_BDEV : SQFS_INODE_BDEV)
-                                                  : (extended ? SQFS_INODE_EXT_CDEV : SQFS_INODE_CDEV)
+            let type =
+                inode.type == .blockDevice
+                ? (extended ? SQFS_INODE_EXT_BDEV : SQFS_INODE_BDEV)
+                : (extended ? SQFS_INODE_EXT_CDEV : SQFS_INODE_CDEV)
             node.pointer.pointee.base.type = UInt16(type.rawValue)
             node.pointer.pointee.data.dev_ext.nlink = inode.nlink
             node.pointer.pointee.data.dev_ext.devno = UInt32(truncatingIfNeeded: inode.rdev)
         case .fifo, .socket:
             node = try SqfsInode(payloadBytes: 0, path: path)
-            let type = inode.type == .fifo ? (extended ? SQFS_INODE_EXT_FIFO : SQFS_INODE_FIFO)
-                                           : (extended ? SQFS_INODE_EXT_SOCKET : SQFS_INODE_SOCKET)
+            let type =
+                inode.type == .fifo
+                ? (extended ? SQFS_INODE_EXT_FIFO : SQFS_INODE_FIFO)
+                : (extended ? SQFS_INODE_EXT_SOCKET : SQFS_INODE_SOCKET)
             node.pointer.pointee.base.type = UInt16(type.rawValue)
             node.pointer.pointee.data.ipc_ext.nlink = inode.nlink
         }
         if extended && inode.type != .directory {
-            try check(sqfs_inode_set_xattr_index(node.pointer, xattr), "set xattrs of \(layer.displayPath(of: entry))", path: path)
+            try check(
+                sqfs_inode_set_xattr_index(node.pointer, xattr), "set xattrs of \(layer.displayPath(of: entry))",
+                path: path)
         }
         try fillBase(node, inode: inode, number: numbers[id.index], entry: entry)
-        try check(sqfs_meta_writer_write_inode(meta, node.pointer), "write the inode of \(layer.displayPath(of: entry))", path: path)
+        try check(
+            sqfs_meta_writer_write_inode(meta, node.pointer), "write the inode of \(layer.displayPath(of: entry))",
+            path: path)
         if stubBlocks > 0 { try appendZeroBlockList(count: stubBlocks, meta: meta, entry: entry) }
         return stubBlocks > 0
     }
@@ -363,8 +402,9 @@ private final class Session {
         guard xattr != 0xFFFF_FFFF || listing.size > 0xFFFF || !listing.index.isEmpty else {
             let node = try SqfsInode(payloadBytes: 0, path: path)
             node.pointer.pointee.base.type = UInt16(SQFS_INODE_DIR.rawValue)
-            node.pointer.pointee.data.dir = sqfs_inode_dir_t(start_block: listing.startBlock, nlink: nlink, size: UInt16(listing.size),
-                                                             offset: listing.offset, parent_inode: parent)
+            node.pointer.pointee.data.dir = sqfs_inode_dir_t(
+                start_block: listing.startBlock, nlink: nlink, size: UInt16(listing.size),
+                offset: listing.offset, parent_inode: parent)
             return node
         }
         // libsquashfs serialises the payload as host-order sqfs_dir_index_t + name, one after another.
@@ -404,8 +444,9 @@ private final class Session {
         var remaining = count
         while remaining > 0 {
             let words = min(remaining, chunkWords)
-            try check(zeros.withUnsafeBytes { sqfs_meta_writer_append(meta, $0.baseAddress, 4 * words) },
-                      "write the block list of \(layer.displayPath(of: entry))", path: path)
+            try check(
+                zeros.withUnsafeBytes { sqfs_meta_writer_append(meta, $0.baseAddress, 4 * words) },
+                "write the block list of \(layer.displayPath(of: entry))", path: path)
             remaining -= words
         }
     }

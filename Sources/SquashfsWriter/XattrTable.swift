@@ -36,7 +36,10 @@ final class XattrTableWriter {
     var isEmpty: Bool { sets.isEmpty }
 
     /// Writes the tables at the end of `file` and points the superblock at them.
-    func write(to file: SqfsFile, superblock: inout sqfs_super_t, compressor: UnsafeMutablePointer<sqfs_compressor_t>, path: String) throws {
+    func write(
+        to file: SqfsFile, superblock: inout sqfs_super_t, compressor: UnsafeMutablePointer<sqfs_compressor_t>,
+        path: String
+    ) throws {
         guard !sets.isEmpty else {
             superblock.xattr_id_table_start = UInt64.max
             return
@@ -61,7 +64,9 @@ final class XattrTableWriter {
                 buffer.appendLE(UInt32(xattr.value.count))
                 buffer.append(contentsOf: xattr.value)
             }
-            try check(buffer.withUnsafeBytes { sqfs_meta_writer_append(kv, $0.baseAddress, $0.count) }, "write xattrs", path: path)
+            try check(
+                buffer.withUnsafeBytes { sqfs_meta_writer_append(kv, $0.baseAddress, $0.count) }, "write xattrs",
+                path: path)
             entries.appendLE(block << 16 | UInt64(offset))
             entries.appendLE(UInt32(set.count))
             entries.appendLE(UInt32(buffer.count))
@@ -79,8 +84,9 @@ final class XattrTableWriter {
         while start < entries.count {
             let end = min(entries.count, start + 8192)
             locations.append(file.size)
-            try check(entries[start..<end].withUnsafeBytes { sqfs_meta_writer_append(idWriter, $0.baseAddress, $0.count) },
-                      "write xattr ids", path: path)
+            try check(
+                entries[start..<end].withUnsafeBytes { sqfs_meta_writer_append(idWriter, $0.baseAddress, $0.count) },
+                "write xattr ids", path: path)
             try check(sqfs_meta_writer_flush(idWriter), "flush xattr ids", path: path)
             start = end
         }

@@ -17,11 +17,15 @@ public enum DmVerity {
     /// Writes the hash tree of `data` (size a multiple of 4096) to `hash` (created) and returns
     /// the root hash.
     public static func format(data: String, hash: String, salt: [UInt8], uuid: String? = nil) throws -> [UInt8] {
-        guard salt.count <= 256 else { throw Error(description: "dm-verity salt of \(salt.count) bytes is longer than 256") }
+        guard salt.count <= 256 else {
+            throw Error(description: "dm-verity salt of \(salt.count) bytes is longer than 256")
+        }
         FileManager.default.createFile(atPath: hash, contents: nil)
         var device: OpaquePointer?
         var rc = crypt_init(&device, hash)
-        guard rc == 0, let device else { throw Error(description: "libcryptsetup cannot open \(hash): \(String(cString: strerror(-rc)))") }
+        guard rc == 0, let device else {
+            throw Error(description: "libcryptsetup cannot open \(hash): \(String(cString: strerror(-rc)))")
+        }
         defer { crypt_free(device) }
         let root: [UInt8] = try data.withCString { dataPath in
             try salt.withUnsafeBufferPointer { saltBytes in
@@ -39,12 +43,19 @@ public enum DmVerity {
                     params.flags = 1 << 2  // CRYPT_VERITY_CREATE_HASH
                     rc = crypt_format(device, CRYPT_VERITY, nil, nil, uuid, nil, 0, &params)
                     guard rc == 0 else {
-                        throw Error(description: "libcryptsetup cannot write the dm-verity hash tree of \(data): \(String(cString: strerror(-rc)))")
+                        throw Error(
+                            description:
+                                "libcryptsetup cannot write the dm-verity hash tree of \(data): \(String(cString: strerror(-rc)))"
+                        )
                     }
                     var key = [CChar](repeating: 0, count: 64)
                     var length = 64
                     rc = crypt_volume_key_get(device, CRYPT_ANY_SLOT, &key, &length, nil, 0)
-                    guard rc >= 0 else { throw Error(description: "libcryptsetup did not return the root hash: \(String(cString: strerror(-rc)))") }
+                    guard rc >= 0 else {
+                        throw Error(
+                            description: "libcryptsetup did not return the root hash: \(String(cString: strerror(-rc)))"
+                        )
+                    }
                     return key[0..<length].map { UInt8(bitPattern: $0) }
                 }
             }
@@ -64,11 +75,18 @@ public enum DmVerity {
         var hash = [UInt8](repeating: 0, count: 32)
         while done < blocks {
             let want = Int(min(UInt64(buffer.count / blockSize), blocks - done)) * blockSize
-            let count = try FileIO.read(fd.descriptor, at: offset + done * UInt64(blockSize), into: &buffer, count: want, path: path)
-            guard count == want else { throw Error(description: "\(path): short read of dm-verity data at block \(done)") }
+            let count = try FileIO.read(
+                fd.descriptor, at: offset + done * UInt64(blockSize), into: &buffer, count: want, path: path)
+            guard count == want else {
+                throw Error(description: "\(path): short read of dm-verity data at block \(done)")
+            }
             buffer.withUnsafeBytes { raw in
                 for b in 0..<(count / blockSize) {
-                    hash.withUnsafeMutableBytes { sha.hash(UnsafeRawBufferPointer(rebasing: raw[(b * blockSize)..<((b + 1) * blockSize)]), into: $0, at: 0) }
+                    hash.withUnsafeMutableBytes {
+                        sha.hash(
+                            UnsafeRawBufferPointer(rebasing: raw[(b * blockSize)..<((b + 1) * blockSize)]), into: $0,
+                            at: 0)
+                    }
                     level.append(contentsOf: hash)
                 }
             }
@@ -91,5 +109,3 @@ public enum DmVerity {
         }
     }
 }
-
-

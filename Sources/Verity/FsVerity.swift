@@ -146,9 +146,9 @@ public final class FsVerityHasher {
     /// SHA-256 of the `fsverity_descriptor` for `root`.
     private func descriptorDigest(root: [UInt8]) -> Digest {
         var descriptor = [UInt8](repeating: 0, count: 256)
-        descriptor[0] = 1 // version
-        descriptor[1] = 1 // FS_VERITY_HASH_ALG_SHA256
-        descriptor[2] = 12 // log2(4096)
+        descriptor[0] = 1  // version
+        descriptor[1] = 1  // FS_VERITY_HASH_ALG_SHA256
+        descriptor[2] = 12  // log2(4096)
         descriptor[3] = UInt8(salt.count)
         for i in 0..<8 { descriptor[8 + i] = UInt8(truncatingIfNeeded: size >> (8 * UInt64(i))) }
         descriptor.replaceSubrange(16..<48, with: root)
@@ -227,8 +227,10 @@ public enum FsVerity {
     /// chunks. Holes (`SEEK_HOLE`) are not read: their whole zero blocks reuse one hash.
     /// `onData` sees every data region's bytes with their offset (to copy the file on the way).
     /// Returns the digest and the bytes actually present (less than `size` if it shrank).
-    public static func digest(of fd: FileDescriptor, size: UInt64, path: String, salt: [UInt8] = [],
-                              onData: ((UInt64, [UInt8], Int) throws -> Void)? = nil) throws -> (digest: Digest, count: UInt64) {
+    public static func digest(
+        of fd: FileDescriptor, size: UInt64, path: String, salt: [UInt8] = [],
+        onData: ((UInt64, [UInt8], Int) throws -> Void)? = nil
+    ) throws -> (digest: Digest, count: UInt64) {
         let hasher = try FsVerityHasher(salt: salt)
         // Small files get a small buffer: zero-filling 1 MiB per file dominates trees of many small files.
         var buffer = [UInt8](repeating: 0, count: Int(min(UInt64(readSize), max(4096, (size + 4095) / 4096 * 4096))))

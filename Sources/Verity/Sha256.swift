@@ -33,7 +33,8 @@ final class Sha256 {
         }
         EVP_DigestUpdate(context, bytes.baseAddress, bytes.count)
         var length: UInt32 = 0
-        EVP_DigestFinal_ex(context, output.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self), &length)
+        EVP_DigestFinal_ex(
+            context, output.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self), &length)
     }
 
     /// SHA-256 of `bytes` (no prefix), as a new array.
@@ -42,7 +43,9 @@ final class Sha256 {
         var length: UInt32 = 0
         bytes.withUnsafeBytes { input in
             out.withUnsafeMutableBytes {
-                _ = EVP_Digest(input.baseAddress, input.count, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), &length, EVP_sha256(), nil)
+                _ = EVP_Digest(
+                    input.baseAddress, input.count, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), &length,
+                    EVP_sha256(), nil)
             }
         }
         return out

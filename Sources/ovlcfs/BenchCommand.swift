@@ -43,14 +43,18 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Warm-up runs before warm measurements.")
     var warmups = 1
 
-    @Option(help: ArgumentHelp("Comma-separated workloads: ls-lR, walk, stat-random, getxattr, read-random, read-all.", valueName: "LIST"))
+    @Option(
+        help: ArgumentHelp(
+            "Comma-separated workloads: ls-lR, walk, stat-random, getxattr, read-random, read-all.", valueName: "LIST"))
     var workloads: String?
 
-    @Option(help: ArgumentHelp("""
-        Comma-separated arms (default: all). An overlay arm followed by +LEVER departs from \
-        the defaults to measure one lever: +block-index, +grouped-order, +name-order, +loop512 \
-        (e.g. overlay-data-only-none+loop512).
-        """, valueName: "LIST"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Comma-separated arms (default: all). An overlay arm followed by +LEVER departs from \
+            the defaults to measure one lever: +block-index, +grouped-order, +name-order, +loop512 \
+            (e.g. overlay-data-only-none+loop512).
+            """, valueName: "LIST"))
     var arms: String?
 
     /// Which cache states to measure.
@@ -94,8 +98,10 @@ struct BenchCommand: ParsableCommand {
         if let arms {
             configuration.arms = try arms.split(separator: ",").map { name in
                 guard let arm = Arm.named(String(name)) else {
-                    throw ValidationError("unknown arm '\(name)'; arms: \(allArms.map(\.name).joined(separator: ", ")), "
-                        + "and overlay arms with levers: +\(Lever.allCases.map(\.rawValue).joined(separator: ", +"))")
+                    throw ValidationError(
+                        "unknown arm '\(name)'; arms: \(allArms.map(\.name).joined(separator: ", ")), "
+                            + "and overlay arms with levers: +\(Lever.allCases.map(\.rawValue).joined(separator: ", +"))"
+                    )
                 }
                 return arm
             }
@@ -105,7 +111,9 @@ struct BenchCommand: ParsableCommand {
         }
         if let workloads {
             configuration.workloads = try workloads.split(separator: ",").map {
-                guard let workload = Workload(rawValue: String($0)) else { throw ValidationError("unknown workload '\($0)'") }
+                guard let workload = Workload(rawValue: String($0)) else {
+                    throw ValidationError("unknown workload '\($0)'")
+                }
                 return workload
             }
         }
@@ -125,7 +133,8 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard geteuid() == 0 else {
-                throw BenchError("bench mounts images, attaches loop devices and drops caches: run it as root (sudo ovlcfs bench …)")
+                throw BenchError(
+                    "bench mounts images, attaches loop devices and drops caches: run it as root (sudo ovlcfs bench …)")
             }
             let configuration = try configurationValue()
             let say: (String) -> Void = quiet ? { _ in } : { printError($0) }
@@ -135,13 +144,18 @@ struct BenchCommand: ParsableCommand {
             try FileQueries.createDirectories(objects)
             let made = try makeStandInObjects(for: model, in: objects)
             say("\(model.entryCount) entries; \(made) stand-in objects created in \(objects)")
-            let runner = BenchRunner(model: model, objects: objects, workDirectory: workDir, configuration: configuration)
+            let runner = BenchRunner(
+                model: model, objects: objects, workDirectory: workDir, configuration: configuration)
             let live = !quiet && FileIO.standardErrorIsTerminal
-            runner.progress = quiet ? { _ in } : live ? { line in
-                let out = BufferedOutput.standardError()
-                try? out.write("\r\u{1B}[K" + line)
-                try? out.flush()
-            } : { _ in }
+            runner.progress =
+                quiet
+                ? { _ in }
+                : live
+                    ? { line in
+                        let out = BufferedOutput.standardError()
+                        try? out.write("\r\u{1B}[K" + line)
+                        try? out.flush()
+                    } : { _ in }
             let signals = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
                 signal(number, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())

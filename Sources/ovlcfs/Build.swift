@@ -66,7 +66,10 @@ struct Build: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The model: a directory tree, a composefs dump (plain, .gz or - for standard input) or an ovlcfs squashfs image.", valueName: "MODEL"))
+    @Argument(
+        help: ArgumentHelp(
+            "The model: a directory tree, a composefs dump (plain, .gz or - for standard input) or an ovlcfs squashfs image.",
+            valueName: "MODEL"))
     var model: String
 
     @Option(help: ArgumentHelp("Objects store to ingest a directory into (created if missing).", valueName: "OBJECTS"))
@@ -99,13 +102,18 @@ struct Build: ParsableCommand {
     @Option(help: ArgumentHelp("composefs: lowest format version (0 or 1).", valueName: "N"))
     var minVersion: Int?
 
-    @Option(help: ArgumentHelp("composefs: highest format version; 1 is chosen only if the model has a whiteout.", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "composefs: highest format version; 1 is chosen only if the model has a whiteout.", valueName: "N"))
     var maxVersion: Int?
 
     @Flag(help: "composefs: print the image's fs-verity digest (as mkcomposefs --print-digest).")
     var printDigest = false
 
-    @Flag(help: "squashfs: write a GPT disk image with the squashfs partition and its dm-verity hash partition; prints the root hash.")
+    @Flag(
+        help:
+            "squashfs: write a GPT disk image with the squashfs partition and its dm-verity hash partition; prints the root hash."
+    )
     var disk = false
 
     @Option(help: ArgumentHelp("--disk: dm-verity salt as hex (default: 32 random bytes).", valueName: "HEX"))
@@ -114,39 +122,49 @@ struct Build: ParsableCommand {
     @Option(help: "How the objects are stacked: data-only (kernel 6.5+) or legacy.")
     var layout: OverlayLayout = .dataOnly
 
-    @Option(help: ArgumentHelp("""
-        Compressor for data and metadata: none, gzip, lz4, zstd or xz. lz4 (default) is the \
-        fastest to read (cold random stat through overlay 3.1x composefs vs 6.3x with zstd; \
-        docs/performance.md); zstd makes the smallest images (~0.6x of lz4's) and is the one to \
-        choose for unsquashfs 4.5, which cannot read libsquashfs's lz4 images (the kernel, \
-        rdsquashfs and ovlcfs inspect can).
-        """))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Compressor for data and metadata: none, gzip, lz4, zstd or xz. lz4 (default) is the \
+            fastest to read (cold random stat through overlay 3.1x composefs vs 6.3x with zstd; \
+            docs/performance.md); zstd makes the smallest images (~0.6x of lz4's) and is the one to \
+            choose for unsquashfs 4.5, which cannot read libsquashfs's lz4 images (the kernel, \
+            rdsquashfs and ovlcfs inspect can).
+            """))
     var compression: SquashfsOptions.Compression = .lz4
 
-    @Option(help: ArgumentHelp("Compression level (gzip 1–9, default 6; zstd 1–22, default 3; xz 0–9).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp("Compression level (gzip 1–9, default 6; zstd 1–22, default 3; xz 0–9).", valueName: "N"))
     var compressionLevel: Int?
 
     @Option(help: "none stores inodes, directories, xattrs and ids uncompressed; same uses --compression.")
     var metadataCompression: MetadataCompression = .same
 
-    @Option(help: ArgumentHelp("Tables to store uncompressed, comma-separated: data, inodes, directories, xattrs, ids.", valueName: "LIST"))
+    @Option(
+        help: ArgumentHelp(
+            "Tables to store uncompressed, comma-separated: data, inodes, directories, xattrs, ids.", valueName: "LIST")
+    )
     var uncompressedTables: String?
 
     @Option(help: ArgumentHelp("Data block size in bytes (power of two, 4096–1048576).", valueName: "BYTES"))
     var blockSize: Int = 1 << 20
 
-    @Option(help: ArgumentHelp("""
-        Inode table order: directories (each directory's children together, subdirectories \
-        included: the order ls -l and lookups visit them), grouped (a directory's files together, \
-        each subdirectory after its subtree) or name (post-order by name, as gensquashfs).
-        """))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Inode table order: directories (each directory's children together, subdirectories \
+            included: the order ls -l and lookups visit them), grouped (a directory's files together, \
+            each subdirectory after its subtree) or name (post-order by name, as gensquashfs).
+            """))
     var inodeOrder: SquashfsOptions.InodeOrder = .directories
 
-    @Option(help: ArgumentHelp("""
-        Directory index: dense (an index entry every √n entries, so the kernel's lookup reads \
-        ~2√n entries instead of up to ~250; cold ls -lR about 2× faster) or blocks (one per \
-        8 KiB metadata block, as mksquashfs).
-        """))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Directory index: dense (an index entry every √n entries, so the kernel's lookup reads \
+            ~2√n entries instead of up to ~250; cold ls -lR about 2× faster) or blocks (one per \
+            8 KiB metadata block, as mksquashfs).
+            """))
     var directoryIndex: SquashfsOptions.DirectoryIndex = .dense
 
     @Flag(help: "Refuse the model if squashfs cannot hold all of it, instead of warning.")
@@ -163,12 +181,14 @@ struct Build: ParsableCommand {
         if metadataCompression == .none { tables.formUnion(SquashfsOptions.Table.metadata) }
         for name in (uncompressedTables ?? "").split(separator: ",") {
             guard let table = SquashfsOptions.Table(rawValue: String(name)) else {
-                throw ValidationError("unknown table '\(name)' in --uncompressed-tables (data, inodes, directories, xattrs, ids).")
+                throw ValidationError(
+                    "unknown table '\(name)' in --uncompressed-tables (data, inodes, directories, xattrs, ids).")
             }
             tables.insert(table)
         }
-        var options = SquashfsOptions(compression: compression, compressionLevel: compressionLevel,
-                                      uncompressedTables: tables, blockSize: blockSize)
+        var options = SquashfsOptions(
+            compression: compression, compressionLevel: compressionLevel,
+            uncompressedTables: tables, blockSize: blockSize)
         options.inodeOrder = inodeOrder
         options.directoryIndex = directoryIndex
         do { try options.validate() } catch { throw ValidationError(error.description) }
@@ -213,8 +233,12 @@ struct Build: ParsableCommand {
                 image = try ingest()
                 if let dumpOut { try DumpFile.write(image, to: dumpOut) }
             } else {
-                let ingestOnly = [objects.map { _ in "--objects" }, storeMode.map { _ in "--store-mode" }, dumpOut.map { _ in "--dump-out" },
-                                  jobs.map { _ in "--jobs" }, crossDevices ? "--cross-devices" : nil, skipUnreadable ? "--skip-unreadable" : nil]
+                let ingestOnly = [
+                    objects.map { _ in "--objects" }, storeMode.map { _ in "--store-mode" },
+                    dumpOut.map { _ in "--dump-out" },
+                    jobs.map { _ in "--jobs" }, crossDevices ? "--cross-devices" : nil,
+                    skipUnreadable ? "--skip-unreadable" : nil,
+                ]
                 if let option = ingestOnly.compactMap({ $0 }).first {
                     throw ValidationError("\(option) applies when MODEL is a directory to ingest; \(model) is not one.")
                 }
@@ -227,12 +251,16 @@ struct Build: ParsableCommand {
             }
             let losses = SquashfsLosses(checking: image)
             if strict && losses.losesData { throw SquashfsLossError(losses: losses) }
-            let result = try ImagePipeline.write(image, as: .squashfs(layout: layout, options: options, disk: disk ? .init(salt: try saltBytes()) : nil),
-                                                 to: output) { clock.lap($0) }
+            let result = try ImagePipeline.write(
+                image, as: .squashfs(layout: layout, options: options, disk: disk ? .init(salt: try saltBytes()) : nil),
+                to: output
+            ) { clock.lap($0) }
             let rootHash = result.rootHash
             let seconds = seconds(since: started)
             if !losses.isEmpty {
-                printError("ovlcfs: warning: the squashfs image does not hold everything in \(model)\(strict ? "" : " (--strict refuses what a mount would show differently)"):")
+                printError(
+                    "ovlcfs: warning: the squashfs image does not hold everything in \(model)\(strict ? "" : " (--strict refuses what a mount would show differently)"):"
+                )
                 for line in losses.lines { printError("  " + line) }
             }
             let out = BufferedOutput.standardOutput()
@@ -244,8 +272,10 @@ struct Build: ParsableCommand {
                     seconds: seconds, phases: clock.laps, losses: losses.items, rootHash: rootHash)
                 try out.writeJSON(summary)
             } else {
-                try out.write("wrote \(output): \(disk ? "verity disk (squashfs + dm-verity)" : "squashfs"), \(layout.rawValue) layout, \(result.entries) entries "
-                    + "(\(result.stubs) stubs), \(formatBytes(result.bytes)) in \(String(format: "%.2f", seconds)) s\n")
+                try out.write(
+                    "wrote \(output): \(disk ? "verity disk (squashfs + dm-verity)" : "squashfs"), \(layout.rawValue) layout, \(result.entries) entries "
+                        + "(\(result.stubs) stubs), \(formatBytes(result.bytes)) in \(String(format: "%.2f", seconds)) s\n"
+                )
                 if let rootHash { try out.write("root hash: \(rootHash)\n") }
             }
             try out.flush()
@@ -257,20 +287,24 @@ extension Build {
     /// Writes the composefs image (atomically) and reports it.
     func writeComposefs(_ image: Image, clock: inout PhaseClock, started: ContinuousClock.Instant) throws {
         let (low, high) = versionRange
-        let written = try ImagePipeline.write(image, as: .composefs(minVersion: low, maxVersion: high, digest: printDigest || json), to: output) { clock.lap($0) }
+        let written = try ImagePipeline.write(
+            image, as: .composefs(minVersion: low, maxVersion: high, digest: printDigest || json), to: output
+        ) { clock.lap($0) }
         let version = written.composefsVersion ?? 0, digest = written.digest
         let bytes = written.bytes
         let out = BufferedOutput.standardOutput()
         if json {
-            let summary = ComposefsSummary(image: output, format: "composefs", version: version, bytes: Int(bytes),
-                                           entries: image.entryCount, digest: digest?.hex ?? "",
-                                           seconds: seconds(since: started), phases: clock.laps)
+            let summary = ComposefsSummary(
+                image: output, format: "composefs", version: version, bytes: Int(bytes),
+                entries: image.entryCount, digest: digest?.hex ?? "",
+                seconds: seconds(since: started), phases: clock.laps)
             try out.writeJSON(summary)
         } else if let digest, printDigest {
             try out.write("\(digest.hex)\n")
         } else {
-            try out.write("wrote \(output): composefs version \(version), \(image.entryCount) entries, "
-                + "\(formatBytes(bytes)) in \(String(format: "%.2f", seconds(since: started))) s\n")
+            try out.write(
+                "wrote \(output): composefs version \(version), \(image.entryCount) entries, "
+                    + "\(formatBytes(bytes)) in \(String(format: "%.2f", seconds(since: started))) s\n")
         }
         try out.flush()
     }
@@ -279,7 +313,8 @@ extension Build {
     func ingest() throws -> Image {
         let storeMode = self.storeMode ?? .copy
         if storeMode != .none && objects == nil {
-            throw ValidationError("building from a directory needs --objects OBJECTS (or --store-mode none for digests only).")
+            throw ValidationError(
+                "building from a directory needs --objects OBJECTS (or --store-mode none for digests only).")
         }
         let store = try objects.map { try ObjectStore(path: $0, create: storeMode != .none) }
         var options = IngestOptions(storeMode: storeMode, crossDevices: crossDevices, skipUnreadable: skipUnreadable)
@@ -289,12 +324,15 @@ extension Build {
         let result = try Ingest.ingest(directory: model, store: store, options: options)
         if showProgress { printError("") }
         if !result.skipped.isEmpty {
-            printError("ovlcfs: warning: \(result.skipped.count) unreadable entr\(result.skipped.count == 1 ? "y" : "ies") left out (--skip-unreadable):")
+            printError(
+                "ovlcfs: warning: \(result.skipped.count) unreadable entr\(result.skipped.count == 1 ? "y" : "ies") left out (--skip-unreadable):"
+            )
             for line in result.skipped.prefix(5) { printError("  " + line) }
         }
         if !quiet {
-            printError("ingested \(model): \(result.filesHashed) files hashed (\(formatBytes(result.bytesHashed))), "
-                + "\(result.objectsAdded) objects added, \(result.objectsPresent) already present")
+            printError(
+                "ingested \(model): \(result.filesHashed) files hashed (\(formatBytes(result.bytesHashed))), "
+                    + "\(result.objectsAdded) objects added, \(result.objectsPresent) already present")
         }
         return result.image
     }
@@ -303,7 +341,8 @@ extension Build {
 /// One progress line, redrawn in place on a terminal.
 func printProgress(_ progress: IngestProgress) {
     let rate = progress.seconds > 0 ? Double(progress.bytesHashed) / progress.seconds : 0
-    var line = "\r\u{1B}[Kingest: \(progress.filesHashed)/\(progress.filesFound)\(progress.walkDone ? "" : "+") files, "
+    var line =
+        "\r\u{1B}[Kingest: \(progress.filesHashed)/\(progress.filesFound)\(progress.walkDone ? "" : "+") files, "
         + "\(formatBytes(progress.bytesHashed)) of \(formatBytes(progress.bytesFound)), \(formatBytes(UInt64(rate)))/s"
     if progress.walkDone && rate > 0 {
         line += String(format: ", ETA %.0f s", Double(progress.bytesFound - progress.bytesHashed) / rate)

@@ -29,7 +29,9 @@ struct DigestCommand: ParsableCommand {
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("Give at least one FILE.") }
-        guard saltBytes != nil else { throw ValidationError("--salt must be an even number of hex digits, at most 64.") }
+        guard saltBytes != nil else {
+            throw ValidationError("--salt must be an even number of hex digits, at most 64.")
+        }
     }
 
     var saltBytes: [UInt8]? { Hex.decode(salt, maxBytes: 32) }

@@ -28,7 +28,10 @@ struct Inspect: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The model: a composefs dump (plain or .gz), - for standard input, or an ovlcfs squashfs image.", valueName: "MODEL"))
+    @Argument(
+        help: ArgumentHelp(
+            "The model: a composefs dump (plain or .gz), - for standard input, or an ovlcfs squashfs image.",
+            valueName: "MODEL"))
     var model: String?
 
     @Flag(help: "Inspect the built-in example model instead of a file.")
@@ -40,10 +43,14 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print the canonical dump of the model.")
     var dump = false
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("With --dump: write it to FILE (atomically) instead of standard output.", valueName: "FILE"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("With --dump: write it to FILE (atomically) instead of standard output.", valueName: "FILE"))
     var output: String?
 
-    @Flag(help: "Also apply mkcomposefs's CFS_PARSE_STRICT checks (trailing newline, symlink sizes, rdev on non-devices).")
+    @Flag(
+        help: "Also apply mkcomposefs's CFS_PARSE_STRICT checks (trailing newline, symlink sizes, rdev on non-devices)."
+    )
     var strict = false
 
     @Flag(help: "Resolve '.', '..' and repeated '/' in paths instead of rejecting them.")
@@ -76,7 +83,9 @@ struct Inspect: ParsableCommand {
             if let model, !json, kind == .verityDisk {
                 let disk = try VerityDisk.open(model)
                 for part in [disk.data, disk.hash] {
-                    try out.write("partition \(PartitionType.name(part.type)) \(part.name): uuid \(part.uuid), LBA \(part.firstLBA)–\(part.lastLBA) (\(formatBytes(part.size)))\n")
+                    try out.write(
+                        "partition \(PartitionType.name(part.type)) \(part.name): uuid \(part.uuid), LBA \(part.firstLBA)–\(part.lastLBA) (\(formatBytes(part.size)))\n"
+                    )
                 }
                 try out.write("root hash (from the partition UUIDs): \(disk.rootHashHex)\n")
             }
@@ -96,7 +105,8 @@ extension ImageSummary {
         lines.append("entries:      \(entries) (\(entries - hardLinks) inodes, \(hardLinks) extra hard-link paths)")
         let types = FileType.allCases.map { "\($0.jsonName) \(byType[$0.jsonName] ?? 0)" }.joined(separator: ", ")
         lines.append("by type:      \(types)")
-        lines.append("regular:      \(inlineFiles) inline, \(externalFiles) external (\(filesWithDigest) with fs-verity digest)")
+        lines.append(
+            "regular:      \(inlineFiles) inline, \(externalFiles) external (\(filesWithDigest) with fs-verity digest)")
         lines.append("objects:      \(objects) distinct payloads")
         lines.append("file bytes:   \(fileBytes) (\(formatBytes(fileBytes)))")
         lines.append("xattrs:       \(xattrs) (\(distinctXattrSets) distinct sets)")

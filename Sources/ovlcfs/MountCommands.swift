@@ -1,7 +1,7 @@
 import ArgumentParser
 import ComposefsDump
-import ImageModel
 import Foundation
+import ImageModel
 import LinuxSys
 import MountDriver
 import OverlayTranslation
@@ -55,20 +55,27 @@ struct MountCommand: ParsableCommand {
     @Option(help: "data-only (objects as data-only layers, kernel 6.5+) or legacy.")
     var layout: OverlayLayout = .dataOnly
 
-    @Option(help: "auto, require or off: dm-verity of verity disks (userspace check without device-mapper) and overlay fs-verity checks of objects.")
+    @Option(
+        help:
+            "auto, require or off: dm-verity of verity disks (userspace check without device-mapper) and overlay fs-verity checks of objects."
+    )
     var verity: VerityPolicy = .auto
 
-    @Option(help: ArgumentHelp("Verity disks: the root hash to trust (default: the one the partition UUIDs spell).", valueName: "HEX"))
+    @Option(
+        help: ArgumentHelp(
+            "Verity disks: the root hash to trust (default: the one the partition UUIDs spell).", valueName: "HEX"))
     var rootHash: String?
 
     @Flag(help: "Before mounting, check that every object the image names exists with its size; list the missing ones.")
     var checkObjects = false
 
-    @Option(help: ArgumentHelp("""
-        Logical block size of the loop devices: 512, 1024, 2048 or 4096 (default: 4096 when the image is a \
-        whole number of 4 KiB blocks, as ovlcfs writes them; squashfs then caches the device pages \
-        it reads only partly instead of reading them again).
-        """, valueName: "BYTES"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Logical block size of the loop devices: 512, 1024, 2048 or 4096 (default: 4096 when the image is a \
+            whole number of 4 KiB blocks, as ovlcfs writes them; squashfs then caches the device pages \
+            it reads only partly instead of reading them again).
+            """, valueName: "BYTES"))
     var loopBlockSize: UInt32?
 
     @Flag(help: "Print the plan — every step with its kernel objects and options — and touch nothing.")
@@ -108,8 +115,11 @@ struct MountCommand: ParsableCommand {
                 let missing = try missingObjects()
                 if !missing.isEmpty {
                     for path in missing.prefix(20) { printError("missing object: \(path)") }
-                    throw MountDriverError(step: nil, message: "\(missing.count) object(s) the image names are missing or have the wrong size in \(objects.joined(separator: ", "))",
-                                           hint: "ingest them (ovlcfs build DIR --objects …) or point --objects at the right store")
+                    throw MountDriverError(
+                        step: nil,
+                        message:
+                            "\(missing.count) object(s) the image names are missing or have the wrong size in \(objects.joined(separator: ", "))",
+                        hint: "ingest them (ovlcfs build DIR --objects …) or point --objects at the right store")
                 }
             }
             let driver = MountDriver(stateDirectory: state.stateDirectory)
@@ -121,7 +131,9 @@ struct MountCommand: ParsableCommand {
                 }
                 rootHashBytes = bytes
             }
-            var request = MountRequest(image: image, target: mountPoint, objects: objects, layout: layout, verity: verity, rootHash: rootHashBytes)
+            var request = MountRequest(
+                image: image, target: mountPoint, objects: objects, layout: layout, verity: verity,
+                rootHash: rootHashBytes)
             request.loopBlockSize = loopBlockSize
             if dryRun {
                 let plan = try driver.plan(request)
@@ -135,7 +147,9 @@ struct MountCommand: ParsableCommand {
                 return
             }
             let record = try driver.mount(request)
-            printError("mounted \(image) (\(record.kind.rawValue)\(record.loopDevice.map { " on \($0)" } ?? "")) at \(record.target)")
+            printError(
+                "mounted \(image) (\(record.kind.rawValue)\(record.loopDevice.map { " on \($0)" } ?? "")) at \(record.target)"
+            )
         }
     }
 }
@@ -154,7 +168,10 @@ struct UmountCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The mount point.", valueName: "MOUNTPOINT"))
     var mountPoint: String?
 
-    @Flag(help: "Unmount every recorded ovlcfs mount; stale records, and dm-verity mappings left by a killed `ovlcfs mount`, are removed.")
+    @Flag(
+        help:
+            "Unmount every recorded ovlcfs mount; stale records, and dm-verity mappings left by a killed `ovlcfs mount`, are removed."
+    )
     var all = false
 
     @OptionGroup var state: StateOptions
@@ -204,7 +221,10 @@ struct StatusCommand: ParsableCommand {
                 let probed = KernelFeatures.probe(LinuxKernelOps(), objects: objects)
                 let out = BufferedOutput.standardOutput()
                 if json {
-                    struct Report: Encodable { var features: KernelFeatures; var effects: [KernelFeatures.Effect] }
+                    struct Report: Encodable {
+                        var features: KernelFeatures
+                        var effects: [KernelFeatures.Effect]
+                    }
                     try out.writeJSON(Report(features: probed, effects: probed.effects))
                 } else {
                     try out.write(probed.text)
@@ -225,7 +245,9 @@ struct StatusCommand: ParsableCommand {
             } else {
                 for status in statuses {
                     let r = status.record
-                    try out.write("\(r.target)\t\(r.kind.rawValue)\t\(r.layout.rawValue)\t\(r.image)\t\(status.mounted ? "mounted" : status.foreign ? "STALE (another mount is there now; ovlcfs umount --all clears the record)" : "STALE (not mounted; ovlcfs umount --all clears it)")\n")
+                    try out.write(
+                        "\(r.target)\t\(r.kind.rawValue)\t\(r.layout.rawValue)\t\(r.image)\t\(status.mounted ? "mounted" : status.foreign ? "STALE (another mount is there now; ovlcfs umount --all clears the record)" : "STALE (not mounted; ovlcfs umount --all clears it)")\n"
+                    )
                 }
             }
             try out.flush()

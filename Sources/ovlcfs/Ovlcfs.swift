@@ -18,7 +18,10 @@ struct Ovlcfs: ParsableCommand {
               ovlcfs inspect rootfs.sqfs --dump     read an image back into the model
             """,
         version: "0.1.0",
-        subcommands: [BenchCommand.self, Inspect.self, Build.self, MountCommand.self, UmountCommand.self, StatusCommand.self, VerifyCommand.self, DigestCommand.self]
+        subcommands: [
+            BenchCommand.self, Inspect.self, Build.self, MountCommand.self, UmountCommand.self, StatusCommand.self,
+            VerifyCommand.self, DigestCommand.self,
+        ]
     )
 
     /// Refuses arguments that are not valid UTF-8 before parsing: Swift would replace the bad
@@ -26,7 +29,8 @@ struct Ovlcfs: ParsableCommand {
     static func main() {
         for index in 1..<Int(CommandLine.argc) {
             guard let raw = CommandLine.unsafeArgv[index], String(validatingCString: raw) == nil else { continue }
-            FileHandle.standardError.write(Data("ovlcfs: argument \(index) is not valid UTF-8; ovlcfs takes UTF-8 paths and options\n".utf8))
+            FileHandle.standardError.write(
+                Data("ovlcfs: argument \(index) is not valid UTF-8; ovlcfs takes UTF-8 paths and options\n".utf8))
             Foundation.exit(2)
         }
         main(nil)

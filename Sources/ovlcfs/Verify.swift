@@ -45,8 +45,9 @@ struct VerifyCommand: ParsableCommand {
                 for line in report.wrongSize { try out.write("wrong size: \(line)\n") }
                 for line in report.wrongDigest { try out.write("wrong digest: \(line)\n") }
                 for line in report.unreadable { try out.write("unreadable: \(line)\n") }
-                try out.write("\(report.checked) objects checked, \(report.missing.count) missing, \(report.wrongSize.count) wrong size, "
-                    + "\(report.wrongDigest.count) wrong digest\n")
+                try out.write(
+                    "\(report.checked) objects checked, \(report.missing.count) missing, \(report.wrongSize.count) wrong size, "
+                        + "\(report.wrongDigest.count) wrong digest\n")
             }
             try out.flush()
         }

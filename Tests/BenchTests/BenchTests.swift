@@ -6,8 +6,8 @@ import LinuxSys
 import MountDriver
 import OverlayTranslation
 import SquashfsWriter
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Bench statistics")
 struct StatisticsTests {
@@ -41,17 +41,22 @@ struct StatisticsTests {
 }
 
 func sampleReport() -> BenchReport {
-    var report = BenchReport(system: .init(kernel: "6.18", cpu: "test", cores: 2, memoryBytes: 1, date: "2026-11-27T00:00:00Z",
-                                           source: "/x/model.dump", entries: 10, fileBytes: 100, runs: 3, warmups: 1, randomFiles: 5))
+    var report = BenchReport(
+        system: .init(
+            kernel: "6.18", cpu: "test", cores: 2, memoryBytes: 1, date: "2026-11-27T00:00:00Z",
+            source: "/x/model.dump", entries: 10, fileBytes: 100, runs: 3, warmups: 1, randomFiles: 5))
     for (arm, scale) in [("composefs", 1.0), ("overlay-data-only-zstd", 1.5)] {
         for workload in Workload.allCases {
             for cache in CacheState.allCases {
                 let samples = [0.9, 1.0, 1.2].map { $0 * scale * (cache == .cold ? 3 : 1) }
                 let s = Summary(samples)
-                report.results.append(.init(arm: arm, workload: workload, cache: cache, samples: samples, median: s.median,
-                                            mean: s.mean, stddev: s.stddev, min: s.min, max: s.max, runs: s.runs))
+                report.results.append(
+                    .init(
+                        arm: arm, workload: workload, cache: cache, samples: samples, median: s.median,
+                        mean: s.mean, stddev: s.stddev, min: s.min, max: s.max, runs: s.runs))
                 if arm != "composefs" {
-                    report.ratios.append(.init(arm: arm, workload: workload, cache: cache, ratio: 1.5, low: 1.4, high: 1.6))
+                    report.ratios.append(
+                        .init(arm: arm, workload: workload, cache: cache, ratio: 1.5, low: 1.4, high: 1.6))
                 }
             }
         }
@@ -72,7 +77,9 @@ struct SubprocessTests {
     @Test("arm names with levers parse; unknown or repeated levers do not")
     func leverArms() throws {
         let arm = try #require(Arm.named("overlay-data-only-none+block-index+loop512"))
-        #expect(arm.kind == .squashfs(layout: .dataOnly, compression: .gzip, rawMetadata: true, levers: [.blockIndex, .loop512]))
+        #expect(
+            arm.kind
+                == .squashfs(layout: .dataOnly, compression: .gzip, rawMetadata: true, levers: [.blockIndex, .loop512]))
         #expect(Arm.named("overlay-legacy-zstd") == .overlay(.legacy, .zstd))
         #expect(Arm.named("overlay-data-only-lz4") == .overlay(.dataOnly, .lz4))
         #expect(Arm.named("composefs+loop512") == nil)
@@ -100,7 +107,11 @@ struct ReportTests {
         #expect(report.markdown.contains("| ls-lR | 3.000 | 4.500 1.50× [1.40–1.60] |"))
     }
 
-    @Test("the SVG chart renders to a non-blank PNG", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/rsvg-convert"), "rsvg-convert is not installed (apt: librsvg2-bin)"))
+    @Test(
+        "the SVG chart renders to a non-blank PNG",
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: "/usr/bin/rsvg-convert"),
+            "rsvg-convert is not installed (apt: librsvg2-bin)"))
     func svgRenders() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
@@ -116,9 +127,11 @@ struct ReportTests {
     }
 }
 
-@Suite("Bench on real mounts", .serialized,
-       .enabled(if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
-                "needs root, loop devices and the squashfs, erofs and overlay filesystems"))
+@Suite(
+    "Bench on real mounts", .serialized,
+    .enabled(
+        if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
+        "needs root, loop devices and the squashfs, erofs and overlay filesystems"))
 struct BenchRunTests {
     /// Bytes of `file` in the page cache (util-linux fincore).
     func cachedBytes(_ file: String) throws -> Int {
@@ -126,8 +139,10 @@ struct BenchRunTests {
         return Int(result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 
-    @Test("cold runs start cold (the image is out of the page cache and is read back in); warm runs find it cached",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/fincore"), "fincore (util-linux) is missing"))
+    @Test(
+        "cold runs start cold (the image is out of the page cache and is read back in); warm runs find it cached",
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: "/usr/bin/fincore"), "fincore (util-linux) is missing"))
     func coldIsCold() throws {
         let model = try DumpFile.read(path: TestPaths.fixture("config.dump.gz").path)
         let fixture = try MountFixture()
@@ -135,9 +150,11 @@ struct BenchRunTests {
         let (dir, driver) = (fixture.dir, fixture.driver)
         _ = try makeStandInObjects(for: model, in: dir.path("objects"))
         let image = dir.path("i.sqfs")
-        try SquashfsWriter.write(try OverlayTranslation.translate(model, options: .init()), to: image,
-                                 options: SquashfsOptions(compression: .gzip, uncompressedTables: Set(SquashfsOptions.Table.allCases)))
-        try driver.mount(MountRequest(image: image, target: dir.path("mnt"), objects: [dir.path("objects")], verity: .off))
+        try SquashfsWriter.write(
+            try OverlayTranslation.translate(model, options: .init()), to: image,
+            options: SquashfsOptions(compression: .gzip, uncompressedTables: Set(SquashfsOptions.Table.allCases)))
+        try driver.mount(
+            MountRequest(image: image, target: dir.path("mnt"), objects: [dir.path("objects")], verity: .off))
         let size = Int(try FileStatus(path: image).size)
         let runner = WorkloadRunner(sample: try TreeSample.list(dir.path("mnt")))
         _ = try runner.run(.lsLR, at: dir.path("mnt"))
@@ -162,7 +179,8 @@ struct BenchRunTests {
         var configuration = BenchConfiguration()
         configuration.runs = 2
         configuration.stateDirectory = dir.path("state")
-        let runner = BenchRunner(model: model, objects: dir.path("objects"), workDirectory: dir.path("work"), configuration: configuration)
+        let runner = BenchRunner(
+            model: model, objects: dir.path("objects"), workDirectory: dir.path("work"), configuration: configuration)
         let report = try runner.run(source: "special.dump")
         #expect(report.results.count == 5 * Workload.allCases.count * 2)
         #expect(report.ratios.count == 4 * Workload.allCases.count * 2)
@@ -173,4 +191,3 @@ struct BenchRunTests {
         #expect(MountDriver(stateDirectory: dir.path("state")).records().isEmpty)
     }
 }
-

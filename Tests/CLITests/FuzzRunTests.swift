@@ -1,22 +1,30 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 let fuzzer = TestPaths.productsDirectory.appendingPathComponent("ovlcfs-fuzz").path
 
 /// Short runs of the reader fuzzer (scripts/fuzz runs the long ones): in a process of its own,
 /// so a trap or a crash shows as a signal here instead of taking the test runner down.
-@Suite("reader fuzzing, short runs", .enabled(if: FileManager.default.isExecutableFile(atPath: fuzzer), "ovlcfs-fuzz was not built"))
+@Suite(
+    "reader fuzzing, short runs",
+    .enabled(if: FileManager.default.isExecutableFile(atPath: fuzzer), "ovlcfs-fuzz was not built"))
 struct FuzzRunTests {
-    @Test("seeded mutations of every reader: no trap, no crash, every case under 2 s and 512 MiB", arguments: [
-        ("dump", 2000), ("cfs", 3000), ("sqfs", 3000), ("gpt", 600),
-    ])
+    @Test(
+        "seeded mutations of every reader: no trap, no crash, every case under 2 s and 512 MiB",
+        arguments: [
+            ("dump", 2000), ("cfs", 3000), ("sqfs", 3000), ("gpt", 600),
+        ])
     func short(reader: String, cases: Int) throws {
         let result = try run(fuzzer, [reader, String(cases), "20261130"])
-        #expect(result.status == 0, "\(reader): status \(result.status)\n\(result.stdoutText)\(result.stderrText.suffix(2000))")
+        #expect(
+            result.status == 0,
+            "\(reader): status \(result.status)\n\(result.stdoutText)\(result.stderrText.suffix(2000))")
         #expect(result.stdoutText.contains("fuzz \(reader): \(cases) cases"), "\(result.stdoutText)")
         #expect(result.stdoutText.contains(", 0 over 2 s"))
         // Both outcomes occur, or the mutations test nothing.
-        #expect(!result.stdoutText.contains(" 0 refused") && !result.stdoutText.contains(" 0 accepted"), "\(result.stdoutText)")
+        #expect(
+            !result.stdoutText.contains(" 0 refused") && !result.stdoutText.contains(" 0 accepted"),
+            "\(result.stdoutText)")
     }
 }

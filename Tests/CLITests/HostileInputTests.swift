@@ -1,10 +1,12 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Inputs an attacker would hand a root tool (issue 12): each must end in a clear error and
 /// touch nothing outside the command's outputs, store and work directory.
-@Suite("hostile inputs to the command line", .enabled(if: FileManager.default.isExecutableFile(atPath: ovlcfs), "the ovlcfs binary was not built"))
+@Suite(
+    "hostile inputs to the command line",
+    .enabled(if: FileManager.default.isExecutableFile(atPath: ovlcfs), "the ovlcfs binary was not built"))
 struct HostileInputTests {
     static let root = "/ 4096 40755 2 0 0 0 0.0 - - -\n"
 
@@ -27,19 +29,23 @@ struct HostileInputTests {
         return count
     }
 
-    @Test("#1 an image whose redirect climbs out of the store is refused by every reader; nothing outside is hashed",
-          arguments: [["--format", "composefs"], ["--compression", "none"]])
+    @Test(
+        "#1 an image whose redirect climbs out of the store is refused by every reader; nothing outside is hashed",
+        arguments: [["--format", "composefs"], ["--compression", "none"]])
     func traversalPayload(format: [String]) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        try (Self.root + "/f 5 100644 1 0 0 0 0.0 zz/zz/zz/zz/victim - -\n").write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        try (Self.root + "/f 5 100644 1 0 0 0 0.0 zz/zz/zz/zz/victim - -\n").write(
+            toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
         let built = try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("evil.img")] + format)
         #expect(built.status == 0, "\(built.stderrText)")
         #expect(try patch(dir.path("evil.img"), "zz/zz/zz/zz/", "../../../../") >= 1)
         try FileManager.default.createDirectory(atPath: dir.path("store/a/b/c"), withIntermediateDirectories: true)
         try "secret".write(toFile: dir.path("victim"), atomically: true, encoding: .utf8)
-        for arguments in [["inspect", dir.path("evil.img")], ["verify", "--objects", dir.path("store"), dir.path("evil.img")],
-                          ["build", dir.path("evil.img"), "-o", dir.path("again.sqfs")]] {
+        for arguments in [
+            ["inspect", dir.path("evil.img")], ["verify", "--objects", dir.path("store"), dir.path("evil.img")],
+            ["build", dir.path("evil.img"), "-o", dir.path("again.sqfs")],
+        ] {
             let result = try run(ovlcfs, arguments)
             #expect(result.status != 0, "\(arguments) accepted a payload out of the store")
             #expect(result.stderrText.contains("'..'"), "\(arguments): \(result.stderrText)")
@@ -53,12 +59,15 @@ struct HostileInputTests {
     func specialOutputs() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        try (Self.root + "/f 3 100644 1 0 0 0 0.0 - abc -\n").write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        try (Self.root + "/f 3 100644 1 0 0 0 0.0 - abc -\n").write(
+            toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
         try "keep".write(toFile: dir.path("target"), atomically: true, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: dir.path("link"), withDestinationPath: dir.path("target"))
         #expect(mkfifo(dir.path("fifo"), 0o644) == 0)
-        for (output, extra) in [("/dev/null", [String]()), (dir.path("link"), []), (dir.path("fifo"), []),
-                                (dir.path("link"), ["--format", "composefs"])] {
+        for (output, extra) in [
+            ("/dev/null", [String]()), (dir.path("link"), []), (dir.path("fifo"), []),
+            (dir.path("link"), ["--format", "composefs"]),
+        ] {
             let result = try run(ovlcfs, ["build", dir.path("m.dump"), "-o", output] + extra)
             #expect(result.status != 0, "wrote over \(output)")
             #expect(result.stderrText.contains("replaces only regular files"), "\(result.stderrText)")
@@ -111,12 +120,15 @@ struct HostileInputTests {
 
     @Test("#16 what the tool writes it reads back: pre-1970 mtimes, and './' payloads are refused on reading too")
     func writesWhatItReads() throws {
-        let dump = Self.root + "/old 0 100644 1 0 0 0 -315619200.5 - - -\n/oldest 0 100644 1 0 0 0 -9223372036854775808.0 - - -\n"
+        let dump =
+            Self.root
+            + "/old 0 100644 1 0 0 0 -315619200.5 - - -\n/oldest 0 100644 1 0 0 0 -9223372036854775808.0 - - -\n"
         let result = try run(ovlcfs, ["inspect", "-", "--dump"], input: Array(dump.utf8))
         #expect(result.status == 0, "\(result.stderrText)")
         #expect(result.stdoutText == dump)
         for payload in ["./ab/cd", "ab//cd", "ab/./cd"] {
-            let bad = try run(ovlcfs, ["inspect", "-"], input: Array((Self.root + "/f 5 100644 1 0 0 0 0.0 \(payload) - -\n").utf8))
+            let bad = try run(
+                ovlcfs, ["inspect", "-"], input: Array((Self.root + "/f 5 100644 1 0 0 0 0.0 \(payload) - -\n").utf8))
             #expect(bad.status != 0, "accepted payload \(payload)")
             #expect(bad.stderrText.contains("<stdin>:2:"), "\(bad.stderrText)")
         }
@@ -127,13 +139,21 @@ struct HostileInputTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         #expect(mkfifo(dir.path("fifo"), 0o644) == 0)
-        for name in ["empty-store", "mnt", "o"] { try FileManager.default.createDirectory(atPath: dir.path(name), withIntermediateDirectories: true) }
+        for name in ["empty-store", "mnt", "o"] {
+            try FileManager.default.createDirectory(atPath: dir.path(name), withIntermediateDirectories: true)
+        }
         let verifyFifo = try run(ovlcfs, ["verify", "--objects", dir.path("empty-store"), dir.path("fifo")])
         #expect(verifyFifo.status != 0)
         #expect(verifyFifo.stderrText.contains("no files"), "\(verifyFifo.stderrText)")
-        let mount = try run(ovlcfs, ["mount", dir.path("fifo"), dir.path("mnt"), "--objects", dir.path("o"), "--state-directory", dir.path("state")])
+        let mount = try run(
+            ovlcfs,
+            [
+                "mount", dir.path("fifo"), dir.path("mnt"), "--objects", dir.path("o"), "--state-directory",
+                dir.path("state"),
+            ])
         #expect(mount.status != 0)
-        #expect(mount.stderrText.contains("not a regular file") || mount.stderrText.contains("root"), "\(mount.stderrText)")
+        #expect(
+            mount.stderrText.contains("not a regular file") || mount.stderrText.contains("root"), "\(mount.stderrText)")
         // A store with a FIFO and a symlink (to a secret) under object names, and junk.
         let digest = String(repeating: "ab", count: 32)
         let fan = dir.path("store/ab")
@@ -141,11 +161,13 @@ struct HostileInputTests {
         try "secret".write(toFile: dir.path("secret"), atomically: true, encoding: .utf8)
         #expect(mkfifo(fan + "/" + String(digest.dropFirst(2)), 0o644) == 0)
         let linkName = "ab" + String(repeating: "cd", count: 31)
-        try FileManager.default.createSymbolicLink(atPath: fan + "/" + String(linkName.dropFirst(2)), withDestinationPath: dir.path("secret"))
+        try FileManager.default.createSymbolicLink(
+            atPath: fan + "/" + String(linkName.dropFirst(2)), withDestinationPath: dir.path("secret"))
         try "junk".write(toFile: fan + "/not-an-object", atomically: true, encoding: .utf8)
         let verify = try run(ovlcfs, ["verify", "--objects", dir.path("store"), "--json"])
         #expect(verify.status != 0)
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout)) as? [String: Any], "\(verify.stderrText)")
+        let json = try #require(
+            try JSONSerialization.jsonObject(with: Data(verify.stdout)) as? [String: Any], "\(verify.stderrText)")
         #expect(json["checked"] as? Int == 0)
         #expect((json["foreign"] as? [String])?.count == 1)
         #expect((json["unreadable"] as? [String])?.count == 2)
@@ -170,31 +192,43 @@ struct HostileInputTests {
             for format in ["squashfs", "composefs"] {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: ovlcfs)
-                process.arguments = ["build", dir.path("m.dump"), "-o", dir.path("out-\(round).img"), "--format", format]
+                process.arguments = [
+                    "build", dir.path("m.dump"), "-o", dir.path("out-\(round).img"), "--format", format,
+                ]
                 process.standardOutput = FileHandle.nullDevice
                 process.standardError = FileHandle.nullDevice
                 try process.run()
                 Thread.sleep(forTimeInterval: delay)
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
-                let left = try FileManager.default.contentsOfDirectory(atPath: dir.url.path).filter { $0.hasPrefix(".") }
+                let left = try FileManager.default.contentsOfDirectory(atPath: dir.url.path).filter {
+                    $0.hasPrefix(".")
+                }
                 #expect(left.isEmpty, "after kill -9 at \(delay) s: \(left)")
             }
         }
     }
 
-    @Test("an ingest leaves nothing in the store's staging directory; abandoned staging files of dead processes are removed")
+    @Test(
+        "an ingest leaves nothing in the store's staging directory; abandoned staging files of dead processes are removed"
+    )
     func stagingLeftovers() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         try FileManager.default.createDirectory(atPath: dir.path("tree/sub"), withIntermediateDirectories: true)
-        for i in 0..<20 { try String(repeating: "x\(i)", count: 100).write(toFile: dir.path("tree/sub/f\(i)"), atomically: true, encoding: .utf8) }
-        let first = try run(ovlcfs, ["build", dir.path("tree"), "-o", dir.path("a.sqfs"), "--objects", dir.path("store"), "--quiet"])
+        for i in 0..<20 {
+            try String(repeating: "x\(i)", count: 100).write(
+                toFile: dir.path("tree/sub/f\(i)"), atomically: true, encoding: .utf8)
+        }
+        let first = try run(
+            ovlcfs, ["build", dir.path("tree"), "-o", dir.path("a.sqfs"), "--objects", dir.path("store"), "--quiet"])
         #expect(first.status == 0, "\(first.stderrText)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("store/.ovlcfs-tmp")).isEmpty)
         // A named staging file of a process that no longer exists (pid 2^22 + 1 is above pid_max).
-        FileManager.default.createFile(atPath: dir.path("store/.ovlcfs-tmp/.tmp-4194305-abc"), contents: Data("partial".utf8))
-        let second = try run(ovlcfs, ["build", dir.path("tree"), "-o", dir.path("b.sqfs"), "--objects", dir.path("store"), "--quiet"])
+        FileManager.default.createFile(
+            atPath: dir.path("store/.ovlcfs-tmp/.tmp-4194305-abc"), contents: Data("partial".utf8))
+        let second = try run(
+            ovlcfs, ["build", dir.path("tree"), "-o", dir.path("b.sqfs"), "--objects", dir.path("store"), "--quiet"])
         #expect(second.status == 0, "\(second.stderrText)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("store/.ovlcfs-tmp")).isEmpty)
         let verify = try run(ovlcfs, ["verify", "--objects", dir.path("store")])
@@ -210,8 +244,12 @@ struct HostileInputTests {
         // posix_spawn with raw bytes: Process would have to go through a Swift String.
         let output = dir.url.path + "/out-\u{FFFD}.sqfs"
         var pid: pid_t = 0
-        let argv: [[CChar]] = [Array(ovlcfs.utf8CString), Array("build".utf8CString), Array(dir.path("m.dump").utf8CString), Array("-o".utf8CString),
-                                (dir.url.path + "/out-").utf8.map { CChar(bitPattern: $0) } + [CChar(bitPattern: 0xFF)] + Array(".sqfs".utf8CString)]
+        let argv: [[CChar]] = [
+            Array(ovlcfs.utf8CString), Array("build".utf8CString), Array(dir.path("m.dump").utf8CString),
+            Array("-o".utf8CString),
+            (dir.url.path + "/out-").utf8.map { CChar(bitPattern: $0) } + [CChar(bitPattern: 0xFF)]
+                + Array(".sqfs".utf8CString),
+        ]
         var pointers = argv.map { strdup($0) } + [nil]
         defer { for p in pointers { free(p) } }
         #expect(posix_spawn(&pid, ovlcfs, nil, nil, &pointers, environ) == 0)
@@ -222,8 +260,9 @@ struct HostileInputTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path) == ["m.dump"])
     }
 
-    @Test("a full filesystem is named as such (ENOSPC), and the output is not left half-written",
-          .enabled(if: HostCapabilities.isRoot, "needs root to mount a small tmpfs"))
+    @Test(
+        "a full filesystem is named as such (ENOSPC), and the output is not left half-written",
+        .enabled(if: HostCapabilities.isRoot, "needs root to mount a small tmpfs"))
     func noSpace() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
@@ -242,8 +281,11 @@ struct HostileInputTests {
         }
     }
 
-    @Test("#7 a tree whose xattrs exceed the formats' budget is refused by name (five 60 KB xattrs on tmpfs)",
-          .enabled(if: HostCapabilities.isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/setfattr"), "needs root (tmpfs) and setfattr"))
+    @Test(
+        "#7 a tree whose xattrs exceed the formats' budget is refused by name (five 60 KB xattrs on tmpfs)",
+        .enabled(
+            if: HostCapabilities.isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/setfattr"),
+            "needs root (tmpfs) and setfattr"))
     func hugeXattrs() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
@@ -252,23 +294,34 @@ struct HostileInputTests {
         defer { _ = try? run("/bin/umount", [dir.path("tree")]) }
         FileManager.default.createFile(atPath: dir.path("tree/big"), contents: Data("x".utf8))
         for i in 0..<5 {
-            let set = try run("/usr/bin/setfattr", ["-n", "user.k\(i)", "-v", "0x" + String(repeating: "ab", count: 60_000), dir.path("tree/big")])
+            let set = try run(
+                "/usr/bin/setfattr",
+                ["-n", "user.k\(i)", "-v", "0x" + String(repeating: "ab", count: 60_000), dir.path("tree/big")])
             try #require(set.status == 0, "\(set.stderrText)")
         }
         for format in ["squashfs", "composefs"] {
-            let result = try run(ovlcfs, ["build", dir.path("tree"), "-o", dir.path("out.img"), "--store-mode", "none", "--format", format, "--quiet"])
+            let result = try run(
+                ovlcfs,
+                [
+                    "build", dir.path("tree"), "-o", dir.path("out.img"), "--store-mode", "none", "--format", format,
+                    "--quiet",
+                ])
             #expect(result.status != 0)
-            #expect(result.stderrText.contains("/big") && result.stderrText.contains("per-inode maximum"), "\(result.stderrText)")
+            #expect(
+                result.stderrText.contains("/big") && result.stderrText.contains("per-inode maximum"),
+                "\(result.stderrText)")
         }
         #expect(!FileManager.default.fileExists(atPath: dir.path("out.img")))
     }
 
-    @Test("#9 a verity disk made sparse to 8 GiB is inspected through its partition offsets, in bounded memory",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "prlimit is missing"))
+    @Test(
+        "#9 a verity disk made sparse to 8 GiB is inspected through its partition offsets, in bounded memory",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "prlimit is missing"))
     func sparseDisk() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        try (Self.root + "/f 3 100644 1 0 0 0 0.0 - abc -\n").write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        try (Self.root + "/f 3 100644 1 0 0 0 0.0 - abc -\n").write(
+            toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
         #expect(try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("d.raw"), "--disk"]).status == 0)
         #expect(truncate(dir.path("d.raw"), 8 << 30) == 0)
         // 1 GiB of address space: reading the disk whole (or copying its partition) could not fit.
@@ -277,20 +330,31 @@ struct HostileInputTests {
         #expect(result.stdoutText.contains("entries:      2"), "\(result.stdoutText)")
     }
 
-    @Test("#13 a directory with more subdirectories than the descriptor limit ingests (one descriptor per level, not per directory)",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "prlimit is missing"))
+    @Test(
+        "#13 a directory with more subdirectories than the descriptor limit ingests (one descriptor per level, not per directory)",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "prlimit is missing"))
     func manySubdirectories() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        for i in 0..<600 { try FileManager.default.createDirectory(atPath: dir.path("tree/d\(i)/e"), withIntermediateDirectories: true) }
+        for i in 0..<600 {
+            try FileManager.default.createDirectory(atPath: dir.path("tree/d\(i)/e"), withIntermediateDirectories: true)
+        }
         try FileManager.default.createDirectory(atPath: dir.path("files"), withIntermediateDirectories: true)
-        let result = try run("/usr/bin/prlimit", ["--nofile=128", "--", ovlcfs, "build", dir.path("tree"), "-o", dir.path("out.sqfs"), "--store-mode", "none", "--quiet"])
+        let result = try run(
+            "/usr/bin/prlimit",
+            [
+                "--nofile=128", "--", ovlcfs, "build", dir.path("tree"), "-o", dir.path("out.sqfs"), "--store-mode",
+                "none", "--quiet",
+            ])
         #expect(result.status == 0, "\(result.stderrText)")
         let inspect = try run(ovlcfs, ["inspect", dir.path("out.sqfs"), "--json"])
         #expect(inspect.stdoutText.contains("\"entries\" : 1201"), "\(inspect.stdoutText)")
         // Files in flight stay within the limit too: 2000 files hashed by 16 workers under 256 descriptors,
         // and a 1000-deep chain with a pending sibling at every level.
-        for i in 0..<2000 { FileManager.default.createFile(atPath: dir.path("files/f\(i)"), contents: Data(repeating: UInt8(i % 251), count: 8192)) }
+        for i in 0..<2000 {
+            FileManager.default.createFile(
+                atPath: dir.path("files/f\(i)"), contents: Data(repeating: UInt8(i % 251), count: 8192))
+        }
         var deep = dir.path("chain")
         for _ in 0..<1000 {
             try FileManager.default.createDirectory(atPath: deep + "/a", withIntermediateDirectories: true)
@@ -298,8 +362,12 @@ struct HostileInputTests {
         }
         try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
         for tree in ["files", "chain"] {
-            let limited = try run("/usr/bin/prlimit", ["--nofile=256:256", "--", ovlcfs, "build", dir.path(tree), "-o", dir.path(tree + ".sqfs"),
-                                                       "--objects", dir.path("store"), "--jobs", "16", "--quiet"])
+            let limited = try run(
+                "/usr/bin/prlimit",
+                [
+                    "--nofile=256:256", "--", ovlcfs, "build", dir.path(tree), "-o", dir.path(tree + ".sqfs"),
+                    "--objects", dir.path("store"), "--jobs", "16", "--quiet",
+                ])
             #expect(limited.status == 0, "\(tree): \(limited.stderrText)")
         }
     }
@@ -309,13 +377,22 @@ struct HostileInputTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         try FileManager.default.createDirectory(atPath: dir.path("tree/etc"), withIntermediateDirectories: true)
-        try String(repeating: "config ", count: 40).write(toFile: dir.path("tree/etc/conf"), atomically: true, encoding: .utf8)
-        let first = try run(ovlcfs, ["build", dir.path("tree"), "-o", dir.path("a.sqfs"), "--objects", dir.path("tree/store"), "--dump-out", dir.path("a.dump")])
+        try String(repeating: "config ", count: 40).write(
+            toFile: dir.path("tree/etc/conf"), atomically: true, encoding: .utf8)
+        let first = try run(
+            ovlcfs,
+            [
+                "build", dir.path("tree"), "-o", dir.path("a.sqfs"), "--objects", dir.path("tree/store"), "--dump-out",
+                dir.path("a.dump"),
+            ])
         #expect(first.status == 0, "\(first.stderrText)")
         let dump = try String(contentsOfFile: dir.path("a.dump"), encoding: .utf8)
         #expect(!dump.contains("/store"), "\(dump)")
         #expect(dump.contains("/etc/conf"))
-        for (arguments, option) in [(["--salt", "00"], "--salt"), (["--store-mode", "hardlink"], "--store-mode"), (["--objects", dir.path("o")], "--objects")] {
+        for (arguments, option) in [
+            (["--salt", "00"], "--salt"), (["--store-mode", "hardlink"], "--store-mode"),
+            (["--objects", dir.path("o")], "--objects"),
+        ] {
             let result = try run(ovlcfs, ["build", dir.path("a.dump"), "-o", dir.path("b.sqfs")] + arguments)
             #expect(result.status != 0, "\(arguments) was accepted")
             #expect(result.stderrText.contains(option), "\(result.stderrText)")

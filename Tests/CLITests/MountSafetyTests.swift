@@ -1,16 +1,21 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Real mounts, as root: concurrent mounts of one target, targets through symlinks, foreign
 /// mounts (issue 12 #3, #4). Everything is undone, also when a check fails.
-@Suite("mount safety on the real kernel", .serialized,
-       .enabled(if: FileManager.default.isExecutableFile(atPath: ovlcfs) && HostCapabilities.canMountSquashfsOverlay, "needs root, /dev/loop-control and the squashfs and overlay filesystems"))
+@Suite(
+    "mount safety on the real kernel", .serialized,
+    .enabled(
+        if: FileManager.default.isExecutableFile(atPath: ovlcfs) && HostCapabilities.canMountSquashfsOverlay,
+        "needs root, /dev/loop-control and the squashfs and overlay filesystems"))
 struct MountSafetyTests {
     /// A small squashfs image, an objects directory, a mount point and a state directory.
     func fixture() throws -> TemporaryDirectory {
         let dir = try TemporaryDirectory()
-        for name in ["objects", "mnt"] { try FileManager.default.createDirectory(atPath: dir.path(name), withIntermediateDirectories: true) }
+        for name in ["objects", "mnt"] {
+            try FileManager.default.createDirectory(atPath: dir.path(name), withIntermediateDirectories: true)
+        }
         let built = try run(ovlcfs, ["inspect", "--example", "--dump", "-o", dir.path("m.dump")])
         #expect(built.status == 0, "\(built.stderrText)")
         let image = try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("i.sqfs")])
@@ -19,7 +24,10 @@ struct MountSafetyTests {
     }
 
     func mountArguments(_ dir: TemporaryDirectory, target: String) -> [String] {
-        ["mount", dir.path("i.sqfs"), target, "--objects", dir.path("objects"), "--verity", "off", "--state-directory", dir.path("state")]
+        [
+            "mount", dir.path("i.sqfs"), target, "--objects", dir.path("objects"), "--verity", "off",
+            "--state-directory", dir.path("state"),
+        ]
     }
 
     func cleanUp(_ dir: TemporaryDirectory) {
@@ -46,7 +54,10 @@ struct MountSafetyTests {
             let wins = results.filter { $0.terminationStatus == 0 }.count
             #expect(wins == 1, "round \(round): \(wins) mounts succeeded")
             let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
-            #expect(mountinfo.split(separator: "\n").filter { $0.split(separator: " ").dropFirst(4).first.map(String.init) == dir.path("mnt") }.count == 1)
+            #expect(
+                mountinfo.split(separator: "\n").filter {
+                    $0.split(separator: " ").dropFirst(4).first.map(String.init) == dir.path("mnt")
+                }.count == 1)
             let umount = try run(ovlcfs, ["umount", dir.path("mnt"), "--state-directory", dir.path("state")])
             #expect(umount.status == 0, "\(umount.stderrText)")
             #expect(nothingLeft(under: dir.url.path).isEmpty, "round \(round): \(nothingLeft(under: dir.url.path))")
@@ -137,7 +148,9 @@ struct MountSafetyTests {
             _ = try? run("/bin/umount", [dir.path("a.old/mnt")])
             cleanUp(dir)
         }
-        for path in ["a/mnt", "victim/mnt"] { try FileManager.default.createDirectory(atPath: dir.path(path), withIntermediateDirectories: true) }
+        for path in ["a/mnt", "victim/mnt"] {
+            try FileManager.default.createDirectory(atPath: dir.path(path), withIntermediateDirectories: true)
+        }
         #expect(try run(ovlcfs, mountArguments(dir, target: dir.path("a/mnt"))).status == 0)
         #expect(try run("/bin/mount", ["-t", "tmpfs", "none", dir.path("victim/mnt")]).status == 0)
         try FileManager.default.moveItem(atPath: dir.path("a"), toPath: dir.path("a.old"))

@@ -2,8 +2,8 @@ import ComposefsDump
 import Foundation
 import ImageModel
 import LinuxSys
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Dump files: gzip, plain, atomic writes")
 struct DumpFileTests {
@@ -13,7 +13,12 @@ struct DumpFileTests {
         defer { dir.cleanup() }
         let text = "/ 4096 40755 2 0 0 0 0.0 - - -\n/f 5 100644 1 0 0 0 0.0 - hello -\n"
         try text.write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
-        _ = try run("/bin/sh", ["-c", "gzip -c \(dir.path("m.dump")) > \(dir.path("m.dump.gz")) && cp \(dir.path("m.dump.gz")) \(dir.path("renamed"))"])
+        _ = try run(
+            "/bin/sh",
+            [
+                "-c",
+                "gzip -c \(dir.path("m.dump")) > \(dir.path("m.dump.gz")) && cp \(dir.path("m.dump.gz")) \(dir.path("renamed"))",
+            ])
         let plain = try DumpFile.read(path: dir.path("m.dump"))
         #expect(try DumpFile.read(path: dir.path("m.dump.gz")) == plain)
         #expect(try DumpFile.read(path: dir.path("renamed")) == plain)
@@ -26,7 +31,8 @@ struct DumpFileTests {
         defer { dir.cleanup() }
         var text = ""
         for i in 0..<2000 { text += "/f\(i) 0 100644 1 0 0 0 0.0 - - -\n" }
-        try ("/ 4096 40755 2 0 0 0 0.0 - - -\n" + text).write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
+        try ("/ 4096 40755 2 0 0 0 0.0 - - -\n" + text).write(
+            toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
         _ = try run("/bin/sh", ["-c", "gzip -c \(dir.path("m.dump")) | head -c 2000 > \(dir.path("t.gz"))"])
         do {
             _ = try DumpFile.read(path: dir.path("t.gz"))

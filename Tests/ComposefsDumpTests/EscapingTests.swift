@@ -1,6 +1,6 @@
 import ComposefsDump
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Escaping")
 struct EscapingTests {
@@ -15,18 +15,23 @@ struct EscapingTests {
         }
     }
 
-    @Test("encoding matches composefs-info dump", arguments: [
-        ("a b", false, false, "a\\x20b"),
-        ("\\\n\r\t", false, false, "\\\\\\n\\r\\t"),
-        ("k=v", true, false, "k\\x3dv"),
-        ("k=v", false, false, "k=v"),
-        ("-", false, true, "\\x2d"),
-        ("-", false, false, "-"),
-        ("--", false, true, "--"),
-        ("\u{7f}é", false, false, "\\x7f\\xc3\\xa9"),
-    ])
+    @Test(
+        "encoding matches composefs-info dump",
+        arguments: [
+            ("a b", false, false, "a\\x20b"),
+            ("\\\n\r\t", false, false, "\\\\\\n\\r\\t"),
+            ("k=v", true, false, "k\\x3dv"),
+            ("k=v", false, false, "k=v"),
+            ("-", false, true, "\\x2d"),
+            ("-", false, false, "-"),
+            ("--", false, true, "--"),
+            ("\u{7f}é", false, false, "\\x7f\\xc3\\xa9"),
+        ])
     func encoding(input: String, equals: Bool, dash: Bool, expected: String) {
-        #expect(String(decoding: DumpEscaping.encode(Array(input.utf8), escapeEquals: equals, escapeLoneDash: dash), as: UTF8.self) == expected)
+        #expect(
+            String(
+                decoding: DumpEscaping.encode(Array(input.utf8), escapeEquals: equals, escapeLoneDash: dash),
+                as: UTF8.self) == expected)
     }
 
     @Test("decoding accepts upper and lower case hex")

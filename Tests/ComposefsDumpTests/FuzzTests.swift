@@ -1,8 +1,8 @@
 import ComposefsDump
 import Foundation
 import ImageModel
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Mutated dumps never trap")
 struct FuzzTests {
@@ -27,8 +27,10 @@ struct FuzzTests {
         var rng = SeededGenerator(seed: 0x0DDB_A11)
         var accepted = 0, rejected = 0
         for _ in 0..<5000 {
-            var lines = Self.seedLines.shuffled(using: &rng).prefix(Int.random(in: 1...Self.seedLines.count, using: &rng))
-                .map { Array($0.utf8) }
+            var lines = Self.seedLines.shuffled(using: &rng).prefix(
+                Int.random(in: 1...Self.seedLines.count, using: &rng)
+            )
+            .map { Array($0.utf8) }
             let mutations = Int.random(in: 1...4, using: &rng)
             for _ in 0..<mutations {
                 let index = Int.random(in: 0..<lines.count, using: &rng)
@@ -89,7 +91,8 @@ struct FuzzTests {
             // Swap two space-separated fields.
             var fields = line.split(separator: 0x20, omittingEmptySubsequences: false)
             if fields.count > 2 {
-                fields.swapAt(Int.random(in: 0..<fields.count, using: &rng), Int.random(in: 0..<fields.count, using: &rng))
+                fields.swapAt(
+                    Int.random(in: 0..<fields.count, using: &rng), Int.random(in: 0..<fields.count, using: &rng))
                 line = Array(fields.joined(separator: [0x20]))
             }
         default:
@@ -97,8 +100,9 @@ struct FuzzTests {
             let fields = line.split(separator: 0x20, omittingEmptySubsequences: false)
             if fields.count > 7 {
                 var copy = fields.map(Array.init)
-                copy[Int.random(in: 1...7, using: &rng)] = Array(["99999999999999999999999", "-1", "4294967296", "", "0x10"]
-                    .randomElement(using: &rng)!.utf8)
+                copy[Int.random(in: 1...7, using: &rng)] = Array(
+                    ["99999999999999999999999", "-1", "4294967296", "", "0x10"]
+                        .randomElement(using: &rng)!.utf8)
                 line = Array(copy.joined(separator: [0x20]))
             }
         }

@@ -1,8 +1,8 @@
 import ComposefsDump
 import Foundation
 import ImageModel
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Shared composefs vectors", .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
 struct VectorTests {
@@ -54,7 +54,9 @@ struct VectorTests {
         let output = DumpWriter.render(image)
         if output != input {
             let inLines = input.split(separator: 0x0A), outLines = output.split(separator: 0x0A)
-            let first = (0..<min(inLines.count, outLines.count)).first { inLines[$0] != outLines[$0] } ?? min(inLines.count, outLines.count)
+            let first =
+                (0..<min(inLines.count, outLines.count)).first { inLines[$0] != outLines[$0] }
+                ?? min(inLines.count, outLines.count)
             Issue.record("\(name): first difference on line \(first + 1)")
         }
         #expect(output == input)
@@ -62,8 +64,10 @@ struct VectorTests {
 
     @Test("special_v1.dump is the same model as special.dump")
     func specialV1MatchesSpecial() throws {
-        let a = try DumpParser.parse(readVector(TestPaths.composefsVectors.appendingPathComponent("special.dump")), input: "a")
-        let b = try DumpParser.parse(readVector(TestPaths.composefsVectors.appendingPathComponent("special_v1.dump")), input: "b")
+        let a = try DumpParser.parse(
+            readVector(TestPaths.composefsVectors.appendingPathComponent("special.dump")), input: "a")
+        let b = try DumpParser.parse(
+            readVector(TestPaths.composefsVectors.appendingPathComponent("special_v1.dump")), input: "b")
         #expect(a == b)
     }
 
@@ -105,8 +109,9 @@ struct VectorTests {
         "should-fail-self-hardlink.dump": "mode @63340777 has bits above 0177777",
     ]
 
-    @Test("should-fail vectors are rejected with their line and reason, strict and lenient",
-          arguments: shouldFail, [DumpOptions.Mode.lenient, .strict])
+    @Test(
+        "should-fail vectors are rejected with their line and reason, strict and lenient",
+        arguments: shouldFail, [DumpOptions.Mode.lenient, .strict])
     func shouldFailIsRejected(name: String, mode: DumpOptions.Mode) throws {
         let bytes = try readVector(TestPaths.composefsVectors.appendingPathComponent(name))
         var expected = try #require(Self.expectedFailures[name], "no expectation for \(name)")

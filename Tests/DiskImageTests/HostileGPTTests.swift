@@ -1,8 +1,8 @@
 import DiskImage
 import Foundation
 import LinuxSys
-import Testing
 import TestSupport
+import Testing
 
 /// GPT disks whose CRCs are valid but whose fields are hostile (issue 12 #6): each must be an
 /// error naming the field, never an arithmetic trap or an out-of-range slice.
@@ -32,9 +32,12 @@ struct HostileGPTTests {
         return disk
     }
 
-    @Test("hostile fields are errors naming what is wrong", arguments: [
-        "last before first", "first LBA 2^55", "beyond the end", "count × size overflow", "entries LBA overflow", "entries past the end",
-    ])
+    @Test(
+        "hostile fields are errors naming what is wrong",
+        arguments: [
+            "last before first", "first LBA 2^55", "beyond the end", "count × size overflow", "entries LBA overflow",
+            "entries past the end",
+        ])
     func hostile(_ name: String) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }

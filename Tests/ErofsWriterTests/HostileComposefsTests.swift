@@ -2,8 +2,8 @@ import ComposefsDump
 import ErofsWriter
 import Foundation
 import ImageModel
-import Testing
 import TestSupport
+import Testing
 
 /// composefs images whose directories share blocks (issue 12 #9): a small image must not
 /// expand into millions of paths.
@@ -11,7 +11,9 @@ import TestSupport
 struct HostileComposefsTests {
     func u16(_ b: [UInt8], _ at: Int) -> Int { Int(b[at]) | Int(b[at + 1]) << 8 }
     func u32(_ b: [UInt8], _ at: Int) -> Int { u16(b, at) | u16(b, at + 2) << 16 }
-    func put32(_ b: inout [UInt8], _ at: Int, _ v: Int) { for k in 0..<4 { b[at + k] = UInt8(truncatingIfNeeded: v >> (8 * k)) } }
+    func put32(_ b: inout [UInt8], _ at: Int, _ v: Int) {
+        for k in 0..<4 { b[at + k] = UInt8(truncatingIfNeeded: v >> (8 * k)) }
+    }
 
     /// The (name, nid) entries of the root directory (flat layouts, every block).
     func rootEntries(_ image: [UInt8]) -> [(String, Int)] {
@@ -33,7 +35,9 @@ struct HostileComposefsTests {
             for i in 0..<n {
                 let nameStart = u16(block, 12 * i + 8)
                 let nameEnd = i + 1 < n ? u16(block, 12 * (i + 1) + 8) : block.count
-                result.append((String(decoding: block[nameStart..<nameEnd].prefix { $0 != 0 }, as: UTF8.self), u32(block, 12 * i)))
+                result.append(
+                    (String(decoding: block[nameStart..<nameEnd].prefix { $0 != 0 }, as: UTF8.self), u32(block, 12 * i))
+                )
             }
         }
         return result

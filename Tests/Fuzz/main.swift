@@ -30,20 +30,27 @@ func seedModel() throws -> Image {
     dump += "/etc/link 0 @100644 1 0 0 0 0.0 /etc/hosts - -\n"
     for i in 0..<40 {
         let hex = String(format: "%02x", i) + String(repeating: "ab", count: 31)
-        dump += "/etc/f\(i) \(5000 + i) 100644 1 \(i) \(i) 0 \(i).\(i) \(hex.prefix(2))/\(hex.dropFirst(2)) - \(hex) user.k=v\(i % 3)\n"
+        dump +=
+            "/etc/f\(i) \(5000 + i) 100644 1 \(i) \(i) 0 \(i).\(i) \(hex.prefix(2))/\(hex.dropFirst(2)) - \(hex) user.k=v\(i % 3)\n"
     }
     dump += "/s 6 120777 1 0 0 0 0.0 target - -\n"
     dump += "/dev 4096 40755 2 0 0 0 0.0 - - -\n"
-    dump += "/dev/null 0 20666 1 0 0 259 0.0 - - -\n/dev/wh 0 20000 1 0 0 0 0.0 - - -\n/dev/fifo 0 10644 1 0 0 0 0.0 - - -\n"
-    dump += "/usr 4096 40755 2 0 0 0 0.0 - - -\n/usr/deep 4096 40755 2 0 0 0 0.0 - - -\n/usr/deep/er 4096 40755 2 0 0 0 0.0 - - -\n"
+    dump +=
+        "/dev/null 0 20666 1 0 0 259 0.0 - - -\n/dev/wh 0 20000 1 0 0 0 0.0 - - -\n/dev/fifo 0 10644 1 0 0 0 0.0 - - -\n"
+    dump +=
+        "/usr 4096 40755 2 0 0 0 0.0 - - -\n/usr/deep 4096 40755 2 0 0 0 0.0 - - -\n/usr/deep/er 4096 40755 2 0 0 0 0.0 - - -\n"
     return try DumpParser.parse(Array(dump.utf8), input: "seed")
 }
 
 /// The first lines of the embedded cs9 model, for real-world dump text.
 func cs9Prefix() -> [UInt8] {
-    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Examples/cs9-x86_64-minimal.dump.gz")
-    guard let reader = try? InputReader(path: url.standardizedFileURL.path), let bytes = try? reader.readAll() else { return [] }
-    return Array(bytes.split(separator: 0x0A, omittingEmptySubsequences: false).prefix(400).joined(separator: [0x0A])) + [0x0A]
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "../../Examples/cs9-x86_64-minimal.dump.gz")
+    guard let reader = try? InputReader(path: url.standardizedFileURL.path), let bytes = try? reader.readAll() else {
+        return []
+    }
+    return Array(bytes.split(separator: 0x0A, omittingEmptySubsequences: false).prefix(400).joined(separator: [0x0A]))
+        + [0x0A]
 }
 
 /// Random byte-level mutations: overwrite, interesting values, insert, delete, duplicate or
@@ -51,7 +58,10 @@ func cs9Prefix() -> [UInt8] {
 func mutate(_ bytes: inout [UInt8], count: Int, range: Range<Int>? = nil, using rng: inout SplitMix64) {
     let interesting: [UInt8] = [0, 1, 0x7F, 0x80, 0xFF, 0x20, 0x0A, 0x2F, 0x2E, 0x5C]
     for _ in 0..<count {
-        guard !bytes.isEmpty else { bytes = [UInt8.random(in: 0...255, using: &rng)]; continue }
+        guard !bytes.isEmpty else {
+            bytes = [UInt8.random(in: 0...255, using: &rng)]
+            continue
+        }
         let low = min(max(0, range?.lowerBound ?? 0), bytes.count)
         let window = low..<max(low, min(bytes.count, range?.upperBound ?? bytes.count))
         guard !window.isEmpty else { return }
@@ -60,7 +70,10 @@ func mutate(_ bytes: inout [UInt8], count: Int, range: Range<Int>? = nil, using 
         case 0, 1: bytes[at] = UInt8.random(in: 0...255, using: &rng)
         case 2: bytes[at] = interesting.randomElement(using: &rng)!
         case 3: bytes[at] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
-        case 4: bytes.insert(contentsOf: (0..<Int.random(in: 1...8, using: &rng)).map { _ in interesting.randomElement(using: &rng)! }, at: at)
+        case 4:
+            bytes.insert(
+                contentsOf: (0..<Int.random(in: 1...8, using: &rng)).map { _ in interesting.randomElement(using: &rng)!
+                }, at: at)
         case 5: bytes.removeSubrange(at..<min(bytes.count, at + Int.random(in: 1...16, using: &rng)))
         case 6:
             let end = min(bytes.count, at + Int.random(in: 1...64, using: &rng))
@@ -68,7 +81,9 @@ func mutate(_ bytes: inout [UInt8], count: Int, range: Range<Int>? = nil, using 
         default:
             // A 32-bit field set to an extreme.
             let value: UInt32 = [0, 1, 0xFFFF_FFFF, 0x8000_0000, 0x7FFF_FFFF, 4096, 0xFFFF].randomElement(using: &rng)!
-            for k in 0..<4 where at + k < bytes.count { bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(k))) }
+            for k in 0..<4 where at + k < bytes.count {
+                bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(k)))
+            }
         }
     }
 }
@@ -92,68 +107,90 @@ func targets(workDirectory: String) throws -> [String: Target] {
     let cs9 = cs9Prefix()
     if !cs9.isEmpty { dumpSeeds.append(cs9) }
 
-    let cfsSeeds = [try ComposefsImage.bytes(for: model), try ComposefsImage.bytes(for: model, minVersion: 1, maxVersion: 1)]
+    let cfsSeeds = [
+        try ComposefsImage.bytes(for: model), try ComposefsImage.bytes(for: model, minVersion: 1, maxVersion: 1),
+    ]
 
     var sqfsSeeds: [[UInt8]] = []
     for compression in [SquashfsOptions.Compression.none, .lz4] {
         let path = workDirectory + "/seed-\(compression.rawValue).sqfs"
-        _ = try SquashfsWriter.write(try OverlayTranslation.translate(model), to: path, options: SquashfsOptions(compression: compression))
+        _ = try SquashfsWriter.write(
+            try OverlayTranslation.translate(model), to: path, options: SquashfsOptions(compression: compression))
         sqfsSeeds.append(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
     }
 
     FileManager.default.createFile(atPath: workDirectory + "/part", contents: Data(count: 8192))
     let uuid = GUID("12345678-1234-5678-1234-567812345678")!
-    _ = try GPT.write(to: workDirectory + "/seed.raw", diskGUID: uuid, partitions: [
-        (PartitionType.usr, uuid, "usr", workDirectory + "/part"), (PartitionType.usrVerity, uuid, "verity", workDirectory + "/part"),
-    ])
+    _ = try GPT.write(
+        to: workDirectory + "/seed.raw", diskGUID: uuid,
+        partitions: [
+            (PartitionType.usr, uuid, "usr", workDirectory + "/part"),
+            (PartitionType.usrVerity, uuid, "verity", workDirectory + "/part"),
+        ])
     let gptSeed = Array(try Data(contentsOf: URL(fileURLWithPath: workDirectory + "/seed.raw")))
 
     return [
-        "dump": Target(name: "dump", seeds: dumpSeeds, mutateCase: { seed, rng in
-            var bytes = seed
-            mutate(&bytes, count: Int.random(in: 1...6, using: &rng), using: &rng)
-            return bytes
-        }, run: { bytes, _ in
-            let image = try DumpParser.parse(bytes, input: "fuzz")
-            try image.validate()
-            _ = try DumpParser.parse(DumpWriter.render(image), input: "fuzz (rewritten)")
-        }),
-        "cfs": Target(name: "cfs", seeds: cfsSeeds, mutateCase: { seed, rng in
-            var bytes = seed
-            if Int.random(in: 0..<10, using: &rng) == 0 { bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng))) }
-            mutate(&bytes, count: Int.random(in: 1...8, using: &rng), range: 1024..<max(1024, bytes.count), using: &rng)
-            return bytes
-        }, run: { bytes, _ in
-            let (image, _) = try ComposefsReader.read(bytes)
-            try image.validate()
-        }),
-        "sqfs": Target(name: "sqfs", seeds: sqfsSeeds, mutateCase: { seed, rng in
-            var bytes = seed
-            mutate(&bytes, count: Int.random(in: 1...8, using: &rng), range: 0..<bytes.count, using: &rng)
-            return bytes
-        }, run: { _, path in
-            let (layer, _) = try SquashfsReader.read(path: path)
-            try OverlayTranslation.untranslate(layer).validate()
-        }),
-        "gpt": Target(name: "gpt", seeds: [gptSeed], mutateCase: { seed, rng in
-            var bytes = seed
-            // The header and entry array; usually with valid CRCs, so the fields themselves are tested.
-            mutate(&bytes, count: Int.random(in: 1...6, using: &rng), range: 512..<1024 + 512, using: &rng)
-            bytes = Array(bytes.prefix(seed.count))
-            if bytes.count == seed.count && Int.random(in: 0..<4, using: &rng) != 0 {
-                let count = Int(min(UInt32(bytes[592]) | UInt32(bytes[593]) << 8, 128))
-                let size = 128
-                let entries = Array(bytes[1024..<1024 + count * size])
-                bytes.replaceSubrange(600..<604, with: le32(CRC32.checksum(entries)))
-                var header = Array(bytes[512..<604])
-                header.replaceSubrange(16..<20, with: [0, 0, 0, 0])
-                bytes.replaceSubrange(528..<532, with: le32(CRC32.checksum(header)))
-            }
-            return bytes
-        }, run: { _, path in
-            _ = try GPT.read(path: path)
-            _ = try VerityDisk.open(path)
-        }),
+        "dump": Target(
+            name: "dump", seeds: dumpSeeds,
+            mutateCase: { seed, rng in
+                var bytes = seed
+                mutate(&bytes, count: Int.random(in: 1...6, using: &rng), using: &rng)
+                return bytes
+            },
+            run: { bytes, _ in
+                let image = try DumpParser.parse(bytes, input: "fuzz")
+                try image.validate()
+                _ = try DumpParser.parse(DumpWriter.render(image), input: "fuzz (rewritten)")
+            }),
+        "cfs": Target(
+            name: "cfs", seeds: cfsSeeds,
+            mutateCase: { seed, rng in
+                var bytes = seed
+                if Int.random(in: 0..<10, using: &rng) == 0 {
+                    bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
+                }
+                mutate(
+                    &bytes, count: Int.random(in: 1...8, using: &rng), range: 1024..<max(1024, bytes.count), using: &rng
+                )
+                return bytes
+            },
+            run: { bytes, _ in
+                let (image, _) = try ComposefsReader.read(bytes)
+                try image.validate()
+            }),
+        "sqfs": Target(
+            name: "sqfs", seeds: sqfsSeeds,
+            mutateCase: { seed, rng in
+                var bytes = seed
+                mutate(&bytes, count: Int.random(in: 1...8, using: &rng), range: 0..<bytes.count, using: &rng)
+                return bytes
+            },
+            run: { _, path in
+                let (layer, _) = try SquashfsReader.read(path: path)
+                try OverlayTranslation.untranslate(layer).validate()
+            }),
+        "gpt": Target(
+            name: "gpt", seeds: [gptSeed],
+            mutateCase: { seed, rng in
+                var bytes = seed
+                // The header and entry array; usually with valid CRCs, so the fields themselves are tested.
+                mutate(&bytes, count: Int.random(in: 1...6, using: &rng), range: 512..<1024 + 512, using: &rng)
+                bytes = Array(bytes.prefix(seed.count))
+                if bytes.count == seed.count && Int.random(in: 0..<4, using: &rng) != 0 {
+                    let count = Int(min(UInt32(bytes[592]) | UInt32(bytes[593]) << 8, 128))
+                    let size = 128
+                    let entries = Array(bytes[1024..<1024 + count * size])
+                    bytes.replaceSubrange(600..<604, with: le32(CRC32.checksum(entries)))
+                    var header = Array(bytes[512..<604])
+                    header.replaceSubrange(16..<20, with: [0, 0, 0, 0])
+                    bytes.replaceSubrange(528..<532, with: le32(CRC32.checksum(header)))
+                }
+                return bytes
+            },
+            run: { _, path in
+                _ = try GPT.read(path: path)
+                _ = try VerityDisk.open(path)
+            }),
     ]
 }
 
@@ -198,7 +235,10 @@ for name in which == "all" ? ["dump", "cfs", "sqfs", "gpt"] : [which] {
             accepted += 1
         } catch {
             refused += 1
-            if "\(error)".isEmpty { failed = true; print("fuzz \(name): an error without a message") }
+            if "\(error)".isEmpty {
+                failed = true
+                print("fuzz \(name): an error without a message")
+            }
         }
         let seconds = now() - begin
         slowest = max(slowest, seconds)
@@ -210,7 +250,11 @@ for name in which == "all" ? ["dump", "cfs", "sqfs", "gpt"] : [which] {
     try? FileManager.default.removeItem(atPath: casePath)
     let rss = residentBytes()
     if slow > 0 || rss > maxResidentBytes { failed = true }
-    print(String(format: "fuzz %@: %d cases in %.1f s, %d refused, %d accepted, slowest %.3f s, %d over %.0f s, peak RSS %d MiB (limit %d)",
-                 name, iterations, now() - started, refused, accepted, slowest, slow, maxCaseSeconds, rss >> 20, maxResidentBytes >> 20))
+    print(
+        String(
+            format:
+                "fuzz %@: %d cases in %.1f s, %d refused, %d accepted, slowest %.3f s, %d over %.0f s, peak RSS %d MiB (limit %d)",
+            name, iterations, now() - started, refused, accepted, slowest, slow, maxCaseSeconds, rss >> 20,
+            maxResidentBytes >> 20))
 }
 exit(failed ? 1 : 0)

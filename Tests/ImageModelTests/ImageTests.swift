@@ -1,6 +1,6 @@
 import ImageModel
-import Testing
 import TestSupport
+import Testing
 
 func dir(_ permissions: UInt16 = 0o755) -> Inode { Inode(type: .directory, permissions: permissions) }
 func file(_ content: String) -> Inode {
@@ -17,7 +17,10 @@ struct ImageTests {
         try builder.add(name: Array("a".utf8), in: usr, inode: file("a"))
         try builder.add(name: Array("etc".utf8), in: .root, inode: dir())
         let image = try builder.build()
-        #expect(image.depthFirstOrder.map { String(decoding: image.path(of: $0), as: UTF8.self) } == ["/", "/etc", "/usr", "/usr/a", "/usr/b"])
+        #expect(
+            image.depthFirstOrder.map { String(decoding: image.path(of: $0), as: UTF8.self) } == [
+                "/", "/etc", "/usr", "/usr/a", "/usr/b",
+            ])
         let a = try #require(image.lookup(path: Array("/usr/a".utf8)))
         #expect(image.inode(of: a).inlineContent == Array("a".utf8))
         #expect(image.lookup(path: Array("/usr/c".utf8)) == nil)
@@ -45,7 +48,8 @@ struct ImageTests {
         var builder = try ImageBuilder(root: dir())
         let first = try builder.add(name: Array("x".utf8), in: .root, inode: file("1"))
         let second = try builder.add(name: Array("x".utf8), in: .root, inode: file("2"))
-        #expect(throws: ModelError.duplicateName(directory: .root, name: Array("x".utf8), first: first, second: second)) {
+        #expect(throws: ModelError.duplicateName(directory: .root, name: Array("x".utf8), first: first, second: second))
+        {
             try builder.build()
         }
     }
@@ -55,7 +59,9 @@ struct ImageTests {
         #expect(throws: ModelError.rootNotDirectory) { try ImageBuilder(root: file("")) }
         var builder = try ImageBuilder(root: dir())
         let f = try builder.add(name: Array("f".utf8), in: .root, inode: file(""))
-        #expect(throws: ModelError.parentNotDirectory(parent: f)) { try builder.add(name: Array("g".utf8), in: f, inode: file("")) }
+        #expect(throws: ModelError.parentNotDirectory(parent: f)) {
+            try builder.add(name: Array("g".utf8), in: f, inode: file(""))
+        }
         let d = try builder.add(name: Array("d".utf8), in: .root, inode: dir())
         #expect(throws: ModelError.hardLinkToDirectory(inode: builder.inodeID(of: d))) {
             try builder.addHardLink(name: Array("l".utf8), in: .root, to: builder.inodeID(of: d))
@@ -102,11 +108,13 @@ struct ImageTests {
     func summary() throws {
         var builder = try ImageBuilder(root: dir())
         let object = ExternalObject(payload: .path(Array("ab/cd".utf8)), digest: nil)
-        let f = try builder.add(name: Array("f".utf8), in: .root,
-                                inode: Inode(type: .regular, permissions: 0o644, size: 1000, data: .external(object)))
+        let f = try builder.add(
+            name: Array("f".utf8), in: .root,
+            inode: Inode(type: .regular, permissions: 0o644, size: 1000, data: .external(object)))
         try builder.addHardLink(name: Array("g".utf8), in: .root, to: builder.inodeID(of: f))
-        try builder.add(name: Array("h".utf8), in: .root,
-                        inode: Inode(type: .regular, permissions: 0o644, size: 10, data: .external(object)))
+        try builder.add(
+            name: Array("h".utf8), in: .root,
+            inode: Inode(type: .regular, permissions: 0o644, size: 10, data: .external(object)))
         try builder.add(name: Array("w".utf8), in: .root, inode: Inode(type: .charDevice, permissions: 0))
         try builder.add(name: Array("i".utf8), in: .root, inode: file("abc"))
         let summary = ImageSummary(try builder.build())
@@ -127,10 +135,12 @@ struct ExternalObjectTests {
     static let d1 = Digest(hex: "f582acdb8f0ae0d159b650c0b967c2770f2bc994a416f80db8780a70b256714b")!
     static let d2 = Digest(hex: "babc284ee4ffe7f449377fbf6692715b43aec7bc39c094a95878904d34bac97e")!
 
-    @Test("payload and digest are kept in every combination", arguments: [
-        (Payload?.none, Digest?.none), (.object(d1), nil), (nil, d1), (.object(d1), d1), (.object(d1), d2),
-        (.path(Array("some/where".utf8)), d2), (.path(Array("x".utf8)), nil),
-    ])
+    @Test(
+        "payload and digest are kept in every combination",
+        arguments: [
+            (Payload?.none, Digest?.none), (.object(d1), nil), (nil, d1), (.object(d1), d1), (.object(d1), d2),
+            (.path(Array("some/where".utf8)), d2), (.path(Array("x".utf8)), nil),
+        ])
     func combinations(payload: Payload?, digest: Digest?) {
         let object = ExternalObject(payload: payload, digest: digest)
         #expect(object.payload == payload)

@@ -5,8 +5,8 @@ import ImageModel
 import LinuxSys
 import OverlayTranslation
 import SquashfsWriter
-import Testing
 import TestSupport
+import Testing
 
 /// The kernel's squashfs lookup starts at the last directory index entry whose name is ≤ the
 /// one looked up and scans from there; a wrong index entry shows as a name the kernel cannot
@@ -24,10 +24,14 @@ struct DirectoryIndexTests {
         var names = Set<[UInt8]>()
         while names.count < count {
             var name = stems[Int.random(in: 0..<stems.count, using: &generator)]
-            let extra = Int.random(in: 0...(Int.random(in: 0..<10, using: &generator) == 0 ? 250 - name.count : 12), using: &generator)
+            let extra = Int.random(
+                in: 0...(Int.random(in: 0..<10, using: &generator) == 0 ? 250 - name.count : 12), using: &generator)
             for _ in 0..<extra {
                 let pick = Int.random(in: 0..<40, using: &generator)
-                name.append(pick < 26 ? UInt8(0x61 + pick) : pick < 36 ? UInt8(0x30 + pick - 26) : [0x2E, 0x5F, 0x80, 0xFE][pick - 36])
+                name.append(
+                    pick < 26
+                        ? UInt8(0x61 + pick)
+                        : pick < 36 ? UInt8(0x30 + pick - 26) : [0x2E, 0x5F, 0x80, 0xFE][pick - 36])
             }
             if name != Array(".".utf8), name != Array("..".utf8) { names.insert(name) }
         }
@@ -36,7 +40,8 @@ struct DirectoryIndexTests {
 
     static func escaped(_ name: [UInt8]) -> String {
         name.map { byte in
-            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x2E || byte == 0x5F
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x2E
+                || byte == 0x5F
                 ? String(UnicodeScalar(byte)) : String(format: "\\x%02x", byte)
         }.joined()
     }
@@ -67,10 +72,14 @@ struct DirectoryIndexTests {
         defer { dir.cleanup() }
         var options = SquashfsOptions(compression: .gzip)
         options.directoryIndex = policy
-        try SquashfsWriter.write(try OverlayTranslation.translate(model, options: .init(layout: .dataOnly)), to: dir.path("i.sqfs"), options: options)
+        try SquashfsWriter.write(
+            try OverlayTranslation.translate(model, options: .init(layout: .dataOnly)), to: dir.path("i.sqfs"),
+            options: options)
         let mounts = TestMounts()
         defer { mounts.tearDown() }
-        try mounts.mount("squashfs", try mounts.attachLoop(dir.path("i.sqfs"), sectorSize: sectorSize), dir.path("mnt"), options: "ro")
+        try mounts.mount(
+            "squashfs", try mounts.attachLoop(dir.path("i.sqfs"), sectorSize: sectorSize), dir.path("mnt"),
+            options: "ro")
 
         for (d, names) in names.enumerated() {
             let handle = try DirectoryHandle(path: dir.path("mnt") + "/d\(d)")
@@ -83,8 +92,13 @@ struct DirectoryIndexTests {
                 inodes.append(status?.inode ?? 0)
             }
             // Inode order `directories`: a directory's children are written (and numbered) together, in name order.
-            #expect(inodes == Array(inodes[0]..<inodes[0] + UInt64(names.count)), "d\(d): children not numbered consecutively")
-            #expect(wrong.isEmpty, "d\(d) (\(names.count) entries): \(wrong.count) names not found or found as another inode, e.g. \(wrong.prefix(3))")
+            #expect(
+                inodes == Array(inodes[0]..<inodes[0] + UInt64(names.count)),
+                "d\(d): children not numbered consecutively")
+            #expect(
+                wrong.isEmpty,
+                "d\(d) (\(names.count) entries): \(wrong.count) names not found or found as another inode, e.g. \(wrong.prefix(3))"
+            )
             let present = Set(names)
             let edges: [[UInt8]] = [[0x01], [0xFF, 0xFF, 0xFF]]
             let absent = edges + names.flatMap { name -> [[UInt8]] in [name + [0x01], Array(name.dropLast())] }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// What this machine's kernel cannot show (no device-mapper, no fs-verity) checked under Debian's
 /// 6.12 kernel in QEMU (../shared/tools/kernel-vm, prepared by its setup-host.sh; `scripts/test`
@@ -10,26 +10,36 @@ import TestSupport
 @Suite("Kernel truth: dm-verity and fs-verity under a 6.12 VM")
 struct KernelVMTests {
     static let tools = TestPaths.shared.appendingPathComponent("tools/kernel-vm")
-    static let work = ProcessInfo.processInfo.environment["KVM_WORK"]
+    static let work =
+        ProcessInfo.processInfo.environment["KVM_WORK"]
         ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/kernel-vm").path
     static let binary = TestPaths.productsDirectory.appendingPathComponent("ovlcfs").path
 
     static var missing: String? {
         if !HostCapabilities.isRoot { return "needs root (the host side runs mkfs and the guest mounts)" }
-        if !FileManager.default.isExecutableFile(atPath: tools.appendingPathComponent("vmrun.sh").path) { return "no \(tools.path)" }
-        if !FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") { return "qemu-system-x86 is not installed (run \(tools.path)/setup-host.sh)" }
-        if !FileManager.default.fileExists(atPath: work + "/initramfs.cpio.gz") { return "no kernel/initramfs in \(work) (run \(tools.path)/setup-host.sh)" }
+        if !FileManager.default.isExecutableFile(atPath: tools.appendingPathComponent("vmrun.sh").path) {
+            return "no \(tools.path)"
+        }
+        if !FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") {
+            return "qemu-system-x86 is not installed (run \(tools.path)/setup-host.sh)"
+        }
+        if !FileManager.default.fileExists(atPath: work + "/initramfs.cpio.gz") {
+            return "no kernel/initramfs in \(work) (run \(tools.path)/setup-host.sh)"
+        }
         if !FileManager.default.isExecutableFile(atPath: binary) { return "ovlcfs is not built" }
         return nil
     }
 
-    @Test("ovlcfs mount --verity require maps the disk through dm-verity and requires fs-verity objects; tampering is refused; nothing is left",
-          .enabled(if: missing == nil, "\(missing ?? "")"))
+    @Test(
+        "ovlcfs mount --verity require maps the disk through dm-verity and requires fs-verity objects; tampering is refused; nothing is left",
+        .enabled(if: missing == nil, "\(missing ?? "")"))
     func verityUnderRealKernel() throws {
         let result = try run(TestPaths.packageRoot.appendingPathComponent("scripts/vm-checks.sh").path, [Self.binary])
         let lines = result.stdoutText.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         let failures = lines.filter { $0.hasPrefix("not ok") }
-        #expect(result.status == 0, "vm-checks exited \(result.status):\n\(result.stdoutText.suffix(4000))\n\(result.stderrText.suffix(2000))")
+        #expect(
+            result.status == 0,
+            "vm-checks exited \(result.status):\n\(result.stdoutText.suffix(4000))\n\(result.stderrText.suffix(2000))")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
         // All checks ran: a VM that never booted would report no "ok" lines at all.
         #expect(lines.filter { $0.hasPrefix("ok ") }.count == 33, "\(result.stdoutText.suffix(4000))")

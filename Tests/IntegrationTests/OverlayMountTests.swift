@@ -7,11 +7,11 @@ import LinuxSys
 import MountDriver
 import ObjectStore
 import OverlayTranslation
-import Verity
 import SquashfsWriter
 import SystemPackage
-import Testing
 import TestSupport
+import Testing
+import Verity
 
 /// An objects store for a model: every payload a file of the object's size (sparse), except a
 /// few filled with a byte pattern so reads through the mount can be checked.
@@ -29,7 +29,8 @@ struct ObjectsFixture {
         let ordered = sizes.keys.sorted { $0.lexicographicallyPrecedes($1) }
         for (index, payload) in ordered.enumerated() {
             let path = directory + "/" + String(decoding: payload, as: UTF8.self)
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             FileManager.default.createFile(atPath: path, contents: nil)
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             defer { try? handle.close() }
@@ -48,8 +49,10 @@ struct ObjectsFixture {
 /// Compares what the kernel shows under `mount` with the model, the way a composefs mount of
 /// the model shows it (reference 02 §1). Walks with directory file descriptors, so names that
 /// are not UTF-8 work. Returns the mismatches.
-func compareKernelView(of image: Image, at mount: String, layout: OverlayLayout, allXattrNamespaces: Bool = false,
-                       contents: (ImageModel.Inode) -> [UInt8]? = { _ in nil }) throws -> [String] {
+func compareKernelView(
+    of image: Image, at mount: String, layout: OverlayLayout, allXattrNamespaces: Bool = false,
+    contents: (ImageModel.Inode) -> [UInt8]? = { _ in nil }
+) throws -> [String] {
     var problems: [String] = []
     func problem(_ text: String) { if problems.count < 30 { problems.append(text) } }
     var inodeNumbers: [InodeID: [UInt64]] = [:]
@@ -77,29 +80,43 @@ func compareKernelView(of image: Image, at mount: String, layout: OverlayLayout,
         var expectedType = inode.type
         if inode.isWhiteout {
             expectedType = .regular
-            expectedXattrs += [Xattr(key: Array("trusted.overlay.whiteout".utf8), value: []),
-                               Xattr(key: Array("user.overlay.whiteout".utf8), value: [])]
+            expectedXattrs += [
+                Xattr(key: Array("trusted.overlay.whiteout".utf8), value: []),
+                Xattr(key: Array("user.overlay.whiteout".utf8), value: []),
+            ]
         }
         if whiteoutParents.contains(entry) {
-            expectedXattrs += [Xattr(key: Array("trusted.overlay.whiteouts".utf8), value: []),
-                               Xattr(key: Array("user.overlay.whiteouts".utf8), value: [])]
+            expectedXattrs += [
+                Xattr(key: Array("trusted.overlay.whiteouts".utf8), value: []),
+                Xattr(key: Array("user.overlay.whiteouts".utf8), value: []),
+            ]
             if !expectedXattrs.contains(where: { $0.key == Array("trusted.overlay.opaque".utf8) }) {
-                expectedXattrs += [Xattr(key: Array("trusted.overlay.opaque".utf8), value: x),
-                                   Xattr(key: Array("user.overlay.opaque".utf8), value: x)]
+                expectedXattrs += [
+                    Xattr(key: Array("trusted.overlay.opaque".utf8), value: x),
+                    Xattr(key: Array("user.overlay.opaque".utf8), value: x),
+                ]
             }
         }
-        if FileType(mode: status.mode) != expectedType { problem("\(relative): type \(String(status.mode, radix: 8)), model \(expectedType)") }
-        if status.mode & 0o7777 != UInt32(inode.permissions) {
-            problem("\(relative): permissions \(String(status.mode & 0o7777, radix: 8)), model \(String(inode.permissions, radix: 8))")
+        if FileType(mode: status.mode) != expectedType {
+            problem("\(relative): type \(String(status.mode, radix: 8)), model \(expectedType)")
         }
-        if status.uid != inode.uid || status.gid != inode.gid { problem("\(relative): owner \(status.uid):\(status.gid), model \(inode.uid):\(inode.gid)") }
+        if status.mode & 0o7777 != UInt32(inode.permissions) {
+            problem(
+                "\(relative): permissions \(String(status.mode & 0o7777, radix: 8)), model \(String(inode.permissions, radix: 8))"
+            )
+        }
+        if status.uid != inode.uid || status.gid != inode.gid {
+            problem("\(relative): owner \(status.uid):\(status.gid), model \(inode.uid):\(inode.gid)")
+        }
         let mtime = min(max(inode.mtime.seconds, 0), Int64(UInt32.max))
         if status.mtimeSeconds != mtime { problem("\(relative): mtime \(status.mtimeSeconds), model \(mtime)") }
         switch expectedType {
         case .regular:
             let size = inode.isWhiteout ? 0 : inode.size
             if status.size != size { problem("\(relative): size \(status.size), model \(size)") }
-            if !inode.isWhiteout && status.nlink != UInt64(inode.nlink) { problem("\(relative): nlink \(status.nlink), model \(inode.nlink)") }
+            if !inode.isWhiteout && status.nlink != UInt64(inode.nlink) {
+                problem("\(relative): nlink \(status.nlink), model \(inode.nlink)")
+            }
             if let bytes = contents(inode) {
                 let file = try parent.openFile(name)
                 defer { try? file.close() }
@@ -114,7 +131,9 @@ func compareKernelView(of image: Image, at mount: String, layout: OverlayLayout,
             }
         case .symlink:
             let target = try parent.readLink(name)
-            if target != inode.symlinkTarget { problem("\(relative): link target \(String(decoding: target, as: UTF8.self))") }
+            if target != inode.symlinkTarget {
+                problem("\(relative): link target \(String(decoding: target, as: UTF8.self))")
+            }
         case .blockDevice, .charDevice:
             if status.rdev != inode.rdev { problem("\(relative): rdev \(status.rdev), model \(inode.rdev)") }
         case .directory:
@@ -127,34 +146,43 @@ func compareKernelView(of image: Image, at mount: String, layout: OverlayLayout,
             let names = try handle.entries()
             let modelNames = image.children(of: entry).map { Array(image.name(of: $0)) }
             if names != modelNames {
-                problem("\(relative): lists \(names.count) names, model \(modelNames.count): extra \(Set(names).subtracting(modelNames).map { String(decoding: $0, as: UTF8.self) }.sorted().prefix(5))")
+                problem(
+                    "\(relative): lists \(names.count) names, model \(modelNames.count): extra \(Set(names).subtracting(modelNames).map { String(decoding: $0, as: UTF8.self) }.sorted().prefix(5))"
+                )
             }
         default:
             break
         }
         // Hard links: one (st_dev, st_ino) per model inode.
         let identity = [status.device, status.inode]
-        if let seen = inodeNumbers[id], seen != identity { problem("\(relative): inode \(identity), its hard link has \(seen)") }
+        if let seen = inodeNumbers[id], seen != identity {
+            problem("\(relative): inode \(identity), its hard link has \(seen)")
+        }
         inodeNumbers[id] = identity
         let actual = try parent.xattrs(name).map { Xattr(key: $0.key, value: $0.value) }
         func sorted(_ list: [Xattr]) -> [Xattr] { list.sorted { $0.key.lexicographicallyPrecedes($1.key) } }
         if sorted(actual) != sorted(expectedXattrs) {
-            problem("\(relative): xattrs \(actual.map { String(decoding: $0.key, as: UTF8.self) }.sorted()), model \(expectedXattrs.map { String(decoding: $0.key, as: UTF8.self) }.sorted())")
+            problem(
+                "\(relative): xattrs \(actual.map { String(decoding: $0.key, as: UTF8.self) }.sorted()), model \(expectedXattrs.map { String(decoding: $0.key, as: UTF8.self) }.sorted())"
+            )
         }
     }
     // Hard links share (st_dev, st_ino); distinct model inodes never do.
     var owners: [[UInt64]: InodeID] = [:]
     for (id, number) in inodeNumbers {
         if let other = owners[number] {
-            problem("\(image.displayPath(of: image.primaryEntry(of: id))) and \(image.displayPath(of: image.primaryEntry(of: other))) share inode number \(number)")
+            problem(
+                "\(image.displayPath(of: image.primaryEntry(of: id))) and \(image.displayPath(of: image.primaryEntry(of: other))) share inode number \(number)"
+            )
         }
         owners[number] = id
     }
     return problems
 }
 
-@Suite("Kernel truth: the overlay option mounted for real", .serialized,
-       .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"))
+@Suite(
+    "Kernel truth: the overlay option mounted for real", .serialized,
+    .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"))
 struct OverlayMountTests {
     static let models: [URL] = [
         TestPaths.fixture("special.dump"),
@@ -180,8 +208,9 @@ struct OverlayMountTests {
         let loop = try mounts.attachLoop(imagePath)
         try mounts.mount("squashfs", loop, dir.path("lower"), options: "ro")
         let separator = layout == .dataOnly ? "::" : ":"
-        try mounts.mount("overlay", "overlay", dir.path("merged"),
-                         options: "ro,metacopy=on,redirect_dir=follow,lowerdir=\(dir.path("lower"))\(separator)\(objects.root)")
+        try mounts.mount(
+            "overlay", "overlay", dir.path("merged"),
+            options: "ro,metacopy=on,redirect_dir=follow,lowerdir=\(dir.path("lower"))\(separator)\(objects.root)")
         let problems = try compareKernelView(of: image, at: dir.path("merged"), layout: layout) { inode in
             inode.externalObject?.payload.flatMap { objects.patterned[$0.bytes] }
         }
@@ -195,11 +224,16 @@ struct OverlayMountTests {
     }
 }
 
-@Suite("Kernel truth: an ingested tree through the overlay mount", .serialized,
-       .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"),
-       .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "python3 is needed to build the test tree"))
+@Suite(
+    "Kernel truth: an ingested tree through the overlay mount", .serialized,
+    .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"),
+    .enabled(
+        if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "python3 is needed to build the test tree"
+    ))
 struct IngestMountTests {
-    @Test("ingest, build and mount: the mount shows the tree, and every file reads as its source", arguments: OverlayLayout.allCases)
+    @Test(
+        "ingest, build and mount: the mount shows the tree, and every file reads as its source",
+        arguments: OverlayLayout.allCases)
     func ingestedTreeMounts(layout: OverlayLayout) throws {
         let dir = try TemporaryDirectory()
         let mounts = TestMounts()
@@ -214,23 +248,33 @@ struct IngestMountTests {
         let image = try Ingest.ingest(directory: dir.path("tree"), store: store).image
         // Through a dump and back, as `--dump-out` then `build MODEL.dump` does.
         let model = try DumpParser.parse(DumpWriter.render(image), input: "ingested.dump")
-        try SquashfsWriter.write(try OverlayTranslation.translate(model, options: .init(layout: layout)), to: dir.path("i.sqfs"))
+        try SquashfsWriter.write(
+            try OverlayTranslation.translate(model, options: .init(layout: layout)), to: dir.path("i.sqfs"))
         let loop = try mounts.attachLoop(dir.path("i.sqfs"))
         try mounts.mount("squashfs", loop, dir.path("lower"), options: "ro")
-        try mounts.mount("overlay", "overlay", dir.path("merged"),
-                         options: "ro,metacopy=on,redirect_dir=follow,lowerdir=\(dir.path("lower"))\(layout == .dataOnly ? "::" : ":")\(store.path)")
+        try mounts.mount(
+            "overlay", "overlay", dir.path("merged"),
+            options:
+                "ro,metacopy=on,redirect_dir=follow,lowerdir=\(dir.path("lower"))\(layout == .dataOnly ? "::" : ":")\(store.path)"
+        )
         // Contents: what the source file holds (objects are copies of it); the sparse file is
         // compared through its digest instead of 3 GiB of reads.
         let problems = try compareKernelView(of: model, at: dir.path("merged"), layout: layout) { inode in
             guard inode.type == .regular, inode.size <= 1 << 20 else { return nil }
             if let content = inode.inlineContent { return content }
             guard let digest = inode.externalObject?.digest else { return nil }
-            return FileManager.default.contents(atPath: store.path + "/" + String(decoding: digest.objectPath, as: UTF8.self)).map(Array.init)
+            return FileManager.default.contents(
+                atPath: store.path + "/" + String(decoding: digest.objectPath, as: UTF8.self)
+            ).map(Array.init)
         }
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
         let sparse = try #require(model.lookup(path: Array("/sparse".utf8)))
-        #expect(try FsVerity.digest(ofFile: dir.path("merged") + "/sparse") == model.inode(of: sparse).externalObject?.digest)
-        #expect(try FsVerity.digest(ofFile: dir.path("merged") + "/sparse") == FsVerity.digest(ofFile: dir.path("tree") + "/sparse"))
+        #expect(
+            try FsVerity.digest(ofFile: dir.path("merged") + "/sparse")
+                == model.inode(of: sparse).externalObject?.digest)
+        #expect(
+            try FsVerity.digest(ofFile: dir.path("merged") + "/sparse")
+                == FsVerity.digest(ofFile: dir.path("tree") + "/sparse"))
         mounts.tearDown()
         #expect(!TestMounts.isMounted(dir.path("merged")))
         #expect(!TestMounts.loopAttached(to: dir.path("i.sqfs")))
@@ -241,7 +285,9 @@ struct IngestMountTests {
 /// directories), mtime seconds, link targets and xattrs.
 func compareMounts(_ a: String, _ b: String) throws -> [String] {
     var problems: [String] = []
-    var stack: [(DirectoryHandle, DirectoryHandle, String)] = [(try DirectoryHandle(path: a), try DirectoryHandle(path: b), "")]
+    var stack: [(DirectoryHandle, DirectoryHandle, String)] = [
+        (try DirectoryHandle(path: a), try DirectoryHandle(path: b), "")
+    ]
     while let (x, y, path) = stack.popLast() {
         let names = try x.entries()
         if names != (try y.entries()) { problems.append("\(path)/: listings differ") }
@@ -250,12 +296,19 @@ func compareMounts(_ a: String, _ b: String) throws -> [String] {
             guard let sy = try? y.status(name) else { continue }
             let sx = try x.status(name)
             if sx.mode != sy.mode || sx.uid != sy.uid || sx.gid != sy.gid || sx.mtimeSeconds != sy.mtimeSeconds
-                || (!sx.isDirectory && sx.size != sy.size) || sx.rdev != sy.rdev {
+                || (!sx.isDirectory && sx.size != sy.size) || sx.rdev != sy.rdev
+            {
                 problems.append("\(shown): stat differs")
             }
-            if sx.isSymlink, try x.readLink(name) != y.readLink(name) { problems.append("\(shown): link target differs") }
-            let xa = try x.xattrs(name).map { Xattr(key: $0.key, value: $0.value) }.sorted { $0.key.lexicographicallyPrecedes($1.key) }
-            let ya = try y.xattrs(name).map { Xattr(key: $0.key, value: $0.value) }.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            if sx.isSymlink, try x.readLink(name) != y.readLink(name) {
+                problems.append("\(shown): link target differs")
+            }
+            let xa = try x.xattrs(name).map { Xattr(key: $0.key, value: $0.value) }.sorted {
+                $0.key.lexicographicallyPrecedes($1.key)
+            }
+            let ya = try y.xattrs(name).map { Xattr(key: $0.key, value: $0.value) }.sorted {
+                $0.key.lexicographicallyPrecedes($1.key)
+            }
             if xa != ya { problems.append("\(shown): xattrs differ") }
             if sx.isDirectory { stack.append((try x.openDirectory(name), try y.openDirectory(name), shown)) }
             if problems.count > 30 { return problems }
@@ -264,9 +317,11 @@ func compareMounts(_ a: String, _ b: String) throws -> [String] {
     return problems
 }
 
-@Suite("Kernel truth: composefs and the overlay option side by side", .serialized,
-       .enabled(if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
-                "needs root, loop devices and the squashfs, erofs and overlay filesystems"))
+@Suite(
+    "Kernel truth: composefs and the overlay option side by side", .serialized,
+    .enabled(
+        if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
+        "needs root, loop devices and the squashfs, erofs and overlay filesystems"))
 struct ComposefsMountTests {
     @Test("cs9-x86_64-minimal: the composefs mount shows the model, and both stacks show the same tree")
     func sideBySide() throws {
@@ -283,9 +338,12 @@ struct ComposefsMountTests {
         let cfs = dir.path("image.cfs")
         FileManager.default.createFile(atPath: cfs, contents: Data(try ComposefsImage.bytes(for: image)))
         try mounts.mount("erofs", cfs, dir.path("erofs"), options: "ro")
-        try mounts.mount("overlay", "composefs", dir.path("composefs"),
-                         options: "ro,metacopy=on,redirect_dir=follow,lowerdir=\(dir.path("erofs"))::\(objects.root)")
-        let problems = try compareKernelView(of: image, at: dir.path("composefs"), layout: .dataOnly, allXattrNamespaces: true) { inode in
+        try mounts.mount(
+            "overlay", "composefs", dir.path("composefs"),
+            options: "ro,metacopy=on,redirect_dir=follow,lowerdir=\(dir.path("erofs"))::\(objects.root)")
+        let problems = try compareKernelView(
+            of: image, at: dir.path("composefs"), layout: .dataOnly, allXattrNamespaces: true
+        ) { inode in
             inode.externalObject?.payload.flatMap { objects.patterned[$0.bytes] }
         }
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
@@ -293,8 +351,9 @@ struct ComposefsMountTests {
         try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("image.sqfs"))
         let loop = try mounts.attachLoop(dir.path("image.sqfs"))
         try mounts.mount("squashfs", loop, dir.path("squashfs"), options: "ro")
-        try mounts.mount("overlay", "overlay", dir.path("overlay"),
-                         options: "ro,metacopy=on,redirect_dir=follow,lowerdir=\(dir.path("squashfs"))::\(objects.root)")
+        try mounts.mount(
+            "overlay", "overlay", dir.path("overlay"),
+            options: "ro,metacopy=on,redirect_dir=follow,lowerdir=\(dir.path("squashfs"))::\(objects.root)")
         let differences = try compareMounts(dir.path("composefs"), dir.path("overlay"))
         #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
         mounts.tearDown()
@@ -303,15 +362,17 @@ struct ComposefsMountTests {
     }
 }
 
-
-@Suite("Kernel truth: the mount driver", .serialized,
-       .enabled(if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
-                "needs root, loop devices and the squashfs, erofs and overlay filesystems"))
+@Suite(
+    "Kernel truth: the mount driver", .serialized,
+    .enabled(
+        if: HostCapabilities.canMountSquashfsOverlay && HostCapabilities.kernelHasFilesystem("erofs"),
+        "needs root, loop devices and the squashfs, erofs and overlay filesystems"))
 struct MountDriverIntegrationTests {
     static let cs9 = TestPaths.cs9.path
 
-    @Test("mount and unmount cs9 as squashfs (both layouts) and as composefs: the kernel view is the model, and nothing is left",
-          arguments: ["data-only", "legacy", "composefs"])
+    @Test(
+        "mount and unmount cs9 as squashfs (both layouts) and as composefs: the kernel view is the model, and nothing is left",
+        arguments: ["data-only", "legacy", "composefs"])
     func mountAndUnmount(kind: String) throws {
         let image = try DumpFile.read(path: Self.cs9)
         let fixture = try MountFixture()
@@ -327,10 +388,13 @@ struct MountDriverIntegrationTests {
             path = dir.path("i.sqfs")
             try SquashfsWriter.write(try OverlayTranslation.translate(image, options: .init(layout: layout)), to: path)
         }
-        let record = try driver.mount(MountRequest(image: path, target: dir.path("mnt"), objects: [objects.root], layout: layout, verity: .off))
+        let record = try driver.mount(
+            MountRequest(image: path, target: dir.path("mnt"), objects: [objects.root], layout: layout, verity: .off))
         #expect(record.kind == (kind == "composefs" ? .composefs : .squashfs))
         #expect(driver.status().map(\.mounted) == [true])
-        let problems = try compareKernelView(of: image, at: dir.path("mnt"), layout: layout, allXattrNamespaces: kind == "composefs") { inode in
+        let problems = try compareKernelView(
+            of: image, at: dir.path("mnt"), layout: layout, allXattrNamespaces: kind == "composefs"
+        ) { inode in
             inode.externalObject?.payload.flatMap { objects.patterned[$0.bytes] }
         }
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
@@ -351,7 +415,9 @@ struct MountDriverIntegrationTests {
             try FileManager.default.createDirectory(atPath: dir.path("m\(i)"), withIntermediateDirectories: true)
         }
         for _ in 0..<50 {
-            try driver.mount(MountRequest(image: dir.path("i0.sqfs"), target: dir.path("m0"), objects: [dir.path("objects")], verity: .off))
+            try driver.mount(
+                MountRequest(
+                    image: dir.path("i0.sqfs"), target: dir.path("m0"), objects: [dir.path("objects")], verity: .off))
             try driver.unmount(dir.path("m0"))
         }
         #expect(nothingLeft(under: dir.url.path).isEmpty)
@@ -359,7 +425,10 @@ struct MountDriverIntegrationTests {
         DispatchQueue.concurrentPerform(iterations: 8) { i in
             do {
                 let own = MountDriver(stateDirectory: dir.path("state"))
-                try own.mount(MountRequest(image: dir.path("i\(i).sqfs"), target: dir.path("m\(i)"), objects: [dir.path("objects")], verity: .off))
+                try own.mount(
+                    MountRequest(
+                        image: dir.path("i\(i).sqfs"), target: dir.path("m\(i)"), objects: [dir.path("objects")],
+                        verity: .off))
             } catch {
                 failures.append("\(i): \(error)")
             }
@@ -371,8 +440,11 @@ struct MountDriverIntegrationTests {
         #expect(nothingLeft(under: dir.url.path).isEmpty, "\(nothingLeft(under: dir.url.path))")
     }
 
-    @Test("kill -9 of `ovlcfs mount` at any moment, then `umount --all`, leaves nothing behind",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: TestPaths.productsDirectory.appendingPathComponent("ovlcfs").path)))
+    @Test(
+        "kill -9 of `ovlcfs mount` at any moment, then `umount --all`, leaves nothing behind",
+        .enabled(
+            if: FileManager.default.isExecutableFile(
+                atPath: TestPaths.productsDirectory.appendingPathComponent("ovlcfs").path)))
     func killDuringMount() throws {
         let binary = TestPaths.productsDirectory.appendingPathComponent("ovlcfs").path
         let image = try DumpFile.read(path: Self.cs9)
@@ -388,8 +460,10 @@ struct MountDriverIntegrationTests {
         for _ in 0..<10 {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["mount", dir.path("i.sqfs"), dir.path("mnt"), "--objects", dir.path("objects"),
-                                 "--verity", "off", "--state-directory", dir.path("state")]
+            process.arguments = [
+                "mount", dir.path("i.sqfs"), dir.path("mnt"), "--objects", dir.path("objects"),
+                "--verity", "off", "--state-directory", dir.path("state"),
+            ]
             process.standardError = FileHandle.nullDevice
             try process.run()
             Thread.sleep(forTimeInterval: Double(Int.random(in: 0...40, using: &rng)) / 1000)
@@ -407,14 +481,25 @@ struct MountDriverIntegrationTests {
 final class LockedList: @unchecked Sendable {
     private let lock = NSLock()
     private var list: [String] = []
-    func append(_ item: String) { lock.lock(); list.append(item); lock.unlock() }
-    var items: [String] { lock.lock(); defer { lock.unlock() }; return list }
+    func append(_ item: String) {
+        lock.lock()
+        list.append(item)
+        lock.unlock()
+    }
+    var items: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return list
+    }
 }
 
-@Suite("Kernel truth: verity disks", .serialized,
-       .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"))
+@Suite(
+    "Kernel truth: verity disks", .serialized,
+    .enabled(if: HostCapabilities.canMountSquashfsOverlay, "\(HostCapabilities.mountSkipReason)"))
 struct VerityDiskMountTests {
-    @Test("a verity disk mounts after its userspace check and shows the model; tampering, a wrong root hash and --verity require are refused")
+    @Test(
+        "a verity disk mounts after its userspace check and shows the model; tampering, a wrong root hash and --verity require are refused"
+    )
     func verityDisk() throws {
         let image = try DumpFile.read(path: TestPaths.cs9.path)
         let fixture = try MountFixture()
@@ -423,7 +508,8 @@ struct VerityDiskMountTests {
         let objects = try ObjectsFixture(for: image, in: dir.path("objects"))
         try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("data.sqfs"))
         let disk = try VerityDisk.build(dataImage: dir.path("data.sqfs"), destination: dir.path("disk.raw"))
-        let request = MountRequest(image: dir.path("disk.raw"), target: dir.path("mnt"), objects: [objects.root], verity: .auto)
+        let request = MountRequest(
+            image: dir.path("disk.raw"), target: dir.path("mnt"), objects: [objects.root], verity: .auto)
         let record = try driver.mount(request)
         #expect(record.kind == .verityDisk)
         let problems = try compareKernelView(of: image, at: dir.path("mnt"), layout: .dataOnly) { inode in

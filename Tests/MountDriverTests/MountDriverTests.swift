@@ -3,8 +3,8 @@ import Foundation
 import LinuxSys
 import MountDriver
 import OverlayTranslation
-import Testing
 import TestSupport
+import Testing
 
 /// A kernel that records every call and fails at a chosen step.
 final class RecordingKernel: KernelOps, @unchecked Sendable {
@@ -21,10 +21,17 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
         let kernel: RecordingKernel
         let path = "/dev/loop7"
         var attached = true
-        init(_ kernel: RecordingKernel) { self.kernel = kernel; kernel.liveLoops += 1 }
+        init(_ kernel: RecordingKernel) {
+            self.kernel = kernel
+            kernel.liveLoops += 1
+        }
         func release() { kernel.calls.append("release \(path)") }
         func detach() throws {
-            if attached { kernel.calls.append("detach \(path)"); attached = false; kernel.liveLoops -= 1 }
+            if attached {
+                kernel.calls.append("detach \(path)")
+                attached = false
+                kernel.liveLoops -= 1
+            }
         }
         deinit { if attached { kernel.liveLoops -= 1 } }
     }
@@ -32,7 +39,11 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     final class Mount: MountHandle {
         let kernel: RecordingKernel
         let procPath: String
-        init(_ kernel: RecordingKernel, _ n: Int) { self.kernel = kernel; procPath = "/proc/self/fd/\(n)"; kernel.liveMounts += 1 }
+        init(_ kernel: RecordingKernel, _ n: Int) {
+            self.kernel = kernel
+            procPath = "/proc/self/fd/\(n)"
+            kernel.liveMounts += 1
+        }
         deinit { kernel.liveMounts -= 1 }
         func attach(at target: String) throws {
             if kernel.failAt == .attach { throw Injected() }
@@ -50,7 +61,9 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle {
         if failAt == .filesystemMount && type != "overlay" { throw Injected() }
         if failAt == .overlayMount && type == "overlay" { throw Injected() }
-        calls.append("\(type) \(source) " + options.map { option in option.1.map { "\(option.0)=\($0)" } ?? option.0 }.joined(separator: ","))
+        calls.append(
+            "\(type) \(source) "
+                + options.map { option in option.1.map { "\(option.0)=\($0)" } ?? option.0 }.joined(separator: ","))
         return Mount(self, 10 + calls.count)
     }
 
@@ -69,7 +82,9 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     var foreign: [String: String] = [:]
     func mountStack(at target: String) -> [MountIdentity] {
         var stack: [MountIdentity] = []
-        if mounted.contains(target) { stack.append(MountIdentity(id: 100 + target.utf8.count, type: "overlay", source: "ovlcfs")) }
+        if mounted.contains(target) {
+            stack.append(MountIdentity(id: 100 + target.utf8.count, type: "overlay", source: "ovlcfs"))
+        }
         if let type = foreign[target] { stack.append(MountIdentity(id: 900, type: type, source: "none")) }
         return stack
     }
@@ -101,7 +116,8 @@ struct MountDriverTests {
     func fixture(bytes: Int = 4096) throws -> (TemporaryDirectory, String, String, String) {
         let dir = try TemporaryDirectory()
         let image = dir.path("i.sqfs")
-        _ = FileManager.default.createFile(atPath: image, contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: bytes - 4)))
+        _ = FileManager.default.createFile(
+            atPath: image, contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: bytes - 4)))
         try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
         return (dir, image, dir.path("mnt"), dir.path("objects"))
@@ -114,13 +130,14 @@ struct MountDriverTests {
         let kernel = RecordingKernel()
         let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
         let record = try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], verity: .off))
-        #expect(kernel.calls == [
-            "loop \(image) bs=4096",
-            "squashfs /dev/loop7 ro",
-            "overlay ovlcfs lowerdir+=/proc/self/fd/12,datadir+=\(objects),metacopy=on,redirect_dir=follow,ro",
-            "attach /proc/self/fd/13 at \(mnt)",
-            "release /dev/loop7",
-        ])
+        #expect(
+            kernel.calls == [
+                "loop \(image) bs=4096",
+                "squashfs /dev/loop7 ro",
+                "overlay ovlcfs lowerdir+=/proc/self/fd/12,datadir+=\(objects),metacopy=on,redirect_dir=follow,ro",
+                "attach /proc/self/fd/13 at \(mnt)",
+                "release /dev/loop7",
+            ])
         #expect(record.loopDevice == "/dev/loop7")
         #expect(driver.status().map(\.mounted) == [true])
         try driver.unmount(mnt)
@@ -136,7 +153,10 @@ struct MountDriverTests {
         kernel.verity = true
         let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
         try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], layout: .legacy, verity: .auto))
-        #expect(kernel.calls[2] == "overlay ovlcfs lowerdir+=/proc/self/fd/12,lowerdir+=\(objects),metacopy=on,redirect_dir=follow,ro,verity=require")
+        #expect(
+            kernel.calls[2]
+                == "overlay ovlcfs lowerdir+=/proc/self/fd/12,lowerdir+=\(objects),metacopy=on,redirect_dir=follow,ro,verity=require"
+        )
     }
 
     @Test("verity require without fs-verity fails before touching anything; auto warns")
@@ -156,7 +176,9 @@ struct MountDriverTests {
         #expect(warnings.count == 1 && warnings[0].contains("verity is off"))
     }
 
-    @Test("a failure at each step undoes every step before it and names the step", arguments: MountStep.allCases.filter { $0 != .verity })
+    @Test(
+        "a failure at each step undoes every step before it and names the step",
+        arguments: MountStep.allCases.filter { $0 != .verity })
     func faultInjection(step: MountStep) throws {
         let (dir, image, mnt, objects) = try fixture()
         defer { dir.cleanup() }
@@ -196,29 +218,34 @@ struct MountDriverTests {
         #expect(kernel.calls.count == before)
     }
 
-    @Test("with device-mapper a verity disk is mapped through its hash tree; the mapping goes with the mount, or at once on failure")
+    @Test(
+        "with device-mapper a verity disk is mapped through its hash tree; the mapping goes with the mount, or at once on failure"
+    )
     func dmVeritySequence() throws {
         let (dir, _, mnt, objects) = try fixture()
         defer { dir.cleanup() }
-        _ = FileManager.default.createFile(atPath: dir.path("data"), contents: Data((0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 * 7) }))
+        _ = FileManager.default.createFile(
+            atPath: dir.path("data"), contents: Data((0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 * 7) }))
         let disk = try VerityDisk.build(dataImage: dir.path("data"), destination: dir.path("disk.raw"))
         let kernel = RecordingKernel()
         kernel.deviceMapper = true
         kernel.verity = true
         let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
-        let record = try driver.mount(MountRequest(image: dir.path("disk.raw"), target: mnt, objects: [objects], verity: .require))
+        let record = try driver.mount(
+            MountRequest(image: dir.path("disk.raw"), target: mnt, objects: [objects], verity: .require))
         let mapped = try #require(record.verityDevice)
-        #expect(kernel.calls == [
-            "loop \(dir.path("disk.raw")) bs=4096",
-            "loop \(dir.path("disk.raw")) bs=4096",
-            "verity /dev/loop7 /dev/loop7 \(disk.rootHashHex)",
-            "squashfs \(mapped) ro",
-            "deferred-remove",
-            "overlay ovlcfs lowerdir+=/proc/self/fd/14,datadir+=\(objects),metacopy=on,redirect_dir=follow,ro,verity=require",
-            "attach /proc/self/fd/16 at \(mnt)",
-            "release /dev/loop7",
-            "release /dev/loop7",
-        ])
+        #expect(
+            kernel.calls == [
+                "loop \(dir.path("disk.raw")) bs=4096",
+                "loop \(dir.path("disk.raw")) bs=4096",
+                "verity /dev/loop7 /dev/loop7 \(disk.rootHashHex)",
+                "squashfs \(mapped) ro",
+                "deferred-remove",
+                "overlay ovlcfs lowerdir+=/proc/self/fd/14,datadir+=\(objects),metacopy=on,redirect_dir=follow,ro,verity=require",
+                "attach /proc/self/fd/16 at \(mnt)",
+                "release /dev/loop7",
+                "release /dev/loop7",
+            ])
         #expect(kernel.activeVerity.isEmpty)
 
         // A failure after activation removes the mapping at once and detaches both loops.
@@ -237,13 +264,16 @@ struct MountDriverTests {
         let plain = RecordingKernel()
         plain.deviceMapper = true
         let third = MountDriver(kernel: plain, stateDirectory: dir.path("state3"))
-        let unchecked = try third.mount(MountRequest(image: dir.path("disk.raw"), target: dir.path("objects"), objects: [objects], verity: .off))
+        let unchecked = try third.mount(
+            MountRequest(image: dir.path("disk.raw"), target: dir.path("objects"), objects: [objects], verity: .off))
         #expect(unchecked.verityDevice == nil)
         #expect(!plain.calls.contains { $0.hasPrefix("verity") })
     }
 
-    @Test("loop block size: 4096 for a whole number of 4 KiB blocks, else 512; the request can choose",
-          arguments: [(4096, nil, 4096), (8192, nil, 4096), (96, nil, 512), (4100, nil, 512), (8192, 512, 512)] as [(Int, UInt32?, UInt32)])
+    @Test(
+        "loop block size: 4096 for a whole number of 4 KiB blocks, else 512; the request can choose",
+        arguments: [(4096, nil, 4096), (8192, nil, 4096), (96, nil, 512), (4100, nil, 512), (8192, 512, 512)]
+            as [(Int, UInt32?, UInt32)])
     func loopBlockSize(bytes: Int, requested: UInt32?, expected: UInt32) throws {
         let (dir, image, mnt, objects) = try fixture(bytes: bytes)
         defer { dir.cleanup() }
@@ -266,7 +296,9 @@ struct MountDriverTests {
         try driver.mount(MountRequest(image: image, target: mnt, objects: [objects], verity: .off))
         let staging = try #require(kernel.calls[2].split(separator: " ").last.map(String.init))
         #expect(staging.hasPrefix(dir.path("state") + "/staging/"))
-        #expect(kernel.calls[3] == "overlay ovlcfs lowerdir+=\(staging),datadir+=\(objects),metacopy=on,redirect_dir=follow,ro")
+        #expect(
+            kernel.calls[3]
+                == "overlay ovlcfs lowerdir+=\(staging),datadir+=\(objects),metacopy=on,redirect_dir=follow,ro")
         #expect(kernel.calls[4] == "umount -l \(staging)")
         #expect(kernel.calls[5] == "attach /proc/self/fd/14 at \(mnt)")
         #expect(!FileManager.default.fileExists(atPath: staging), "the staging directory is removed")
@@ -292,10 +324,15 @@ struct MountDriverTests {
 struct OwnMountsTests {
     func fixture() throws -> (TemporaryDirectory, MountRequest) {
         let dir = try TemporaryDirectory()
-        _ = FileManager.default.createFile(atPath: dir.path("i.sqfs"), contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: 4092)))
+        _ = FileManager.default.createFile(
+            atPath: dir.path("i.sqfs"), contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: 4092)))
         try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
-        return (dir, MountRequest(image: dir.path("i.sqfs"), target: dir.path("mnt"), objects: [dir.path("objects")], verity: .off))
+        return (
+            dir,
+            MountRequest(
+                image: dir.path("i.sqfs"), target: dir.path("mnt"), objects: [dir.path("objects")], verity: .off)
+        )
     }
 
     @Test("a mount without an ovlcfs record is refused, not unmounted")
@@ -407,7 +444,9 @@ struct OwnMountsTests {
 /// leaves nothing behind — through the undo ledger, not per-resource flags.
 @Suite("Mount plans and the undo ledger")
 struct MountPlanTests {
-    enum Kind: String, CaseIterable { case squashfs, composefs, composefsOnLoop, verityDisk, verityDiskUserspace, stagedLower }
+    enum Kind: String, CaseIterable {
+        case squashfs, composefs, composefsOnLoop, verityDisk, verityDiskUserspace, stagedLower
+    }
 
     /// An image of `kind`, the kernel to mount it with, and the request.
     func setUp(_ kind: Kind, _ dir: TemporaryDirectory) throws -> (RecordingKernel, MountRequest) {
@@ -418,17 +457,22 @@ struct MountPlanTests {
         switch kind {
         case .composefs, .composefsOnLoop:
             image = dir.path("i.cfs")
-            _ = FileManager.default.createFile(atPath: image, contents: Data([0x9A, 0x62, 0x78, 0xD0] + [UInt8](repeating: 0, count: 8188)))
+            _ = FileManager.default.createFile(
+                atPath: image, contents: Data([0x9A, 0x62, 0x78, 0xD0] + [UInt8](repeating: 0, count: 8188)))
             if kind == .composefsOnLoop { kernel.kernelRelease = "6.6.0" }
         case .verityDisk, .verityDiskUserspace:
-            _ = FileManager.default.createFile(atPath: dir.path("data"), contents: Data((0..<(64 << 10)).map { UInt8(truncatingIfNeeded: $0 * 13) }))
+            _ = FileManager.default.createFile(
+                atPath: dir.path("data"), contents: Data((0..<(64 << 10)).map { UInt8(truncatingIfNeeded: $0 * 13) }))
             image = try VerityDisk.build(dataImage: dir.path("data"), destination: dir.path("disk.raw")).path
             kernel.deviceMapper = kind == .verityDisk
         case .squashfs, .stagedLower:
-            _ = FileManager.default.createFile(atPath: image, contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: 4092)))
+            _ = FileManager.default.createFile(
+                atPath: image, contents: Data([0x68, 0x73, 0x71, 0x73] + [UInt8](repeating: 0, count: 4092)))
             kernel.detachedLayers = kind != .stagedLower
         }
-        return (kernel, MountRequest(image: image, target: dir.path("mnt"), objects: [dir.path("objects")], verity: .auto))
+        return (
+            kernel, MountRequest(image: image, target: dir.path("mnt"), objects: [dir.path("objects")], verity: .auto)
+        )
     }
 
     @Test("the plan of each kind: its steps in order", arguments: Kind.allCases)
@@ -437,12 +481,18 @@ struct MountPlanTests {
         defer { dir.cleanup() }
         let (kernel, request) = try setUp(kind, dir)
         let plan = try MountDriver(kernel: kernel, stateDirectory: dir.path("state")).plan(request)
-        let expected: [MountPlanStep.Action] = switch kind {
-        case .squashfs, .stagedLower, .composefsOnLoop: [.attachLoop, .mountLower, .mountOverlay, .writeRecord, .attach]
-        case .composefs: [.mountLower, .mountOverlay, .writeRecord, .attach]
-        case .verityDisk: [.attachLoop, .attachLoop, .activateVerity, .mountLower, .deferVerityRemoval, .mountOverlay, .writeRecord, .attach]
-        case .verityDiskUserspace: [.verifyDisk, .attachLoop, .mountLower, .mountOverlay, .writeRecord, .attach]
-        }
+        let expected: [MountPlanStep.Action] =
+            switch kind {
+            case .squashfs, .stagedLower, .composefsOnLoop:
+                [.attachLoop, .mountLower, .mountOverlay, .writeRecord, .attach]
+            case .composefs: [.mountLower, .mountOverlay, .writeRecord, .attach]
+            case .verityDisk:
+                [
+                    .attachLoop, .attachLoop, .activateVerity, .mountLower, .deferVerityRemoval, .mountOverlay,
+                    .writeRecord, .attach,
+                ]
+            case .verityDiskUserspace: [.verifyDisk, .attachLoop, .mountLower, .mountOverlay, .writeRecord, .attach]
+            }
         #expect(plan.steps.map(\.action) == expected)
         #expect(plan.steps.first { $0.action == .mountOverlay }?.staged == (kind == .stagedLower))
         // Planning touched nothing: no kernel call, no state directory.
@@ -493,7 +543,9 @@ struct MountPlanTests {
         defer { dir.cleanup() }
         let (kernel, request) = try setUp(.squashfs, dir)
         kernel.kernelRelease = "6.1.0"
-        let error = try #require(throws: MountDriverError.self) { try MountDriver(kernel: kernel, stateDirectory: dir.path("state")).plan(request) }
+        let error = try #require(throws: MountDriverError.self) {
+            try MountDriver(kernel: kernel, stateDirectory: dir.path("state")).plan(request)
+        }
         #expect(error.hint == "--layout legacy")
         var legacy = request
         legacy.layout = .legacy

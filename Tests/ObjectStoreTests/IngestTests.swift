@@ -5,8 +5,8 @@ import LinuxSys
 import ObjectStore
 import OverlayTranslation
 import SystemPackage
-import Testing
 import TestSupport
+import Testing
 import Verity
 
 let treeScript = TestPaths.packageRoot.appendingPathComponent("Tests/ObjectStoreTests/make_tree.py").path
@@ -27,9 +27,15 @@ func listTree(_ root: String) throws -> [String: [String: Any]] {
 
 func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
-@Suite("Ingest a directory tree", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "python3 is needed to build the test tree"))
+@Suite(
+    "Ingest a directory tree", .serialized,
+    .enabled(
+        if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "python3 is needed to build the test tree"
+    ))
 struct IngestTests {
-    @Test("the model shows the tree as lstat/listxattr do, and every object holds its file's bytes", arguments: [StoreMode.copy, .hardlink, .none])
+    @Test(
+        "the model shows the tree as lstat/listxattr do, and every object holds its file's bytes",
+        arguments: [StoreMode.copy, .hardlink, .none])
     func ingestMatchesTree(mode: StoreMode) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
@@ -49,16 +55,28 @@ struct IngestTests {
             let inode = image.inode(of: entry)
             let shown = image.displayPath(of: entry)
             #expect(inode.mode == UInt32(record["mode"] as! Int), "\(shown)")
-            #expect(inode.uid == UInt32(record["uid"] as! Int) && inode.gid == UInt32(record["gid"] as! Int), "\(shown)")
+            #expect(
+                inode.uid == UInt32(record["uid"] as! Int) && inode.gid == UInt32(record["gid"] as! Int), "\(shown)")
             let mtime = (record["mtime"] as! NSNumber).int64Value
-            #expect(inode.mtime == Timestamp(seconds: mtime / 1_000_000_000, nanoseconds: UInt32(mtime % 1_000_000_000)), "\(shown)")
-            if inode.type == .regular || inode.type == .symlink { #expect(inode.size == UInt64(record["size"] as! Int), "\(shown)") }
+            #expect(
+                inode.mtime == Timestamp(seconds: mtime / 1_000_000_000, nanoseconds: UInt32(mtime % 1_000_000_000)),
+                "\(shown)")
+            if inode.type == .regular || inode.type == .symlink {
+                #expect(inode.size == UInt64(record["size"] as! Int), "\(shown)")
+            }
             if inode.type == .charDevice { #expect(inode.rdev == UInt64(record["rdev"] as! Int), "\(shown)") }
-            if let target = record["target"] as? String { #expect(hex(inode.symlinkTarget ?? []) == target, "\(shown)") }
-            let xattrs = Dictionary(uniqueKeysWithValues: image.xattrs(of: inode).map { (String(decoding: $0.key, as: UTF8.self), hex($0.value)) })
+            if let target = record["target"] as? String {
+                #expect(hex(inode.symlinkTarget ?? []) == target, "\(shown)")
+            }
+            let xattrs = Dictionary(
+                uniqueKeysWithValues: image.xattrs(of: inode).map {
+                    (String(decoding: $0.key, as: UTF8.self), hex($0.value))
+                })
             #expect(xattrs == record["xattrs"] as! [String: String], "\(shown)")
             let identity = record["ino"] as! [Int]
-            if let seen = inodeOf[identity] { #expect(seen == image.inodeID(of: entry), "\(shown) should be a hard link") }
+            if let seen = inodeOf[identity] {
+                #expect(seen == image.inodeID(of: entry), "\(shown) should be a hard link")
+            }
             inodeOf[identity] = image.inodeID(of: entry)
             // Content: inline for 1…64 bytes, otherwise an object named by its fs-verity digest.
             if inode.type == .regular && inode.size > 64 {
@@ -79,7 +97,8 @@ struct IngestTests {
         if let store {
             #expect(try store.verify().isClean)
             #expect(try store.verify(model: image).isClean)
-            #expect(result.objectsAdded == 5) // big (×3 paths, one inode; a same-content copy), sparse, three 65…100-byte files
+            // big (×3 paths, one inode; a same-content copy), sparse, three 65…100-byte files
+            #expect(result.objectsAdded == 5)
         }
         // The dump round-trips.
         #expect(try DumpParser.parse(DumpWriter.render(image), input: "ingested") == image)
@@ -101,17 +120,23 @@ struct IngestTests {
             }
         }
         let store = try ObjectStore(path: dir.path("objects"), create: true)
-        let error = try #require(throws: StoreError.self) { try Ingest.ingest(directory: root, store: store, options: options) }
+        let error = try #require(throws: StoreError.self) {
+            try Ingest.ingest(directory: root, store: store, options: options)
+        }
         #expect(error.path.hasSuffix("/grows"))
         #expect(error.reason.contains("changed during ingest"))
         #expect(try store.verify().checked == 0)
         // No temporary file is left behind either.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("objects")).sorted() == [".ovlcfs-store.json", ".ovlcfs-tmp"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir.path("objects")).sorted() == [
+                ".ovlcfs-store.json", ".ovlcfs-tmp",
+            ])
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("objects/.ovlcfs-tmp")).isEmpty)
     }
 
-    @Test("hardlink mode refuses a store on another filesystem with a clear message",
-          .enabled(if: FileManager.default.fileExists(atPath: "/dev/shm"), "no /dev/shm"))
+    @Test(
+        "hardlink mode refuses a store on another filesystem with a clear message",
+        .enabled(if: FileManager.default.fileExists(atPath: "/dev/shm"), "no /dev/shm"))
     func hardlinkAcrossFilesystems() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
@@ -139,7 +164,9 @@ struct IngestTests {
         defer { dir.cleanup() }
         let root = dir.path("tree")
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        for i in 0..<3 { FileManager.default.createFile(atPath: root + "/f\(i)", contents: Data(repeating: UInt8(i), count: 5000)) }
+        for i in 0..<3 {
+            FileManager.default.createFile(atPath: root + "/f\(i)", contents: Data(repeating: UInt8(i), count: 5000))
+        }
         let store = try ObjectStore(path: dir.path("objects"), create: true)
         let image = try Ingest.ingest(directory: root, store: store).image
         let objects = image.inodes.compactMap { $0.externalObject?.digest }.sorted()

@@ -4,17 +4,21 @@ import ImageModel
 import LinuxSys
 import OverlayTranslation
 import SquashfsWriter
-import Testing
 import TestSupport
+import Testing
 
 /// The model as a squashfs round trip should return it, given what `SquashfsLosses` reported:
 /// each reported loss applied, directory sizes (format-defined) and xattr order ignored.
 func expectedAfterRoundTrip(_ image: Image, losses: SquashfsLosses) throws -> Image {
     let builder = try ImageBuilder(copying: image) { _, inode, xattrs in
         if losses.count(.nanosecondMtime) > 0 { inode.mtime.nanoseconds = 0 }
-        if losses.count(.mtimeOutOfRange) > 0 { inode.mtime.seconds = min(max(inode.mtime.seconds, 0), Int64(UInt32.max)) }
+        if losses.count(.mtimeOutOfRange) > 0 {
+            inode.mtime.seconds = min(max(inode.mtime.seconds, 0), Int64(UInt32.max))
+        }
         if losses.count(.unsupportedXattr) > 0 { xattrs = xattrs.filter { SquashfsLosses.isStorable($0.key) } }
-        if losses.count(.specialFileSize) > 0, [.blockDevice, .charDevice, .fifo, .socket].contains(inode.type) { inode.size = 0 }
+        if losses.count(.specialFileSize) > 0, [.blockDevice, .charDevice, .fifo, .socket].contains(inode.type) {
+            inode.size = 0
+        }
         if losses.count(.emptyFileObject) > 0, inode.size == 0, inode.externalObject != nil { inode.data = .inline([]) }
     }
     return try builder.build()
@@ -32,11 +36,13 @@ func normalized(_ image: Image) throws -> [UInt8] {
 
 @Suite("squashfs writer and reader")
 struct SquashfsRoundTripTests {
-    static let vectors = (TestPaths.acceptedVectors + TestPaths.modelDumps.filter { $0.lastPathComponent != "dot-root.dump" })
+    static let vectors =
+        (TestPaths.acceptedVectors + TestPaths.modelDumps.filter { $0.lastPathComponent != "dot-root.dump" })
         .map(\.path).filter { !$0.contains("bigfile") }
 
-    @Test("build then read back gives the model, apart from the reported losses",
-          .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"), arguments: vectors, OverlayLayout.allCases)
+    @Test(
+        "build then read back gives the model, apart from the reported losses",
+        .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"), arguments: vectors, OverlayLayout.allCases)
     func roundTrip(path: String, layout: OverlayLayout) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
@@ -54,27 +60,32 @@ struct SquashfsRoundTripTests {
         if a != b {
             let la = a.split(separator: 0x0A), lb = b.split(separator: 0x0A)
             let first = (0..<min(la.count, lb.count)).first { la[$0] != lb[$0] } ?? min(la.count, lb.count)
-            Issue.record("first difference: \(first < la.count ? String(decoding: la[first], as: UTF8.self) : "<end>") vs \(first < lb.count ? String(decoding: lb[first], as: UTF8.self) : "<end>")")
+            Issue.record(
+                "first difference: \(first < la.count ? String(decoding: la[first], as: UTF8.self) : "<end>") vs \(first < lb.count ? String(decoding: lb[first], as: UTF8.self) : "<end>")"
+            )
         }
         #expect(a == b)
     }
 
-    @Test("the loss report names exactly what is lost", arguments: [
-        ("/f 0 100644 1 0 0 0 5.123 - - -\n", SquashfsLosses.Kind.nanosecondMtime),
-        ("/f 0 100644 1 0 0 0 4294967296.0 - - -\n", .mtimeOutOfRange),
-        ("/f 0 100644 1 0 0 0 0.0 - - - system.posix_acl_access=x\n", .unsupportedXattr),
-        ("/f 0 20644 1 0 0 4294967296 0.0 - - -\n", .wideDeviceNumber),
-        ("/f 5 20644 1 0 0 7 0.0 - - -\n", .specialFileSize),
-        ("/f 0 100644 1 0 0 0 0.0 ab/cd - -\n", .emptyFileObject),
-        ("/b 0 @100644 2 0 0 0 0.0 /c - -\n/c 0 100644 2 0 0 0 0.0 - - -\n", .hardLinkPrimary),
-    ])
+    @Test(
+        "the loss report names exactly what is lost",
+        arguments: [
+            ("/f 0 100644 1 0 0 0 5.123 - - -\n", SquashfsLosses.Kind.nanosecondMtime),
+            ("/f 0 100644 1 0 0 0 4294967296.0 - - -\n", .mtimeOutOfRange),
+            ("/f 0 100644 1 0 0 0 0.0 - - - system.posix_acl_access=x\n", .unsupportedXattr),
+            ("/f 0 20644 1 0 0 4294967296 0.0 - - -\n", .wideDeviceNumber),
+            ("/f 5 20644 1 0 0 7 0.0 - - -\n", .specialFileSize),
+            ("/f 0 100644 1 0 0 0 0.0 ab/cd - -\n", .emptyFileObject),
+            ("/b 0 @100644 2 0 0 0 0.0 /c - -\n/c 0 100644 2 0 0 0 0.0 - - -\n", .hardLinkPrimary),
+        ])
     func lossReport(lines: String, kind: SquashfsLosses.Kind) throws {
         let image = try DumpParser.parse(Array(("/ 4096 40755 2 0 0 0 0.0 - - -\n" + lines).utf8), input: "t")
         let losses = SquashfsLosses(checking: image)
         #expect(losses.items.map(\.kind) == [kind])
         #expect(losses.items.first?.paths.first?.hasPrefix("/") == true)
         #expect(losses.lines.count == 1)
-        let clean = try DumpParser.parse(Array("/ 4096 40755 2 0 0 0 0.0 - - -\n/f 0 100644 1 0 0 0 5.0 - - - user.a=b\n".utf8), input: "t")
+        let clean = try DumpParser.parse(
+            Array("/ 4096 40755 2 0 0 0 0.0 - - -\n/f 0 100644 1 0 0 0 5.0 - - - user.a=b\n".utf8), input: "t")
         #expect(SquashfsLosses(checking: clean).isEmpty)
     }
 
@@ -92,27 +103,37 @@ struct SquashfsRoundTripTests {
         #expect(a == b)
     }
 
-    @Test("every compression and table choice writes a readable image",
-          arguments: SquashfsOptions.Compression.allCases, [Set<SquashfsOptions.Table>(), SquashfsOptions.Table.metadata, [.data, .xattrs]])
+    @Test(
+        "every compression and table choice writes a readable image",
+        arguments: SquashfsOptions.Compression.allCases,
+        [Set<SquashfsOptions.Table>(), SquashfsOptions.Table.metadata, [.data, .xattrs]])
     func compressions(compression: SquashfsOptions.Compression, raw: Set<SquashfsOptions.Table>) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let image = try DumpFile.read(path: TestPaths.fixture("special.dump").path)
         let layer = try OverlayTranslation.translate(image)
-        try SquashfsWriter.write(layer, to: dir.path("i.sqfs"), options: SquashfsOptions(compression: compression, uncompressedTables: raw, blockSize: 4096))
+        try SquashfsWriter.write(
+            layer, to: dir.path("i.sqfs"),
+            options: SquashfsOptions(compression: compression, uncompressedTables: raw, blockSize: 4096))
         let (back, superblock) = try SquashfsReader.read(path: dir.path("i.sqfs"))
         #expect(try normalized(OverlayTranslation.untranslate(back)) == normalized(image))
         #expect(superblock.blockSize == 4096)
         #expect(superblock.compression == (compression == .none ? "gzip" : compression.rawValue))
     }
 
-    @Test("unsquashfs agrees on names, types, sizes and link targets", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/unsquashfs"), "unsquashfs is not installed (apt: squashfs-tools)"))
+    @Test(
+        "unsquashfs agrees on names, types, sizes and link targets",
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: "/usr/bin/unsquashfs"),
+            "unsquashfs is not installed (apt: squashfs-tools)"))
     func unsquashfsListing() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let image = try DumpFile.read(path: TestPaths.cs9.path)
         // zstd: unsquashfs 4.5 cannot read libsquashfs's lz4 images (the kernel and rdsquashfs can).
-        try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs"), options: SquashfsOptions(compression: .zstd))
+        try SquashfsWriter.write(
+            try OverlayTranslation.translate(image), to: dir.path("i.sqfs"),
+            options: SquashfsOptions(compression: .zstd))
         let listing = try run("/usr/bin/unsquashfs", ["-lls", "-d", "", dir.path("i.sqfs")])
         #expect(listing.status == 0, "\(listing.stderrText)")
         var seen = 0
@@ -125,7 +146,9 @@ struct SquashfsRoundTripTests {
             let inode = image.inode(of: entry)
             seen += 1
             if inode.type == .regular { #expect(String(fields[2]) == String(inode.size), "\(path)") }
-            if inode.type == .symlink { #expect(line.hasSuffix(" -> " + String(decoding: inode.symlinkTarget!, as: UTF8.self)), "\(path)") }
+            if inode.type == .symlink {
+                #expect(line.hasSuffix(" -> " + String(decoding: inode.symlinkTarget!, as: UTF8.self)), "\(path)")
+            }
         }
         #expect(seen == image.entryCount - 1)
     }
@@ -135,7 +158,9 @@ struct SquashfsRoundTripTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let image = try DumpFile.read(path: TestPaths.fixture("bigfile.dump").path)
-        #expect(throws: SquashfsLimitError.self) { try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs")) }
+        #expect(throws: SquashfsLimitError.self) {
+            try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs"))
+        }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).isEmpty)
     }
 
@@ -144,7 +169,8 @@ struct SquashfsRoundTripTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let size: UInt64 = 3 << 30 + 1
-        let image = try DumpParser.parse(Array("/ 4096 40755 2 0 0 0 0.0 - - -\n/big \(size) 100644 1 0 0 0 0.0 ab/cd - -\n".utf8), input: "t")
+        let image = try DumpParser.parse(
+            Array("/ 4096 40755 2 0 0 0 0.0 - - -\n/big \(size) 100644 1 0 0 0 0.0 ab/cd - -\n".utf8), input: "t")
         let result = try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs"))
         #expect(result.stubs == 1)
         #expect(result.bytes < 64 * 1024)
@@ -152,10 +178,13 @@ struct SquashfsRoundTripTests {
         #expect(back.inode(of: back.lookup(path: Array("/big".utf8))!).size == size)
     }
 
-    @Test("bad options are refused with the option named", arguments: [
-        SquashfsOptions(blockSize: 3000), SquashfsOptions(blockSize: 2 << 20), SquashfsOptions(compression: .gzip, compressionLevel: 12),
-        SquashfsOptions(compression: .lz4, compressionLevel: 1),
-    ])
+    @Test(
+        "bad options are refused with the option named",
+        arguments: [
+            SquashfsOptions(blockSize: 3000), SquashfsOptions(blockSize: 2 << 20),
+            SquashfsOptions(compression: .gzip, compressionLevel: 12),
+            SquashfsOptions(compression: .lz4, compressionLevel: 1),
+        ])
     func badOptions(options: SquashfsOptions) {
         #expect(throws: SquashfsOptionsError.self) { try options.validate() }
     }

@@ -29,7 +29,8 @@ public final class TestMounts: @unchecked Sendable {
 
     /// Attaches `image` read-only to a free loop device (with `sectorSize`-byte logical blocks).
     public func attachLoop(_ image: String, sectorSize: Int = 512) throws -> String {
-        let result = try run("/sbin/losetup", ["--find", "--show", "--read-only", "--sector-size", "\(sectorSize)", image])
+        let result = try run(
+            "/sbin/losetup", ["--find", "--show", "--read-only", "--sector-size", "\(sectorSize)", image])
         guard result.status == 0 else { throw TestFailure("losetup \(image): \(result.stderrText)") }
         let device = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         lock.withLock { loops.append(device) }
@@ -40,7 +41,9 @@ public final class TestMounts: @unchecked Sendable {
     public func mount(_ type: String, _ source: String, _ target: String, options: String) throws {
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         let result = try run("/bin/mount", ["-t", type, "-o", options, source, target])
-        guard result.status == 0 else { throw TestFailure("mount -t \(type) -o \(options) \(source) \(target): \(result.stderrText)") }
+        guard result.status == 0 else {
+            throw TestFailure("mount -t \(type) -o \(options) \(source) \(target): \(result.stderrText)")
+        }
         lock.withLock { mountpoints.append(target) }
     }
 
@@ -58,18 +61,25 @@ public final class TestMounts: @unchecked Sendable {
                 attempts += 1
             }
             if result?.status != 0 {
-                print("TestMounts: umount \(target) failed (\(result?.stderrText ?? "umount did not run")); detaching it lazily")
+                print(
+                    "TestMounts: umount \(target) failed (\(result?.stderrText ?? "umount did not run")); detaching it lazily"
+                )
                 _ = try? run("/bin/umount", ["-l", target])
             }
         }
         for device in devices { _ = try? run("/sbin/losetup", ["--detach", device]) }
-        lock.withLock { mountpoints = []; loops = [] }
+        lock.withLock {
+            mountpoints = []
+            loops = []
+        }
     }
 
     /// Whether a path is a mount point now (from /proc/self/mountinfo).
     public static func isMounted(_ path: String) -> Bool {
         let text = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").contains { $0.split(separator: " ").dropFirst(4).first.map(String.init) == path }
+        return text.split(separator: "\n").contains {
+            $0.split(separator: " ").dropFirst(4).first.map(String.init) == path
+        }
     }
 
     /// Whether any loop device is backed by `image`.

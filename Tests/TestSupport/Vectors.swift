@@ -1,5 +1,6 @@
-@_exported import struct Bench.SplitMix64
 import Foundation
+
+@_exported import struct Bench.SplitMix64
 
 /// Locations of the shared test vectors and of the package's build products.
 public enum TestPaths {
