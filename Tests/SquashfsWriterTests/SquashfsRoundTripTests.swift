@@ -36,13 +36,11 @@ func normalized(_ image: Image) throws -> [UInt8] {
 
 @Suite("squashfs writer and reader")
 struct SquashfsRoundTripTests {
-    static let vectors =
-        (TestPaths.acceptedVectors + TestPaths.modelDumps.filter { $0.lastPathComponent != "dot-root.dump" })
-        .map(\.path).filter { !$0.contains("bigfile") }
+    static let vectors = TestPaths.roundTripInputs.map(\.path).filter { !$0.contains("bigfile") }
 
     @Test(
         "build then read back gives the model, apart from the reported losses",
-        .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"), arguments: vectors, OverlayLayout.allCases)
+        arguments: vectors, OverlayLayout.allCases)
     func roundTrip(path: String, layout: OverlayLayout) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }

@@ -40,6 +40,14 @@ public enum TestPaths {
         files(in: composefsVectors) { $0.hasPrefix("should-fail-") && $0.hasSuffix(".dump") }
     }
 
+    /// Models for round-trip tests: every accepted vector and model dump when the shared
+    /// vectors are there, else the repository's fixtures and the cs9 model.
+    public static var roundTripInputs: [URL] {
+        if haveVectors { return acceptedVectors + modelDumps.filter { $0.lastPathComponent != "dot-root.dump" } }
+        return ["special.dump", "bigfile.dump", "bigfile-xattr.dump", "config.dump.gz", "fedora.dump.gz"].map(fixture)
+            + [cs9]
+    }
+
     /// Every `composefs-models/*.dump`.
     public static var modelDumps: [URL] {
         files(in: composefsModels) { $0.hasSuffix(".dump") }
