@@ -137,42 +137,7 @@ extension MountDriver {
                 lower = "loop:image"
             }
         case .verityDisk:
-            let disk = try step(.verity) { try VerityDisk.open(request.image) }
-            let rootHash = request.rootHash ?? disk.rootHash
-            plan.rootHash = Hex.encode(rootHash)
-            if request.verity != .off && features.deviceMapper {
-                plan.steps.append(
-                    loopStep(
-                        "data", offset: disk.data.offset, size: disk.data.size,
-                        blockSize: loopBlockSize(request, size: disk.data.size)))
-                plan.steps.append(
-                    loopStep(
-                        "hash", offset: disk.hash.offset, size: disk.hash.size,
-                        blockSize: loopBlockSize(request, size: disk.hash.size)))
-                plan.steps.append(MountPlanStep(action: .activateVerity))
-                lower = "dm-verity"
-            } else {
-                switch request.verity {
-                case .off:
-                    plan.warnings.append("--verity off: the data partition of \(request.image) is mounted unchecked")
-                case .require:
-                    throw MountDriverError(
-                        step: .verity,
-                        message:
-                            "--verity require: the kernel has no device-mapper (no /dev/mapper/control; CONFIG_BLK_DEV_DM and the verity target are needed), so dm-verity cannot be activated",
-                        hint: "--verity auto verifies the image in userspace before mounting")
-                case .auto:
-                    plan.steps.append(MountPlanStep(action: .verifyDisk))
-                    plan.warnings.append(
-                        "no dm-verity (the kernel has no device-mapper): \(request.image) is verified against root hash \(Hex.encode(rootHash)) before mounting, but changes made while it is mounted are not detected"
-                    )
-                }
-                plan.steps.append(
-                    loopStep(
-                        "data", offset: disk.data.offset, size: disk.data.size,
-                        blockSize: loopBlockSize(request, size: disk.data.size)))
-                lower = "loop:data"
-            }
+            lower = try planVerityDisk(request, features: features, plan: &plan)
         }
         // After the image's own checks, so a verity disk's refusal names device-mapper first.
         plan.overlayVerity = try overlayVerity(request, features: features, warnings: &plan.warnings)
@@ -186,6 +151,48 @@ extension MountDriver {
                 staged: !features.detachedLayers))
         plan.steps += [MountPlanStep(action: .writeRecord), MountPlanStep(action: .attach)]
         return plan
+    }
+
+    /// The steps of a verity disk: dm-verity over two loops where device-mapper exists and the
+    /// policy wants it, else a userspace check (auto) or nothing (off) before one loop over the
+    /// data partition; `require` without device-mapper is refused. Returns the lower's source.
+    func planVerityDisk(_ request: MountRequest, features: KernelFeatures, plan: inout MountPlan) throws -> String {
+        let disk = try step(.verity) { try VerityDisk.open(request.image) }
+        let rootHash = request.rootHash ?? disk.rootHash
+        plan.rootHash = Hex.encode(rootHash)
+        if request.verity != .off && features.deviceMapper {
+            plan.steps.append(
+                loopStep(
+                    "data", offset: disk.data.offset, size: disk.data.size,
+                    blockSize: loopBlockSize(request, size: disk.data.size)))
+            plan.steps.append(
+                loopStep(
+                    "hash", offset: disk.hash.offset, size: disk.hash.size,
+                    blockSize: loopBlockSize(request, size: disk.hash.size)))
+            plan.steps.append(MountPlanStep(action: .activateVerity))
+            return "dm-verity"
+        } else {
+            switch request.verity {
+            case .off:
+                plan.warnings.append("--verity off: the data partition of \(request.image) is mounted unchecked")
+            case .require:
+                throw MountDriverError(
+                    step: .verity,
+                    message:
+                        "--verity require: the kernel has no device-mapper (no /dev/mapper/control; CONFIG_BLK_DEV_DM and the verity target are needed), so dm-verity cannot be activated",
+                    hint: "--verity auto verifies the image in userspace before mounting")
+            case .auto:
+                plan.steps.append(MountPlanStep(action: .verifyDisk))
+                plan.warnings.append(
+                    "no dm-verity (the kernel has no device-mapper): \(request.image) is verified against root hash \(Hex.encode(rootHash)) before mounting, but changes made while it is mounted are not detected"
+                )
+            }
+            plan.steps.append(
+                loopStep(
+                    "data", offset: disk.data.offset, size: disk.data.size,
+                    blockSize: loopBlockSize(request, size: disk.data.size)))
+            return "loop:data"
+        }
     }
 
     func loopStep(_ role: String, offset: UInt64, size: UInt64, blockSize: UInt32) -> MountPlanStep {

@@ -194,10 +194,13 @@ func targets(workDirectory: String) throws -> [String: Target] {
     ]
 }
 
+/// Peak resident memory of this process image (VmHWM): unlike getrusage's ru_maxrss, which
+/// Linux carries over from the process that spawned this one, it starts at exec.
 func residentBytes() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return usage.ru_maxrss * 1024
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+    else { return 0 }
+    return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
 }
 
 func now() -> Double {
