@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "OverlayTranslationTests", dependencies: ["OverlayTranslation", "ImageModel", "ComposefsDump", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SquashfsWriterTests", dependencies: ["SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ErofsWriterTests", dependencies: ["ErofsWriter", "ComposefsDump", "ImageModel", "Verity", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "MountDriverTests", dependencies: ["MountDriver", "LinuxSys", "OverlayTranslation", "DiskImage", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "MountDriverTests", dependencies: ["MountDriver", "LinuxSys", "OverlayTranslation", "DiskImage", "TestSupport", system], swiftSettings: strict),
         .testTarget(name: "BenchTests", dependencies: [
             "Bench", "ComposefsDump", "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "TestSupport",
         ], swiftSettings: strict),

@@ -9,6 +9,12 @@ public struct MountError: Error, Sendable, CustomStringConvertible {
     public var errno: Errno
     public var kernelMessages: [String]
 
+    public init(operation: String, errno: Errno, kernelMessages: [String]) {
+        self.operation = operation
+        self.errno = errno
+        self.kernelMessages = kernelMessages
+    }
+
     public var description: String {
         var text = "\(operation): \(errno.description)"
         if !kernelMessages.isEmpty { text += " (kernel: \(kernelMessages.joined(separator: "; ")))" }
@@ -106,12 +112,12 @@ public enum Mounts {
     /// redirected meanwhile (a parent renamed, a symlink put in its place) fails instead of
     /// unmounting something else. ESTALE: another mount is there.
     public static func unmount(_ target: String, mountID: Int?, detach: Bool = false) throws(MountError) {
-        let slash = target.lastIndex(of: "/") ?? target.startIndex
-        let parent = slash == target.startIndex ? "/" : String(target[..<slash])
-        let name = String(target[target.index(after: slash)...])
-        guard target.hasPrefix("/"), !name.isEmpty, name != ".", name != ".." else {
+        let components = target.split(separator: "/", omittingEmptySubsequences: true)
+        guard target.hasPrefix("/"), let last = components.last, last != ".", last != ".." else {
             throw MountError(operation: "umount \(target)", errno: .invalidArgument, kernelMessages: [])
         }
+        let name = String(last)
+        let parent = "/" + components.dropLast().joined(separator: "/")
         let fd = ovl_open_directory_path(parent)
         guard fd >= 0 else {
             throw MountError(operation: "open \(parent) (no symlinks)", errno: .current, kernelMessages: [])

@@ -163,14 +163,10 @@ public final class MountDriver {
     /// step before it.
     @discardableResult
     public func mount(_ request: MountRequest) throws -> MountRecord {
-        let plan = try plan(request)
-        let held = try lock(plan.target)
+        // Planned under the mount point's lock: its check that nothing is mounted there holds.
+        let held = try lock(try Self.resolve(request.target))
         defer { withExtendedLifetime(held) {} }
-        if kernel.isMounted(plan.target) || FileQueries.exists(recordPath(for: plan.target)) {
-            throw MountDriverError(
-                step: nil, message: "\(plan.target) is already an ovlcfs mount point",
-                hint: "ovlcfs umount \(plan.target)")
-        }
+        let plan = try plan(request)
         for warning in plan.warnings { warn("warning: " + warning) }
         return try MountExecutor(driver: self, plan: plan, request: request).run()
     }

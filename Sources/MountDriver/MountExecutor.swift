@@ -57,6 +57,7 @@ final class MountExecutor {
                     try driver.injectFault?(index, step)
                     try perform(step)
                 }
+                if let warning = step.warning { driver.warn("warning: " + warning) }
             }
         } catch {
             ledger.unwind()
@@ -76,7 +77,14 @@ final class MountExecutor {
     private func perform(_ step: MountPlanStep) throws {
         switch step.action {
         case .verifyDisk:
-            try VerityDisk.open(plan.image).verify(rootHash: request.rootHash)
+            // The partition verified is the one the plan's loop will cover.
+            let disk = try VerityDisk.open(plan.image)
+            guard disk.data.offset == step.offset, disk.data.size == step.sizeLimit else {
+                throw MountDriverError(
+                    step: .verity,
+                    message: "\(plan.image) changed since the mount was planned (its data partition moved)")
+            }
+            try disk.verify(rootHash: request.rootHash)
         case .attachLoop:
             let role = step.loop ?? "image"
             let loop = try kernel.attachLoop(
@@ -106,6 +114,15 @@ final class MountExecutor {
             do {
                 lower = try kernel.mountFilesystem(
                     type: step.filesystem ?? "squashfs", source: source, options: [("ro", nil)])
+            } catch let error as MountError where error.errno == .notBlockDevice && step.source == "image" {
+                // A kernel that cannot mount this filesystem from a file (EROFS without
+                // CONFIG_EROFS_FS_BACKED_BY_FILE): the same image on a loop device.
+                let loop = try kernel.attachLoop(
+                    file: plan.image, offset: 0, sizeLimit: 0, blockSize: driver.loopBlockSize(request, size: nil))
+                loops["image"] = loop
+                ledger.push("detach \(loop.path)") { try? loop.detach() }
+                lower = try kernel.mountFilesystem(
+                    type: step.filesystem ?? "erofs", source: loop.path, options: [("ro", nil)])
             } catch let error as MountError where error.errno == .ioError && step.source == "dm-verity" {
                 throw MountDriverError(
                     step: .filesystemMount, message: "\(error)",

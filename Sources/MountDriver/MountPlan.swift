@@ -30,7 +30,10 @@ public struct MountPlan: Sendable, Codable {
             "  layout \(layout.rawValue), objects \(objects.joined(separator: ", "))"
                 + (overlayVerity ? ", verity=require" : ""),
         ]
-        for (index, step) in steps.enumerated() { lines.append("  \(index + 1). \(step.text)") }
+        for (index, step) in steps.enumerated() {
+            lines.append("  \(index + 1). \(step.text)")
+            if let warning = step.warning { lines.append("     warning: \(warning)") }
+        }
         for warning in warnings { lines.append("  warning: \(warning)") }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -70,6 +73,8 @@ public struct MountPlanStep: Sendable, Codable, Equatable {
     public var options: [String]?
     /// mount-overlay: through a staging directory (kernels before 6.15).
     public var staged: Bool?
+    /// Printed as a warning once the step has succeeded (protection that is off, and why).
+    public var warning: String?
 
     /// The error category a failure of this step reports.
     public var category: MountStep {
@@ -89,7 +94,9 @@ public struct MountPlanStep: Sendable, Codable, Equatable {
         case .attachLoop:
             "loop device (\(loop ?? "?")): offset \(offset ?? 0), size \(sizeLimit.map { $0 == 0 ? "to the end" : "\($0)" } ?? "?"), \(blockSize ?? 512)-byte blocks, read-only, autoclear"
         case .activateVerity: "dm-verity mapping of loop:data through loop:hash"
-        case .mountLower: "\(filesystem ?? "?") from \(source ?? "?"), read-only, detached"
+        case .mountLower:
+            "\(filesystem ?? "?") from \(source ?? "?"), read-only, detached"
+                + (source == "image" ? " (on a loop device if this kernel cannot mount the file)" : "")
         case .deferVerityRemoval: "dm-verity mapping removed with the lower mount (deferred)"
         case .mountOverlay:
             "overlay \((options ?? []).joined(separator: ","))\(staged == true ? " (lower attached on a staging directory meanwhile)" : "")"
@@ -108,6 +115,7 @@ extension MountDriver {
         guard (try? FileStatus(path: target))?.isDirectory == true else {
             throw MountDriverError(step: nil, message: "mount point \(target) is not a directory")
         }
+        try refuseIfMounted(target)
         guard !request.objects.isEmpty else {
             throw MountDriverError(step: nil, message: "at least one objects directory is needed")
         }
@@ -116,11 +124,6 @@ extension MountDriver {
         }
         let kind = try Self.kind(of: request.image)
         let features = KernelFeatures.probe(kernel, objects: request.objects)
-        if request.layout == .dataOnly && !features.dataOnlyLayers {
-            throw MountDriverError(
-                step: nil, message: "kernel \(features.release) has no overlayfs data-only layers (6.5+)",
-                hint: "--layout legacy")
-        }
         var plan = MountPlan(
             image: request.image, kind: kind, target: target, layout: request.layout, objects: request.objects,
             overlayVerity: false, rootHash: nil, features: features, warnings: [], steps: [])
@@ -141,6 +144,11 @@ extension MountDriver {
         }
         // After the image's own checks, so a verity disk's refusal names device-mapper first.
         plan.overlayVerity = try overlayVerity(request, features: features, warnings: &plan.warnings)
+        if request.layout == .dataOnly && !features.dataOnlyLayers {
+            plan.warnings.append(
+                "kernel \(features.release) predates overlayfs data-only layers (6.5+): if the overlay mount fails, use --layout legacy"
+            )
+        }
         plan.steps.append(
             MountPlanStep(action: .mountLower, filesystem: kind == .composefs ? "erofs" : "squashfs", source: lower))
         if lower == "dm-verity" { plan.steps.append(MountPlanStep(action: .deferVerityRemoval)) }
@@ -172,9 +180,10 @@ extension MountDriver {
             plan.steps.append(MountPlanStep(action: .activateVerity))
             return "dm-verity"
         } else {
+            var warning: String?
             switch request.verity {
             case .off:
-                plan.warnings.append("--verity off: the data partition of \(request.image) is mounted unchecked")
+                warning = "--verity off: the data partition of \(request.image) is mounted unchecked"
             case .require:
                 throw MountDriverError(
                     step: .verity,
@@ -182,16 +191,28 @@ extension MountDriver {
                         "--verity require: the kernel has no device-mapper (no /dev/mapper/control; CONFIG_BLK_DEV_DM and the verity target are needed), so dm-verity cannot be activated",
                     hint: "--verity auto verifies the image in userspace before mounting")
             case .auto:
-                plan.steps.append(MountPlanStep(action: .verifyDisk))
-                plan.warnings.append(
-                    "no dm-verity (the kernel has no device-mapper): \(request.image) is verified against root hash \(Hex.encode(rootHash)) before mounting, but changes made while it is mounted are not detected"
-                )
+                plan.steps.append(
+                    MountPlanStep(
+                        action: .verifyDisk, offset: disk.data.offset, sizeLimit: disk.data.size,
+                        warning:
+                            "no dm-verity (the kernel has no device-mapper): \(request.image) was verified against root hash \(Hex.encode(rootHash)) before mounting, but changes made while it is mounted are not detected"
+                    ))
             }
-            plan.steps.append(
-                loopStep(
-                    "data", offset: disk.data.offset, size: disk.data.size,
-                    blockSize: loopBlockSize(request, size: disk.data.size)))
+            var dataLoop = loopStep(
+                "data", offset: disk.data.offset, size: disk.data.size,
+                blockSize: loopBlockSize(request, size: disk.data.size))
+            dataLoop.warning = warning
+            plan.steps.append(dataLoop)
             return "loop:data"
+        }
+    }
+
+    /// Refuses a mount point that is mounted or has an ovlcfs record (checked again under the
+    /// mount point's lock when mounting).
+    func refuseIfMounted(_ target: String) throws {
+        if kernel.isMounted(target) || FileQueries.exists(recordPath(for: target)) {
+            throw MountDriverError(
+                step: nil, message: "\(target) is already an ovlcfs mount point", hint: "ovlcfs umount \(target)")
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import LinuxSys
 import MountDriver
 import OverlayTranslation
+import SystemPackage
 import TestSupport
 import Testing
 
@@ -58,7 +59,13 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
         return Loop(self)
     }
 
+    /// EROFS refuses a regular file as its source (a kernel without file-backed mounts).
+    var erofsFromFileFails = false
+
     func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle {
+        if erofsFromFileFails && type == "erofs" && !source.hasPrefix("/dev/") {
+            throw MountError(operation: "fsconfig(erofs, source=\(source))", errno: .notBlockDevice, kernelMessages: [])
+        }
         if failAt == .filesystemMount && type != "overlay" { throw Injected() }
         if failAt == .overlayMount && type == "overlay" { throw Injected() }
         calls.append(
@@ -537,18 +544,35 @@ struct MountPlanTests {
         #expect(kernel.mounted.isEmpty && driver.records().isEmpty)
     }
 
-    @Test("a data-only layout on a kernel without data-only layers is refused at planning")
-    func dataOnlyRefused() throws {
+    @Test("a data-only layout on a kernel that predates data-only layers plans with a warning, not a refusal")
+    func dataOnlyWarned() throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let (kernel, request) = try setUp(.squashfs, dir)
-        kernel.kernelRelease = "6.1.0"
-        let error = try #require(throws: MountDriverError.self) {
-            try MountDriver(kernel: kernel, stateDirectory: dir.path("state")).plan(request)
+        kernel.kernelRelease = "5.14.0-427.el9_4.x86_64"
+        let plan = try MountDriver(kernel: kernel, stateDirectory: dir.path("state")).plan(request)
+        #expect(plan.warnings.contains { $0.contains("--layout legacy") })
+        #expect(plan.steps.count == 5)
+    }
+
+    @Test("composefs on a kernel that cannot mount EROFS from a file falls back to a loop device, undone on failure")
+    func erofsLoopFallback() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let (kernel, request) = try setUp(.composefs, dir)
+        kernel.erofsFromFileFails = true
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        let record = try driver.mount(request)
+        #expect(record.loopDevice == "/dev/loop7")
+        #expect(kernel.calls.prefix(2) == ["loop \(request.image) bs=4096", "erofs /dev/loop7 ro"])
+        try driver.unmount(request.target)
+        // The loop taken by the fallback is undone when a later step fails.
+        let (failing, again) = try setUp(.composefs, dir)
+        failing.erofsFromFileFails = true
+        failing.failAt = .overlayMount
+        #expect(throws: MountDriverError.self) {
+            try MountDriver(kernel: failing, stateDirectory: dir.path("state2")).mount(again)
         }
-        #expect(error.hint == "--layout legacy")
-        var legacy = request
-        legacy.layout = .legacy
-        #expect(try MountDriver(kernel: kernel, stateDirectory: dir.path("state")).plan(legacy).steps.count == 5)
+        #expect(failing.liveLoops == 0 && failing.liveMounts == 0)
     }
 }

@@ -46,7 +46,9 @@ int ovl_mount_legacy(const char *source, const char *target, const char *type, i
 // Unmounts the mount at `name` inside the directory `parent_fd` (an O_PATH descriptor), never
 // following a symlink there (UMOUNT_NOFOLLOW), if the mount on top at that name still has ID
 // `expected_mount_id` (statx STATX_MNT_ID; -1: any). -1 with errno ESTALE when it has another.
-// Holding the parent by descriptor closes the window in which a path could be redirected.
+// Holding the parent by descriptor closes the window in which a path could be redirected (a
+// parent renamed and replaced by a symlink); what remains is a mount that root stacks on the
+// same name between the check and umount2, and mount IDs the kernel reuses.
 int ovl_umount_at(int parent_fd, const char *name, int detach, long long expected_mount_id);
 
 // An O_PATH descriptor of the directory `path`, resolved without following any symlink.
