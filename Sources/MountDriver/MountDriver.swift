@@ -332,7 +332,7 @@ public final class MountDriver {
                         "something is mounted over the ovlcfs mount at \(target) (\(top.type) from \(top.source), mount ID \(top.id))",
                     hint: "unmount that first; the ovlcfs record is kept")
             }
-            do { try kernel.unmount(target, mountID: stack[mine].id) } catch {
+            do { try unmountRetryingBusy(target, mountID: stack[mine].id) } catch {
                 let errno = (error as? MountError)?.errno
                 throw MountDriverError(
                     step: nil, message: "\(error)",
@@ -344,6 +344,20 @@ public final class MountDriver {
             }
         }
         try FileQueries.remove(entry.path)
+    }
+
+    /// Unmounts, retrying for up to 2 s while the mount is busy: a process being started
+    /// elsewhere holds copies of descriptors for a moment, which makes an idle mount EBUSY.
+    func unmountRetryingBusy(_ target: String, mountID: Int) throws {
+        var attempts = 0
+        while true {
+            do {
+                return try kernel.unmount(target, mountID: mountID)
+            } catch let error as MountError where error.errno == .resourceBusy && attempts < 40 {
+                attempts += 1
+                usleep(50_000)
+            }
+        }
     }
 
     /// Unmounts every recorded mount (stale records are just removed). Returns the targets.
