@@ -44,15 +44,7 @@ public enum FileIO {
     public static func read(
         _ fd: FileDescriptor, at offset: UInt64, into buffer: inout [UInt8], count: Int, path: String
     ) throws(IOError) -> Int {
-        do {
-            return try buffer.withUnsafeMutableBytes {
-                try fd.read(
-                    fromAbsoluteOffset: Int64(offset), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]),
-                    retryOnInterrupt: true)
-            }
-        } catch {
-            throw IOError("read", path: path, errno: error as? Errno)
-        }
+        try read(fd, at: offset, into: &buffer, count: count, path: path, from: 0)
     }
 
     /// Reads up to `count` bytes at `offset` into `buffer[start...]`; 0 at the end.

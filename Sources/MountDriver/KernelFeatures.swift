@@ -34,9 +34,10 @@ public struct KernelFeatures: Sendable, Codable, Equatable {
 
     /// Probes `kernel` (and the filesystems of `objects`).
     public static func probe(_ kernel: any KernelOps, objects: [String]) -> KernelFeatures {
-        let version = Self.version(kernel.release())
+        let release = kernel.release()
+        let version = Self.version(release)
         return KernelFeatures(
-            release: kernel.release(), detachedLayers: kernel.acceptsDetachedLayers(),
+            release: release, detachedLayers: kernel.acceptsDetachedLayers(),
             fileBackedEROFS: version.map { $0 >= (6, 12) } ?? true,
             dataOnlyLayers: version.map { $0 >= (6, 5) } ?? true,
             deviceMapper: kernel.hasDeviceMapper(),

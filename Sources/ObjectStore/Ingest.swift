@@ -221,9 +221,10 @@ private final class Walker {
                     return nil
                 }
                 descend = status.device == rootDevice || options.crossDevices
-                // Opened again (and held) only when the walk reaches it; this first open decides
-                // now whether it is readable (--skip-unreadable leaves it out whole).
-                if descend { _ = try dir.openDirectory(name) }
+                // Opened (and held) only when the walk reaches it. With --skip-unreadable an open
+                // now decides whether it is readable, so an unreadable one is left out whole;
+                // without, the open when it is reached reports the same error.
+                if descend && options.skipUnreadable { _ = try dir.openDirectory(name) }
             case .symlink:
                 let target = try dir.readLink(name)
                 inode.data = .symlink(target)

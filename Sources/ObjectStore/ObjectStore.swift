@@ -35,6 +35,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 public final class ObjectStore: @unchecked Sendable {
     public let path: String
     let root: DirectoryHandle
+    /// The root directory's (device, inode), taken once when the store is opened.
+    private let rootIdentity: (UInt64, UInt64)?
     private var fanout: [UInt8: DirectoryHandle] = [:]
     private let lock = NSLock()
 
@@ -57,6 +59,7 @@ public final class ObjectStore: @unchecked Sendable {
         self.path = path
         root = create ? try DirectoryHandle.create(path: path) : try DirectoryHandle(path: path)
         staging = create ? try root.createDirectory(Array(Self.temporaryDirectoryName.utf8), permissions: 0o700) : root
+        rootIdentity = (try? root.status([])).map { ($0.device, $0.inode) }
         if create { removeAbandonedStagingFiles() }
         let metadataPath = path + "/" + Self.metadataName
         if let data = FileManager.default.contents(atPath: metadataPath) {
@@ -78,8 +81,7 @@ public final class ObjectStore: @unchecked Sendable {
     /// Whether `status` is the store's own root directory (a store inside a tree being
     /// ingested must not ingest itself).
     func isRoot(_ status: FileStatus) -> Bool {
-        guard let own = try? root.status([]) else { return false }
-        return own.device == status.device && own.inode == status.inode
+        rootIdentity.map { $0 == (status.device, status.inode) } ?? false
     }
 
     /// The directory `xx` for a digest, created on first use.
