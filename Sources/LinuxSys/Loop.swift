@@ -10,6 +10,9 @@ import SystemPackage
 public final class LoopDevice: @unchecked Sendable {
     public let path: String
     public let number: Int
+    /// The device's disk sequence number (`diskseq`), new at every attach: it tells this
+    /// attachment from a later one of the same device.
+    public let sequence: UInt64?
     private(set) var fd: Int32
 
     public struct Options: Sendable {
@@ -26,6 +29,7 @@ public final class LoopDevice: @unchecked Sendable {
         self.path = path
         self.number = number
         self.fd = fd
+        self.sequence = Self.sequence(of: path)
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -83,6 +87,20 @@ public final class LoopDevice: @unchecked Sendable {
     public func release() {
         if fd >= 0 { close(fd) }
         fd = -1
+    }
+
+    /// The disk sequence number of `/dev/loopN`, from sysfs (nil where the kernel has none).
+    public static func sequence(of device: String) -> UInt64? {
+        let name = device.split(separator: "/").last.map(String.init) ?? device
+        guard let text = try? FileQueries.readPrefix("/sys/block/\(name)/diskseq", count: 64) else { return nil }
+        return UInt64(String(decoding: text, as: UTF8.self).trimmingTrailingNewline)
+    }
+
+    /// Whether the attachment `sequence` of `device` still has its backing file: autoclear
+    /// detaches a device when its last opener closes it, which may be a moment after the
+    /// unmount (udev probes new devices, and holds them open meanwhile).
+    public static func isAttached(_ device: String, sequence: UInt64) -> Bool {
+        Self.sequence(of: device) == sequence && backingFile(of: device) != nil
     }
 
     /// The backing file of `/dev/loopN`, from sysfs (nil when the device is free).

@@ -17,6 +17,8 @@ public struct MountIdentity: Sendable, Codable, Equatable {
 /// A loop device the driver holds.
 public protocol LoopHandle: AnyObject {
     var path: String { get }
+    /// The attachment's disk sequence number (nil where the kernel has none).
+    var sequence: UInt64? { get }
     /// Lets autoclear detach the device when its mounts go.
     func release()
     /// Detaches the device now.
@@ -41,6 +43,8 @@ public protocol KernelOps: AnyObject {
     /// Unmounts the mount at `target` if the one on top there has ID `mountID` (nil: any),
     /// without a window in which the path could be redirected.
     func unmount(_ target: String, mountID: Int?) throws
+    /// Whether the loop attachment `sequence` of `device` is still there.
+    func isLoopAttached(_ device: String, sequence: UInt64) -> Bool
     /// Lazy unmount (MNT_DETACH): the mount leaves the tree now, and goes once unused.
     func detachMount(_ target: String) throws
     func isMounted(_ target: String) -> Bool
@@ -87,6 +91,10 @@ public final class LinuxKernelOps: KernelOps {
     public func unmount(_ target: String, mountID: Int?) throws { try Mounts.unmount(target, mountID: mountID) }
 
     public func detachMount(_ target: String) throws { try Mounts.unmount(target, detach: true) }
+
+    public func isLoopAttached(_ device: String, sequence: UInt64) -> Bool {
+        LoopDevice.isAttached(device, sequence: sequence)
+    }
 
     public func isMounted(_ target: String) -> Bool { Mounts.table().contains { $0.mountPoint == target } }
 

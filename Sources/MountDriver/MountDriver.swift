@@ -60,6 +60,9 @@ public struct MountRecord: Codable, Sendable, Equatable {
     public var layout: OverlayLayout
     public var objects: [String]
     public var loopDevice: String?
+    /// Every loop device the mount attached, with its attachment's disk sequence number:
+    /// `umount` waits for them to go (records written before ovlcfs kept them have none).
+    public var loops: [AttachedLoop]?
     /// The dm-verity mapping of a verity disk (removed with the mount: deferred removal).
     public var verityDevice: String?
     public var overlayVerity: Bool
@@ -72,6 +75,16 @@ public struct MountRecord: Codable, Sendable, Equatable {
     /// Whether `mount` is the overlay this record describes.
     public func describes(_ mount: MountIdentity) -> Bool {
         mount.type == "overlay" && mount.source == "ovlcfs" && (mountID == nil || mountID == mount.id)
+    }
+}
+
+/// A loop device attachment: the device and its disk sequence number.
+public struct AttachedLoop: Codable, Sendable, Equatable {
+    public var device: String
+    public var sequence: UInt64
+    public init(device: String, sequence: UInt64) {
+        self.device = device
+        self.sequence = sequence
     }
 }
 
@@ -342,8 +355,20 @@ public final class MountDriver {
                             ? "the mount at \(target) changed while it was being unmounted; nothing was unmounted" : nil
                 )
             }
+            waitForLoops(entry.record.loops ?? [])
         }
         try FileQueries.remove(entry.path)
+    }
+
+    /// Waits up to 2 s for the mount's loop devices to detach. Autoclear detaches a device
+    /// when its last opener closes it, and after an unmount that may be a moment later
+    /// (udev probes a new device and holds it open meanwhile); `umount` returns once nothing
+    /// it attached is left, as far as that is up to the kernel.
+    func waitForLoops(_ loops: [AttachedLoop]) {
+        for _ in 0..<40 {
+            guard loops.contains(where: { kernel.isLoopAttached($0.device, sequence: $0.sequence) }) else { return }
+            usleep(50_000)
+        }
     }
 
     /// Unmounts, retrying for up to 2 s while the mount is busy: a process being started

@@ -154,6 +154,9 @@ final class MountExecutor {
             let written = MountRecord(
                 target: plan.target, image: plan.image, kind: plan.kind, layout: plan.layout, objects: plan.objects,
                 loopDevice: (loops["image"] ?? loops["data"])?.path,
+                loops: loops.values.compactMap { loop in
+                    loop.sequence.map { AttachedLoop(device: loop.path, sequence: $0) }
+                }.sorted { $0.device < $1.device },
                 verityDevice: verityName.map { "/dev/mapper/" + $0 },
                 overlayVerity: plan.overlayVerity, pid: getpid(), created: Date(), mountID: nil)
             try driver.writeRecord(written)

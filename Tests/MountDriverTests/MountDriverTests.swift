@@ -21,6 +21,7 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     final class Loop: LoopHandle {
         let kernel: RecordingKernel
         let path = "/dev/loop7"
+        let sequence: UInt64? = 42
         var attached = true
         init(_ kernel: RecordingKernel) {
             self.kernel = kernel
@@ -77,6 +78,16 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     func unmount(_ target: String, mountID: Int?) throws {
         calls.append("umount \(target)")
         mounted.remove(target)
+    }
+
+    /// How many times `isLoopAttached` answers yes after an unmount (udev holding the device).
+    var loopLingers = 0
+    var loopChecks: [String] = []
+    func isLoopAttached(_ device: String, sequence: UInt64) -> Bool {
+        loopChecks.append("\(device) #\(sequence)")
+        guard loopLingers > 0 else { return false }
+        loopLingers -= 1
+        return true
     }
 
     func detachMount(_ target: String) throws {
@@ -146,9 +157,13 @@ struct MountDriverTests {
                 "release /dev/loop7",
             ])
         #expect(record.loopDevice == "/dev/loop7")
+        #expect(record.loops == [AttachedLoop(device: "/dev/loop7", sequence: 42)])
         #expect(driver.status().map(\.mounted) == [true])
+        // The loop device outlives the unmount for two looks (udev has it open): umount waits.
+        kernel.loopLingers = 2
         try driver.unmount(mnt)
         #expect(kernel.calls.last == "umount \(mnt)")
+        #expect(kernel.loopChecks == Array(repeating: "/dev/loop7 #42", count: 3))
         #expect(driver.records().isEmpty)
     }
 
