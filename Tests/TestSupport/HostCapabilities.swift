@@ -97,6 +97,18 @@ public struct TestFailure: Error, CustomStringConvertible {
 /// What of a test is still mounted under `directory`, or attached on a loop device backed by a
 /// file in it (empty when everything was cleaned up).
 public func nothingLeft(under directory: String) -> [String] {
+    // A loop device autoclears when its last opener closes it; after a plain umount(8) that
+    // can be a moment later (udev probing it), so loops get up to 3 s to go.
+    var left: [String] = []
+    for attempt in 0..<30 {
+        left = mountsAndLoops(under: directory)
+        if left.isEmpty || left.contains(where: { $0.hasPrefix("mounted:") }) || attempt == 29 { break }
+        usleep(100_000)
+    }
+    return left
+}
+
+private func mountsAndLoops(under directory: String) -> [String] {
     let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
     var left = mountinfo.split(separator: "\n").compactMap { line -> String? in
         let point = line.split(separator: " ").dropFirst(4).first.map(String.init) ?? ""
