@@ -38,6 +38,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSquashfs", pkgConfig: "libsquashfs1", providers: [.apt(["libsquashfs-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CCryptsetup", pkgConfig: "libcryptsetup", providers: [.apt(["libcryptsetup-dev"])]),
 
         .target(name: "CSquashfsShim", dependencies: ["CSquashfs"]),
@@ -57,11 +58,13 @@ let package = Package(
         .target(name: "Bench", dependencies: [
             "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "ImagePipeline", system,
         ], swiftSettings: strict),
+        .target(name: "Archive", dependencies: ["CArchive", system], swiftSettings: strict),
+        .target(name: "OCIImage", dependencies: ["Archive", "ImageModel", "LinuxSys", "ObjectStore", "Verity"], swiftSettings: strict),
         .target(name: "ObjectStore", dependencies: ["ImageModel", "Verity", "LinuxSys", system], swiftSettings: strict),
         .target(name: "SquashfsWriter", dependencies: ["ImageModel", "CSquashfsShim", "LinuxSys", system], swiftSettings: strict),
         .executableTarget(
             name: "ovlcfs",
-            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity", "ObjectStore", "ErofsWriter", "MountDriver", "Bench", "DiskImage", "ImagePipeline"],
+            dependencies: [argumentParser, "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "Verity", "ObjectStore", "ErofsWriter", "MountDriver", "Bench", "DiskImage", "ImagePipeline", "OCIImage"],
             swiftSettings: strict
         ),
 
@@ -89,6 +92,9 @@ let package = Package(
         ], exclude: ["make_tree.py"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: [
             "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "ObjectStore", "Verity", "ErofsWriter", "MountDriver", "DiskImage", "TestSupport", system,
+        ], swiftSettings: strict),
+        .testTarget(name: "OCIImageTests", dependencies: [
+            "OCIImage", "Archive", "ImageModel", "ComposefsDump", "ObjectStore", "LinuxSys", "Verity", "TestSupport",
         ], swiftSettings: strict),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], swiftSettings: strict),
     ],

@@ -76,6 +76,17 @@ public enum FileIO {
         }
     }
 
+    /// Writes all of `bytes` at `offset`.
+    public static func write(_ fd: FileDescriptor, at offset: UInt64, _ bytes: UnsafeRawBufferPointer, path: String)
+        throws(IOError)
+    {
+        do {
+            _ = try fd.writeAll(toAbsoluteOffset: Int64(offset), bytes)
+        } catch {
+            throw IOError("write", path: path, errno: error as? Errno)
+        }
+    }
+
     /// Sets a file's size (extending with a hole).
     public static func truncate(_ fd: FileDescriptor, to size: UInt64, path: String) throws(IOError) {
         guard ftruncate(fd.rawValue, off_t(size)) == 0 else { throw IOError("truncate", path: path, errno: .current) }

@@ -53,6 +53,13 @@ public final class InputFile {
         return Array(buffer[0..<total])
     }
 
+    /// A descriptor of its own for the same open file (closed by whoever takes it).
+    public func duplicateDescriptor() throws(IOError) -> FileDescriptor {
+        let fd = fcntl(descriptor.rawValue, F_DUPFD_CLOEXEC, 0)
+        guard fd >= 0 else { throw IOError("open", path: name, errno: .current) }
+        return FileDescriptor(rawValue: fd)
+    }
+
     /// A reader of the whole input (gzip undone), from its current position.
     public func reader() throws(IOError) -> InputReader {
         let fd = fcntl(descriptor.rawValue, F_DUPFD_CLOEXEC, 0)

@@ -54,3 +54,34 @@ final class Sha256 {
 
 /// SHA-256 of `bytes` (libcrypto).
 public func sha256(_ bytes: [UInt8]) -> [UInt8] { Sha256.digest(bytes) }
+
+/// A streaming SHA-256 (libcrypto), for digests of blobs read in pieces (OCI `sha256:` digests).
+public final class SHA256Stream {
+    private let context: OpaquePointer
+    public private(set) var count: UInt64 = 0
+
+    public init() {
+        context = EVP_MD_CTX_new()!
+        EVP_DigestInit_ex(context, EVP_sha256(), nil)
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        EVP_DigestUpdate(context, bytes.baseAddress, bytes.count)
+        count += UInt64(bytes.count)
+    }
+
+    public func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+
+    /// The digest of everything so far; the stream is done after this.
+    public func finalize() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        out.withUnsafeMutableBytes {
+            _ = EVP_DigestFinal_ex(context, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), &length)
+        }
+        return out
+    }
+}

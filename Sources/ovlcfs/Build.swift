@@ -56,9 +56,19 @@ struct Build: ParsableCommand {
             (hardlink) or only hashed (none) into the objects store OBJECTS/xx/<62 hex>; \
             smaller files become inline content.
 
+            MODEL may also be a container image, in skopeo's syntax: oci:DIR[:TAG] (an OCI \
+            image layout), oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] (docker or \
+            podman save) or tar:FILE (one root filesystem tarball, plain, gzip or zstd). Every \
+            blob is checked against its digest and every layer against its diff_id; layers apply \
+            as the OCI spec says (whiteouts, opaque directories), and file contents stream from \
+            the layers into the objects store (--objects; --store-mode copy or none), nothing \
+            unpacked on disk. A multi-platform image is read for linux/amd64 unless --platform.
+
             Examples:
               ovlcfs build rootfs.dump.gz -o rootfs.sqfs
               ovlcfs build /srv/rootfs -o rootfs.sqfs --objects /srv/objects --dump-out rootfs.dump
+              ovlcfs build oci:./alpine:3.20 -o alpine.sqfs --objects /srv/objects
+              ovlcfs build docker-archive:app.tar -o app.cfs --format composefs --objects /srv/objects
               ovlcfs build rootfs.dump -o rootfs.cfs --format composefs --print-digest
               ovlcfs build rootfs.dump -o rootfs.raw --disk      (GPT: usr + usr-verity partitions)
               ovlcfs build rootfs.dump -o rootfs.sqfs --layout legacy --compression gzip
@@ -68,7 +78,7 @@ struct Build: ParsableCommand {
 
     @Argument(
         help: ArgumentHelp(
-            "The model: a directory tree, a composefs dump (plain, .gz or - for standard input) or an ovlcfs squashfs image.",
+            "The model: a directory tree, a composefs dump (plain, .gz or - for standard input), an ovlcfs image, or a container image (oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, tar:FILE).",
             valueName: "MODEL"))
     var model: String
 
@@ -80,6 +90,11 @@ struct Build: ParsableCommand {
 
     @Option(help: ArgumentHelp("Also write the ingested model as a composefs dump.", valueName: "MODEL.dump"))
     var dumpOut: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "An image index's platform to import (default linux/amd64).", valueName: "OS/ARCH[/VARIANT]"))
+    var platform: String?
 
     @Option(help: ArgumentHelp("Ingest: hashing/copying threads (default: one per core).", valueName: "N"))
     var jobs: Int?
@@ -229,11 +244,24 @@ struct Build: ParsableCommand {
             let options = try squashfsOptions()
             var clock = PhaseClock()
             let image: Image
-            if (try? FileStatus(path: model))?.isDirectory == true {
+            if let reference = imageReference(model) {
+                let directoryOnly = [
+                    jobs.map { _ in "--jobs" }, crossDevices ? "--cross-devices" : nil,
+                    skipUnreadable ? "--skip-unreadable" : nil,
+                ]
+                if let option = directoryOnly.compactMap({ $0 }).first {
+                    throw ValidationError("\(option) applies when MODEL is a directory to ingest, not to \(reference).")
+                }
+                image = try importImage(
+                    reference, objects: objects, storeMode: storeMode ?? .copy, platform: try parsePlatform(platform),
+                    quiet: quiet)
+                if let dumpOut { try DumpFile.write(image, to: dumpOut) }
+            } else if (try? FileStatus(path: model))?.isDirectory == true {
                 image = try ingest()
                 if let dumpOut { try DumpFile.write(image, to: dumpOut) }
             } else {
                 let ingestOnly = [
+                    platform.map { _ in "--platform" },
                     objects.map { _ in "--objects" }, storeMode.map { _ in "--store-mode" },
                     dumpOut.map { _ in "--dump-out" },
                     jobs.map { _ in "--jobs" }, crossDevices ? "--cross-devices" : nil,

@@ -4,6 +4,8 @@ import ErofsWriter
 import Foundation
 import ImageModel
 import LinuxSys
+import OCIImage
+import ObjectStore
 import OverlayTranslation
 import SquashfsWriter
 
@@ -17,7 +19,11 @@ let maxComposefsImageBytes: UInt64 = 1 << 30
 /// image written by ovlcfs, a verity disk, or a composefs image (images read back and
 /// un-translated). The input is opened once and told apart by content; whatever it held, the
 /// model passes ``Image/validate()`` before anyone uses it.
-func loadModel(_ path: String, options: DumpOptions) throws -> (Image, ModelKind) {
+/// An image reference (`oci:DIR`, `oci-archive:FILE`, …) is imported with digests only.
+func loadModel(_ path: String, options: DumpOptions, platform: Platform? = nil) throws -> (Image, ModelKind) {
+    if let reference = imageReference(path) {
+        return (try importImage(reference, objects: nil, storeMode: .none, platform: platform, quiet: true), .dump)
+    }
     let input = try InputFile(path: path)
     let kind = input.isRegular ? ImageKind.detect(prefix: try input.prefix(ImageKind.prefixLength)) : .dump
     let image: Image
