@@ -71,7 +71,7 @@ let package = Package(
         // Seeded mutation fuzzer of every reader (scripts/fuzz; short runs in the test suite).
         .executableTarget(
             name: "ovlcfs-fuzz",
-            dependencies: ["Bench", "ComposefsDump", "DiskImage", "ErofsWriter", "ImageModel", "LinuxSys", "OverlayTranslation", "SquashfsWriter"],
+            dependencies: ["Bench", "ComposefsDump", "DiskImage", "ErofsWriter", "ImageModel", "LinuxSys", "OCIImage", "ObjectStore", "OverlayTranslation", "SquashfsWriter"],
             path: "Tests/Fuzz", swiftSettings: strict
         ),
 

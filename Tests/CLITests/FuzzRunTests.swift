@@ -13,7 +13,7 @@ struct FuzzRunTests {
     @Test(
         "seeded mutations of every reader: no trap, no crash, every case under 2 s and 512 MiB",
         arguments: [
-            ("dump", 2000), ("cfs", 3000), ("sqfs", 3000), ("gpt", 600),
+            ("dump", 2000), ("cfs", 3000), ("sqfs", 3000), ("gpt", 600), ("layer", 1000),
         ])
     func short(reader: String, cases: Int) throws {
         let result = try run(fuzzer, [reader, String(cases), "20261130"])

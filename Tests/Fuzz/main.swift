@@ -4,7 +4,7 @@
 // A case may be refused — with an error — but never trap, crash, take longer than the
 // per-case limit or grow memory past the limit.
 //
-//   ovlcfs-fuzz READER [ITERATIONS] [SEED]     READER: dump, cfs, sqfs, gpt or all
+//   ovlcfs-fuzz READER [ITERATIONS] [SEED]     READER: dump, cfs, sqfs, gpt, layer or all
 //
 // Every case is written to $TMPDIR/ovlcfs-fuzz-<reader>.case before it runs, so a case that
 // kills the process is left behind to reproduce. Prints one summary line per reader and
@@ -16,6 +16,8 @@ import ErofsWriter
 import Foundation
 import ImageModel
 import LinuxSys
+import OCIImage
+import ObjectStore
 import OverlayTranslation
 import SquashfsWriter
 
@@ -129,7 +131,26 @@ func targets(workDirectory: String) throws -> [String: Target] {
         ])
     let gptSeed = Array(try Data(contentsOf: URL(fileURLWithPath: workDirectory + "/seed.raw")))
 
+    let layerSeeds = try tarSeeds(workDirectory: workDirectory)
+
     return [
+        "layer": Target(
+            name: "layer", seeds: layerSeeds,
+            mutateCase: { seed, rng in
+                var bytes = seed
+                if Int.random(in: 0..<10, using: &rng) == 0 {
+                    bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
+                }
+                mutate(&bytes, count: Int.random(in: 1...8, using: &rng), using: &rng)
+                return bytes
+            },
+            run: { _, path in
+                // The whole import pipeline (decompression thread, channel, tar, layer rules,
+                // digests of contents), as `ovlcfs build tar:FILE --store-mode none` runs it.
+                let result = try OCIImport.importImage(
+                    .rootfsTar(file: path), store: nil, options: ImportOptions(storeMode: .none))
+                try result.image.validate()
+            }),
         "dump": Target(
             name: "dump", seeds: dumpSeeds,
             mutateCase: { seed, rng in
@@ -194,6 +215,36 @@ func targets(workDirectory: String) throws -> [String: Target] {
     ]
 }
 
+/// Layer tarballs made by GNU tar (PAX with xattrs and a sparse file; GNU format with long
+/// names and a hard link) and one of them gzip-compressed.
+func tarSeeds(workDirectory: String) throws -> [[UInt8]] {
+    let tree = workDirectory + "/tree"
+    let long = tree + "/" + String(repeating: "d", count: 120)
+    try FileManager.default.createDirectory(atPath: long, withIntermediateDirectories: true)
+    FileManager.default.createFile(atPath: tree + "/small", contents: Data("small\n".utf8))
+    FileManager.default.createFile(atPath: long + "/" + String(repeating: "f", count: 110), contents: Data(count: 300))
+    FileManager.default.createFile(atPath: tree + "/.wh.gone", contents: Data())
+    FileManager.default.createFile(atPath: tree + "/.wh..wh..opq", contents: Data())
+    let handle = FileManager.default.createFile(atPath: tree + "/sparse", contents: Data(repeating: 7, count: 5000))
+    precondition(handle)
+    truncate(tree + "/sparse", 1 << 20)
+    try FileManager.default.linkItem(atPath: tree + "/small", toPath: tree + "/hard")
+    try FileManager.default.createSymbolicLink(atPath: tree + "/link", withDestinationPath: "small")
+    var seeds: [[UInt8]] = []
+    for (name, arguments) in [
+        ("pax.tar", ["--format=posix", "--xattrs", "--sparse"]), ("gnu.tar", ["--format=gnu"]),
+        ("pax.tar.gz", ["--format=posix", "-z"]),
+    ] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/tar")
+        process.arguments = arguments + ["-C", tree, "-cf", workDirectory + "/" + name, "."]
+        try process.run()
+        process.waitUntilExit()
+        seeds.append(Array(try Data(contentsOf: URL(fileURLWithPath: workDirectory + "/" + name))))
+    }
+    return seeds
+}
+
 /// Peak resident memory of this process image (VmHWM): unlike getrusage's ru_maxrss, which
 /// Linux carries over from the process that spawned this one, it starts at exec.
 func residentBytes() -> Int {
@@ -210,8 +261,8 @@ func now() -> Double {
 }
 
 let arguments = CommandLine.arguments.dropFirst()
-guard let which = arguments.first, ["dump", "cfs", "sqfs", "gpt", "all"].contains(which) else {
-    FileHandle.standardError.write(Data("usage: ovlcfs-fuzz dump|cfs|sqfs|gpt|all [ITERATIONS] [SEED]\n".utf8))
+guard let which = arguments.first, ["dump", "cfs", "sqfs", "gpt", "layer", "all"].contains(which) else {
+    FileHandle.standardError.write(Data("usage: ovlcfs-fuzz dump|cfs|sqfs|gpt|layer|all [ITERATIONS] [SEED]\n".utf8))
     exit(2)
 }
 let iterations = arguments.dropFirst().first.flatMap { Int($0) } ?? 10_000
@@ -222,7 +273,7 @@ defer { try? FileManager.default.removeItem(atPath: work) }
 
 var failed = false
 let all = try targets(workDirectory: work)
-for name in which == "all" ? ["dump", "cfs", "sqfs", "gpt"] : [which] {
+for name in which == "all" ? ["dump", "cfs", "sqfs", "gpt", "layer"] : [which] {
     let target = all[name]!
     var rng = SplitMix64(seed: seed &+ UInt64(name.utf8.reduce(0) { $0 &* 31 &+ UInt64($1) }))
     let casePath = NSTemporaryDirectory() + "ovlcfs-fuzz-\(name).case"
