@@ -59,7 +59,7 @@ let package = Package(
             "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "ImagePipeline", system,
         ], swiftSettings: strict),
         .target(name: "Archive", dependencies: ["CArchive", system], swiftSettings: strict),
-        .target(name: "OCIImage", dependencies: ["Archive", "ImageModel", "LinuxSys", "ObjectStore", "Verity"], swiftSettings: strict),
+        .target(name: "OCIImage", dependencies: ["Archive", "ImageModel", "LinuxSys", "ObjectStore", "Verity", system], swiftSettings: strict),
         .target(name: "ObjectStore", dependencies: ["ImageModel", "Verity", "LinuxSys", system], swiftSettings: strict),
         .target(name: "SquashfsWriter", dependencies: ["ImageModel", "CSquashfsShim", "LinuxSys", system], swiftSettings: strict),
         .executableTarget(

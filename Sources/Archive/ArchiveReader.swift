@@ -21,6 +21,32 @@ public struct ArchiveError: Error, Sendable, CustomStringConvertible {
     public var description: String { cause.map { "\($0)" } ?? "\(operation): \(message)" }
 }
 
+/// A compression ovlcfs undoes: what OCI layers use (gzip, zstd) and what tarballs commonly
+/// use (xz, bzip2), each through libarchive's built-in decoder.
+public enum Compression: String, Sendable, Equatable {
+    case none, gzip, zstd, xz, bzip2
+
+    /// The compression whose magic number `prefix` starts with (none for anything else).
+    public static func detect(_ prefix: some Collection<UInt8>) -> Compression {
+        let bytes = Array(prefix.prefix(6))
+        if bytes.starts(with: [0x1F, 0x8B]) { return .gzip }
+        if bytes.starts(with: [0x28, 0xB5, 0x2F, 0xFD]) { return .zstd }
+        if bytes.starts(with: [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) { return .xz }
+        if bytes.starts(with: Array("BZh".utf8)) { return .bzip2 }
+        return .none
+    }
+
+    var libarchiveCode: Int32 {
+        switch self {
+        case .none: ARCHIVE_FILTER_NONE
+        case .gzip: ARCHIVE_FILTER_GZIP
+        case .zstd: ARCHIVE_FILTER_ZSTD
+        case .xz: ARCHIVE_FILTER_XZ
+        case .bzip2: ARCHIVE_FILTER_BZIP2
+        }
+    }
+}
+
 /// What kind of file a tar entry is.
 public enum ArchiveEntryType: Sendable, Equatable {
     case regular, directory, symlink, hardLink, characterDevice, blockDevice, fifo, socket
@@ -50,9 +76,9 @@ public struct ArchiveEntry: Sendable {
 /// A streaming archive reader over libarchive: entries one at a time and their data in blocks,
 /// never the whole archive in memory.
 ///
-/// `.tar` reads tar archives (ustar, GNU, PAX, with GNU and PAX sparse files) behind any filter
-/// libarchive knows (gzip, zstd, xz, bzip2, or none). `.raw` yields the decompressed byte stream
-/// of a single filtered file (the data of its one entry).
+/// `.tar` reads tar archives (ustar, GNU, PAX, with GNU and PAX sparse files; an empty stream is
+/// an empty archive). `.raw` yields the decompressed byte stream of a compressed file (the data of
+/// its one entry). Exactly the compression asked for is undone.
 public final class ArchiveReader {
     public enum Format: Sendable { case tar, raw }
 
@@ -73,9 +99,10 @@ public final class ArchiveReader {
         deinit { buffer.deallocate() }
     }
 
-    /// - Parameter filters: undo compression libarchive recognises (off for a stream that is
-    ///   already decompressed, so a layer cannot hide a second compression from its diff_id).
-    public init(format: Format, source: any ByteSource, filters: Bool = true, bufferSize: Int = 1 << 20)
+    /// - Parameter compression: the one compression to undo (libarchive's own decoder, never an
+    ///   external program, never a second filter stacked on the first). ``Compression/detect(_:)``
+    ///   tells it from a stream's first bytes.
+    public init(format: Format, source: any ByteSource, compression: Compression = .none, bufferSize: Int = 1 << 20)
         throws(ArchiveError)
     {
         guard let handle = archive_read_new() else {
@@ -83,13 +110,15 @@ public final class ArchiveReader {
         }
         self.handle = handle
         context = SourceContext(source: source, bufferSize: bufferSize)
-        if filters { archive_read_support_filter_all(handle) }
         switch format {
-        case .tar: archive_read_support_format_tar(handle)
+        case .tar:
+            archive_read_support_format_tar(handle)
+            archive_read_support_format_empty(handle)
         case .raw:
             archive_read_support_format_raw(handle)
             archive_read_support_format_empty(handle)
         }
+        if compression != .none { archive_read_append_filter(handle, compression.libarchiveCode) }
         let opaque = Unmanaged.passUnretained(context).toOpaque()
         let read:
             @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeRawPointer?>?)

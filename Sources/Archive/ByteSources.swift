@@ -33,6 +33,44 @@ public final class EntryDataSource: ByteSource {
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try reader.read(into: buffer) }
 }
 
+/// A source that first yields `prefix` (bytes already read from `inner` to sniff them), then
+/// the rest of `inner`.
+public final class PrefixedSource: ByteSource {
+    private var prefix: [UInt8]
+    private var offset = 0
+    private let inner: any ByteSource
+    public init(prefix: [UInt8], then inner: any ByteSource) {
+        self.prefix = prefix
+        self.inner = inner
+    }
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard offset < prefix.count else { return try inner.read(into: buffer) }
+        let count = min(buffer.count, prefix.count - offset)
+        prefix.withUnsafeBytes {
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + count]))
+        }
+        offset += count
+        if offset == prefix.count { prefix = [] }
+        return count
+    }
+}
+
+extension ByteSource {
+    /// Up to `count` bytes from the front (fewer only at the end).
+    public func readPrefix(_ count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let n = try out.withUnsafeMutableBytes {
+                try read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]))
+            }
+            if n == 0 { break }
+            filled += n
+        }
+        return Array(out[0..<filled])
+    }
+}
+
 /// A source that shows every byte it reads to `observe` (to hash a stream as it goes by).
 public final class ObservedSource: ByteSource {
     private let inner: any ByteSource

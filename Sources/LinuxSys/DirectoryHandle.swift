@@ -345,6 +345,13 @@ public final class DirectoryHandle: @unchecked Sendable {
         _ = withName(name) { unlinkat(fd, $0, 0) }
     }
 
+    /// Removes the file `name`; one already gone is no error.
+    public func remove(_ name: [UInt8]) throws(IOError) {
+        guard withName(name, { unlinkat(fd, $0, 0) }) == 0 || Glibc.errno == ENOENT else {
+            throw IOError("remove", path: childPath(name), errno: .current)
+        }
+    }
+
     /// Whether an entry `name` exists.
     public func exists(_ name: [UInt8]) -> Bool {
         var st = stat()

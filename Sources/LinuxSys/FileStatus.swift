@@ -152,16 +152,21 @@ public enum FileQueries {
     }
 }
 
-/// An exclusive advisory lock (`flock`) on a lock file, held until released or deinit: what
-/// serialises ovlcfs processes that act on the same mount point or state.
+/// An advisory lock (`flock`) on a lock file, held until deinit: what serialises ovlcfs
+/// processes that act on the same mount point or state, and what keeps `gc` (exclusive) away
+/// from writers of an objects store (shared).
 public final class FileLock {
     private let fd: Int32
 
-    /// Creates the lock file if needed (not through a symlink) and waits for the lock.
-    public init(path: String) throws(IOError) {
+    public enum Mode: Sendable { case exclusive, shared }
+
+    /// Creates the lock file if needed (not through a symlink) and takes the lock, waiting
+    /// for it unless `wait` is false (then a held lock throws `EWOULDBLOCK`).
+    public init(path: String, mode: Mode = .exclusive, wait: Bool = true) throws(IOError) {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0o600)
         guard fd >= 0 else { throw IOError("open lock file", path: path, errno: .current) }
-        while flock(fd, LOCK_EX) != 0 {
+        let operation = (mode == .exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB)
+        while flock(fd, operation) != 0 {
             if Glibc.errno == EINTR { continue }
             let errno = Errno.current
             close(fd)

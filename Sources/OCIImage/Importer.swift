@@ -159,7 +159,7 @@ final class LayerImporter {
         let thread = Thread { Self.read(into: channel, reading: reading) }
         thread.start()
         do {
-            let tar = try ArchiveReader(format: .tar, source: channel, filters: false)
+            let tar = try ArchiveReader(format: .tar, source: channel)
             while let entry = try tar.next() {
                 try applyEntry(entry, from: tar, layer: layer, index: index)
                 report(force: false)
@@ -172,7 +172,7 @@ final class LayerImporter {
         }
         reading.done.wait()
         if let error = reading.error { throw Self.layerError(error, reading: reading, layer: layer) }
-        layerBytes += reading.diffHash.count
+        layerBytes = layerBytes.saturatingAdd(reading.diffHash.count)
         let blobBytes = reading.blobHash.count
         if let size = layer.size, Int64(blobBytes) != size {
             throw ImportError.verification(
@@ -213,11 +213,20 @@ final class LayerImporter {
         defer { reading.done.signal() }
         do {
             let compressed = ObservedSource(reading.blob) { reading.blobHash.update($0) }
-            let raw = try ArchiveReader(format: .raw, source: compressed)
-            if try raw.next() != nil {
-                var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            // Exactly one compression, told by its magic number, is undone: a layer compressed
+            // twice is not a tar, whatever its diff_id says (containerd reads it so too).
+            let head = try compressed.readPrefix(6)
+            let compression = Compression.detect(head)
+            let stream = PrefixedSource(prefix: head, then: compressed)
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            let raw =
+                compression == .none ? nil : try ArchiveReader(format: .raw, source: stream, compression: compression)
+            if try raw?.next() != nil || raw == nil {
                 while true {
-                    let count = try buffer.withUnsafeMutableBytes { try raw.read(into: $0) }
+                    let count = try buffer.withUnsafeMutableBytes {
+                        if let raw { return try raw.read(into: $0) }
+                        return try stream.read(into: $0)
+                    }
                     if count == 0 { break }
                     try buffer.withUnsafeBytes {
                         let bytes = UnsafeRawBufferPointer(rebasing: $0[0..<count])

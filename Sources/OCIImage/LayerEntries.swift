@@ -1,5 +1,6 @@
 import Archive
 import ImageModel
+import LinuxSys
 import ObjectStore
 import Verity
 
@@ -9,7 +10,10 @@ extension LayerImporter {
 
     /// Applies one tar entry of `layer` (its data read from `tar`).
     func applyEntry(_ entry: ArchiveEntry, from tar: ArchiveReader, layer: ResolvedImage.Layer, index: Int) throws {
-        let shown = String(decoding: entry.path, as: UTF8.self)
+        let shown =
+            entry.path.count > 200
+            ? String(decoding: entry.path.prefix(200), as: UTF8.self) + "…"
+            : String(decoding: entry.path, as: UTF8.self)
         func refuse(_ reason: String) -> ImportError { .entry(layer: layer.name, path: shown, reason: reason) }
         do {
             let components = try LayerTree.components(entry.path)
@@ -45,11 +49,36 @@ extension LayerImporter {
             throw refuse(refusal.reason)
         } catch let error as ModelError {
             throw refuse("\(error)")
+        } catch let error as ArchiveError where error.cause == nil {
+            throw refuse("\(error)")
+        } catch let error as StoreError {
+            throw refuse(error.reason)
+        } catch let error as IOError {
+            throw refuse("\(error)")
         }
     }
 
     /// The inode an entry describes (a regular file's data comes later).
     static func inode(_ entry: ArchiveEntry) throws(LayerTree.Refusal) -> ImageModel.Inode {
+        // The model's limits, checked as each entry arrives: an image cannot make the import
+        // hold more than the model would accept.
+        guard UInt64(max(0, entry.size)) <= Limits.maxExternalFileSize else {
+            throw LayerTree.Refusal(reason: "size \(entry.size) is larger than \(Limits.maxExternalFileSize)")
+        }
+        guard entry.linkTarget.count <= Limits.maxPathLength else {
+            throw LayerTree.Refusal(reason: "link target of \(entry.linkTarget.count) bytes")
+        }
+        var budget = 0
+        for (key, value) in entry.xattrs {
+            guard !key.isEmpty, key.count <= Limits.maxXattrKeyLength, value.count <= Limits.maxXattrValueLength else {
+                throw LayerTree.Refusal(
+                    reason: "xattr '\(String(decoding: key.prefix(64), as: UTF8.self))': key or value too long")
+            }
+            budget += Xattr(key: key, value: value).budgetCost
+        }
+        guard budget <= Limits.maxXattrBudget else {
+            throw LayerTree.Refusal(reason: "xattrs of \(budget) bytes, more than \(Limits.maxXattrBudget)")
+        }
         guard let uid = UInt32(exactly: entry.uid), let gid = UInt32(exactly: entry.gid) else {
             throw LayerTree.Refusal(reason: "owner \(entry.uid):\(entry.gid) is out of range")
         }
@@ -64,7 +93,9 @@ extension LayerImporter {
         case .regular, .hardLink: type = .regular
         case .directory: type = .directory
         case .symlink:
-            guard !entry.linkTarget.isEmpty else { throw LayerTree.Refusal(reason: "a symlink with an empty target") }
+            guard !entry.linkTarget.isEmpty, entry.linkTarget.count <= Limits.maxSymlinkTargetLength else {
+                throw LayerTree.Refusal(reason: "a symlink target of \(entry.linkTarget.count) bytes")
+            }
             type = .symlink
             data = .symlink(entry.linkTarget)
             size = UInt64(entry.linkTarget.count)
@@ -94,7 +125,7 @@ extension LayerImporter {
     func content(of entry: ArchiveEntry, from tar: ArchiveReader, name: String) throws -> FileData {
         guard entry.size > 0 else { return .inline([]) }
         let size = UInt64(entry.size)
-        pendingBytes += size
+        pendingBytes = pendingBytes.saturatingAdd(size)
         if size <= UInt64(options.inlineThreshold) {
             var bytes = [UInt8](repeating: 0, count: Int(size))
             while let (offset, block) = try tar.readBlock() {
@@ -115,8 +146,16 @@ extension LayerImporter {
         }
         let (digest, added) = try writer.finish()
         filesStored += 1
-        bytesStored += size
+        bytesStored = bytesStored.saturatingAdd(size)
         if added { objectsAdded += 1 } else if store != nil { objectsPresent += 1 }
         return .external(ExternalObject(payload: .object(digest), digest: digest))
+    }
+}
+
+extension UInt64 {
+    /// The sum, or `.max` where it would overflow (counters for reports).
+    func saturatingAdd(_ other: UInt64) -> UInt64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
     }
 }

@@ -45,18 +45,40 @@ final class LayerTree {
             layer: -1)
     }
 
+    deinit { Self.discard(root) }
+
+    /// Takes a subtree apart one node at a time: releasing a deep tree recursively (a node's
+    /// children dictionary releasing nodes, each releasing theirs) would run out of stack.
+    static func discard(_ node: Node) {
+        var stack = [node]
+        while let next = stack.popLast() {
+            stack.append(contentsOf: next.children.values)
+            next.children = [:]
+        }
+    }
+
+    /// Replaces (or removes, with nil) the child `name` of `parent`, discarding the old subtree.
+    static func replace(_ name: [UInt8], in parent: Node, with node: Node?) {
+        if let old = parent.children[name], old !== node { discard(old) }
+        parent.children[name] = node
+    }
+
     /// Why an entry cannot apply.
     struct Refusal: Error { var reason: String }
 
     /// Splits a tar path into components: leading `/` and `./` go, as do empty and `.`
     /// components; `..` is refused (an entry never names anything outside the image).
     static func components(_ path: [UInt8]) throws(Refusal) -> [[UInt8]] {
+        guard path.count <= Limits.maxPathLength else {
+            throw Refusal(reason: "its path is \(path.count) bytes, longer than \(Limits.maxPathLength)")
+        }
         var parts: [[UInt8]] = []
         for part in path.split(separator: 0x2F, omittingEmptySubsequences: true) {
             if part.count == 1 && part.first == 0x2E { continue }
             if part.count == 2 && part.allSatisfy({ $0 == 0x2E }) {
                 throw Refusal(reason: "its path has a '..' component")
             }
+            do { try ImageBuilder.validate(name: part) } catch { throw Refusal(reason: "\(error)") }
             parts.append(Array(part))
         }
         return parts
@@ -92,31 +114,42 @@ final class LayerTree {
     /// Removes what the layers below `layer` put under `node` (its children that `layer`
     /// did not touch; inside those it touched, recursively).
     static func hideLower(in node: Node, below layer: Int) {
-        for (name, child) in node.children {
-            if child.touched < layer {
-                node.children[name] = nil
-            } else if child.isDirectory {
-                hideLower(in: child, below: layer)
+        var stack = [node]
+        while let directory = stack.popLast() {
+            for (name, child) in directory.children {
+                if child.touched < layer {
+                    replace(name, in: directory, with: nil)
+                } else if child.isDirectory {
+                    stack.append(child)
+                }
             }
         }
     }
 
-    /// Applies a whiteout of `name` in the directory at `parent`.
+    /// Applies a whiteout of `name` in the directory at `parent`. A whiteout is about the layers
+    /// below: it neither creates its directory nor counts as this layer writing it.
     func whiteout(_ name: [UInt8], in parent: ArraySlice<[UInt8]>, layer: Int, template: ImageModel.Inode)
         throws(Refusal)
     {
-        let directory = try directory(parent, layer: layer, template: template)
-        guard let node = directory.children[name] else { return }
+        guard let directory = lookup(Array(parent)), directory.isDirectory, let node = directory.children[name] else {
+            return
+        }
         if node.touched < layer {
-            directory.children[name] = nil
+            Self.replace(name, in: directory, with: nil)
         } else if node.isDirectory {
             Self.hideLower(in: node, below: layer)
         }
     }
 
-    /// Applies an opaque marker to the directory at `path`.
+    /// Applies an opaque marker to the directory at `path` (created if the layers below lack it:
+    /// the marker says this layer has it).
     func opaque(_ path: ArraySlice<[UInt8]>, layer: Int, template: ImageModel.Inode) throws(Refusal) {
-        Self.hideLower(in: try directory(path, layer: layer, template: template), below: layer)
+        if let existing = lookup(Array(path)) {
+            guard existing.isDirectory else { return }
+            Self.hideLower(in: existing, below: layer)
+        } else {
+            Self.hideLower(in: try directory(path, layer: layer, template: template), below: layer)
+        }
     }
 
     /// Puts an entry at `components` (non-empty): a directory over a directory updates its
@@ -137,7 +170,7 @@ final class LayerTree {
             existing.touched = layer
             return
         }
-        parent.children[name] = Node(inode: Inode(inode, xattrs: xattrs), layer: layer)
+        Self.replace(name, in: parent, with: Node(inode: Inode(inode, xattrs: xattrs), layer: layer))
     }
 
     /// Puts a hard link at `components` to the non-directory at `target`.
@@ -151,8 +184,7 @@ final class LayerTree {
         guard !existing.isDirectory else { throw Refusal(reason: "it is a hard link to a directory") }
         if target == components { return }
         let parent = try directory(components.dropLast(), layer: layer, template: template)
-        let node = Node(inode: existing.inode, layer: layer)
-        parent.children[components.last!] = node
+        Self.replace(components.last!, in: parent, with: Node(inode: existing.inode, layer: layer))
     }
 
     /// The node at `components` (no symlinks followed), or nil.

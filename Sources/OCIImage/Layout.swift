@@ -2,6 +2,7 @@ import Archive
 import Foundation
 import ImageModel
 import LinuxSys
+import SystemPackage
 import Verity
 
 /// An OCI content descriptor (image-spec descriptor.md).
@@ -89,7 +90,17 @@ final class LayoutDirectory: BlobSource {
         return FileSource(descriptor: fd, path: directory.path + "/" + path)
     }
 
-    func contains(_ path: String) -> Bool { directory.regularFileSize(beneath: Array(path.utf8)) != nil }
+    /// Whether something is at `path`: only a missing file is absent; anything else (a symlink
+    /// on the way, a FIFO) is present, and `open` then says what is wrong with it.
+    func contains(_ path: String) -> Bool {
+        do {
+            let (fd, _) = try directory.openRegularFile(beneath: Array(path.utf8))
+            try? fd.close()
+            return true
+        } catch {
+            return error.errno != .noSuchFileOrDirectory
+        }
+    }
 }
 
 /// A tar holding a layout (`oci-archive:`) or `docker save` output. Its member names are read
@@ -100,10 +111,19 @@ final class LayoutArchive: BlobSource {
 
     init(path: String) throws {
         self.path = path
-        let reader = try ArchiveReader(format: .tar, source: try Self.openFile(path))
+        let reader = try Self.tarReader(path)
         while let entry = try reader.next() {
             if entry.type == .regular, let name = Self.normalised(entry.path) { members.insert(name) }
         }
+    }
+
+    /// A reader of the archive at `path`: a tar, plain or with one compression (no external
+    /// decompressor, nothing stacked).
+    static func tarReader(_ path: String) throws -> ArchiveReader {
+        let file = try openFile(path)
+        let head = try file.readPrefix(6)
+        return try ArchiveReader(
+            format: .tar, source: PrefixedSource(prefix: head, then: file), compression: Compression.detect(head))
     }
 
     static func openFile(_ path: String) throws -> FileSource {
@@ -121,7 +141,7 @@ final class LayoutArchive: BlobSource {
     func contains(_ path: String) -> Bool { members.contains(path) }
 
     func open(_ member: String) throws -> any ByteSource {
-        let reader = try ArchiveReader(format: .tar, source: try Self.openFile(path))
+        let reader = try Self.tarReader(path)
         while let entry = try reader.next() {
             if entry.type == .regular && Self.normalised(entry.path) == member {
                 return EntryDataSource(reader: reader)
@@ -155,6 +175,9 @@ struct Resolver {
     let source: any BlobSource
     let platform: Platform?
     static let jsonLimit = 16 << 20
+    /// The most layers an image may have (overlayfs stacks at most 500 lower layers; Docker
+    /// builds at most 127): bounds the passes over an archive.
+    static let maxLayers = 256
 
     /// Reads a blob named by `descriptor`, checking its size and sha256.
     func verifiedBlob(_ descriptor: Descriptor, what: String) throws -> [UInt8] {
@@ -256,6 +279,11 @@ struct Resolver {
         let manifest = try decode(ManifestJSON.self, bytes, what: "manifest \(descriptor.digest)")
         let configBytes = try verifiedBlob(manifest.config, what: "config")
         let config = try decode(ConfigJSON.self, configBytes, what: "config \(manifest.config.digest)")
+        guard manifest.layers.count <= Self.maxLayers else {
+            throw ImportError.invalid(
+                what: "manifest \(descriptor.digest)",
+                reason: "\(manifest.layers.count) layers (at most \(Self.maxLayers) are read)")
+        }
         guard config.rootfs.diff_ids.count == manifest.layers.count else {
             throw ImportError.invalid(
                 what: "config \(manifest.config.digest)",
@@ -304,10 +332,17 @@ struct Resolver {
             }
             entry = only
         }
-        guard source.contains(entry.Config) else { throw ImportError.missing(what: "config \(entry.Config)") }
-        let configBytes = try source.open(entry.Config).readAll(limit: Self.jsonLimit, name: entry.Config)
+        guard let configPath = LayoutArchive.normalised(Array(entry.Config.utf8)), source.contains(configPath) else {
+            throw ImportError.missing(what: "config \(entry.Config)")
+        }
+        guard entry.Layers.count <= Self.maxLayers else {
+            throw ImportError.invalid(
+                what: "manifest.json", reason: "\(entry.Layers.count) layers (at most \(Self.maxLayers) are read)")
+        }
+        let configBytes = try source.open(configPath).readAll(limit: Self.jsonLimit, name: entry.Config)
         // The config's name is its digest: <hex>.json (older) or blobs/sha256/<hex> (newer).
-        let configHex = entry.Config.split(separator: "/").last.map { String($0.split(separator: ".")[0]) } ?? ""
+        let configHex =
+            configPath.split(separator: "/").last.flatMap { $0.split(separator: ".").first }.map(String.init) ?? ""
         let configDigest = BlobDigest(bytes: sha256(configBytes))
         if Hex.decode(configHex)?.count == 32 && configHex != configDigest.hex {
             throw ImportError.verification(

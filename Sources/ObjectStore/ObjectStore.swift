@@ -45,6 +45,10 @@ public final class ObjectStore: @unchecked Sendable {
     public static let temporaryDirectoryName = ".ovlcfs-tmp"
     // The legacy overlay layout hides these two names (OverlayTranslation.storePrivateNames).
     let staging: DirectoryHandle
+    /// Held (shared) by every writer for its lifetime; `gc` takes it exclusively.
+    private var writerLock: FileLock?
+    /// The lock file, inside the staging directory (which the legacy layout hides).
+    var lockPath: String { path + "/" + Self.temporaryDirectoryName + "/.lock" }
 
     struct Metadata: Codable, Equatable {
         var layout: Int
@@ -60,7 +64,10 @@ public final class ObjectStore: @unchecked Sendable {
         root = create ? try DirectoryHandle.create(path: path) : try DirectoryHandle(path: path)
         staging = create ? try root.createDirectory(Array(Self.temporaryDirectoryName.utf8), permissions: 0o700) : root
         rootIdentity = (try? root.status([])).map { ($0.device, $0.inode) }
-        if create { removeAbandonedStagingFiles() }
+        if create {
+            writerLock = try FileLock(path: path + "/" + Self.temporaryDirectoryName + "/.lock", mode: .shared)
+            removeAbandonedStagingFiles()
+        }
         let metadataPath = path + "/" + Self.metadataName
         if let data = FileManager.default.contents(atPath: metadataPath) {
             guard let metadata = try? JSONDecoder().decode(Metadata.self, from: data), metadata == Self.currentMetadata

@@ -107,7 +107,7 @@ extension ObjectStore {
     }
 }
 
-private func hexDigit(_ byte: UInt8) -> Bool {
+func hexDigit(_ byte: UInt8) -> Bool {
     (0x30...0x39).contains(byte) || (0x61...0x66).contains(byte)
 }
 

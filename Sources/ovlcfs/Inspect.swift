@@ -30,7 +30,7 @@ struct Inspect: ParsableCommand {
 
     @Argument(
         help: ArgumentHelp(
-            "The model: a composefs dump (plain or .gz), - for standard input, or an ovlcfs squashfs image.",
+            "The model: a composefs dump (plain or .gz), - for standard input, an ovlcfs or composefs image, or a container image (oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, tar:FILE; digests only).",
             valueName: "MODEL"))
     var model: String?
 
@@ -56,6 +56,11 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Resolve '.', '..' and repeated '/' in paths instead of rejecting them.")
     var normalizePaths = false
 
+    @Option(
+        help: ArgumentHelp(
+            "A container image index's platform to read (default linux/amd64).", valueName: "OS/ARCH[/VARIANT]"))
+    var platform: String?
+
     func validate() throws {
         if example == (model != nil) {
             throw ValidationError("Give exactly one of MODEL or --example.")
@@ -72,7 +77,7 @@ struct Inspect: ParsableCommand {
             if example {
                 image = try DumpParser.parse(Array(ExampleModel.dump.utf8), input: "<example>", options: options)
             } else {
-                (image, kind) = try loadModel(model!, options: options)
+                (image, kind) = try loadModel(model!, options: options, platform: try parsePlatform(platform))
             }
             if dump {
                 try DumpFile.write(image, to: output ?? "-")

@@ -20,7 +20,7 @@ struct Ovlcfs: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             BenchCommand.self, Inspect.self, Build.self, MountCommand.self, UmountCommand.self, StatusCommand.self,
-            VerifyCommand.self, DigestCommand.self,
+            VerifyCommand.self, DigestCommand.self, GCCommand.self,
         ]
     )
 

@@ -97,6 +97,7 @@ struct OCIImportTests {
     /// What a hostile or damaged image does to the layout in `dir`.
     enum Damage: String, CaseIterable, CustomTestStringConvertible {
         case oneByte, missingBlob, missingConfig, truncatedGzip, dotDot, symlinkThenFile
+        case deepPath, hugeSparse, hugeXattrs, doubleGzip
         var testDescription: String { rawValue }
     }
 
@@ -108,7 +109,11 @@ struct OCIImportTests {
             print("skipped: \(missing)")
             return
         }
-        let dir = try image(damage == .dotDot ? "dotdot" : damage == .symlinkThenFile ? "symlink" : nil)
+        let crafted: [Damage: String] = [
+            .dotDot: "dotdot", .symlinkThenFile: "symlink", .deepPath: "deep", .hugeSparse: "sparse",
+            .hugeXattrs: "xattrs", .doubleGzip: "double",
+        ]
+        let dir = try image(crafted[damage])
         defer { dir.cleanup() }
         let blobs = dir.path("layout/blobs/sha256")
         let index =
@@ -119,6 +124,7 @@ struct OCIImportTests {
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(blobs)/\(manifestDigest)")))
             as! [String: Any]
         let layers = (manifest["layers"] as! [[String: Any]]).map { String(($0["digest"] as! String).dropFirst(7)) }
+        let layer = "layer 1/1 (sha256:\(layers[0].prefix(12)))"
         let expected: String
         switch damage {
         case .oneByte:
@@ -154,6 +160,14 @@ struct OCIImportTests {
             expected = "entry '../escaped': its path has a '..' component"
         case .symlinkThenFile:
             expected = "entry 'etc2/planted': its parent etc2 is a symlink, not a directory"
+        case .deepPath:
+            expected = "\(layer): entry 'a/a/a/"
+        case .hugeSparse:
+            expected = "\(layer): entry 'huge': size 9223372036854775807 is larger than"
+        case .hugeXattrs:
+            expected = "\(layer): entry 'f0': xattr 'user.big': key or value too long"
+        case .doubleGzip:
+            expected = "\(layer): open the archive: Unrecognized archive format"
         }
         let before = try FileManager.default.subpathsOfDirectory(atPath: dir.url.path).sorted()
         let result = try run(
@@ -217,5 +231,81 @@ struct OCIImportTests {
             #expect(umount.status == 0, "\(umount.stderrText)")
         }
         #expect(nothingLeft(under: dir.url.path).isEmpty)
+    }
+}
+
+@Suite("OCI images in: platforms and compression")
+struct OCIPlatformTests {
+    @Test("an empty layer is no entries; a docker-archive config named '...' is just a name")
+    func oddButValid() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        for kind in ["empty", "dockerdots"] {
+            let made = try run("/usr/bin/python3", [OCIImportTests.makeImage, dir.url.path, kind])
+            try #require(made.status == 0, "\(made.stderrText)")
+        }
+        let empty = try run(ovlcfs, ["inspect", "oci:" + dir.path("layout"), "--dump"])
+        #expect(empty.status == 0, "\(empty.stderrText)")
+        #expect(empty.stdoutText.split(separator: "\n").count == 1)
+        let docker = try run(ovlcfs, ["inspect", "docker-archive:" + dir.path("docker.tar"), "--dump"])
+        #expect(docker.status == 0, "\(docker.stderrText)")
+        #expect(docker.stdoutText.contains("/f 7 100644"))
+    }
+
+    @Test("an image index: linux/amd64 by default, --platform picks another, an absent one is refused with the choices")
+    func platforms() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let made = try run("/usr/bin/python3", [OCIImportTests.makeImage, dir.url.path, "multi"])
+        try #require(made.status == 0, "\(made.stderrText)")
+        for (platform, expected) in [(nil, "amd64"), ("linux/arm64", "arm64"), ("linux/arm64/v8", "arm64")] {
+            let result = try run(
+                ovlcfs,
+                ["inspect", "oci:" + dir.path("layout") + ":multi", "--dump"]
+                    + (platform.map { ["--platform", $0] } ?? []))
+            #expect(result.status == 0, "\(result.stderrText)")
+            #expect(
+                result.stdoutText.contains("/arch \(expected.count + 1) 100644"),
+                "\(platform ?? "default"): \(result.stdoutText)")
+        }
+        let absent = try run(
+            ovlcfs,
+            [
+                "build", "oci:" + dir.path("layout"), "-o", dir.path("x.sqfs"), "--store-mode", "none", "--platform",
+                "linux/s390x",
+            ])
+        #expect(absent.status != 0)
+        #expect(
+            absent.stderrText.contains("platform linux/s390x") && absent.stderrText.contains("linux/arm64/v8"),
+            "\(absent.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path("x.sqfs")))
+    }
+
+    @Test("tar: a rootfs tarball gives the same model plain, gzip, zstd and xz compressed")
+    func compressions() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try FileManager.default.createDirectory(atPath: dir.path("tree/etc"), withIntermediateDirectories: true)
+        try Data(repeating: 0x41, count: 100_000).write(to: URL(fileURLWithPath: dir.path("tree/etc/big")))
+        try Data("small\n".utf8).write(to: URL(fileURLWithPath: dir.path("tree/etc/small")))
+        let tar = try run("/bin/tar", ["--format=posix", "-C", dir.path("tree"), "-cf", dir.path("rootfs.tar"), "."])
+        try #require(tar.status == 0)
+        var dumps: [String] = []
+        for (tool, suffix) in [(nil, ""), ("/bin/gzip", ".gz"), ("/usr/bin/zstd", ".zst"), ("/usr/bin/xz", ".xz")] {
+            if let tool {
+                guard FileManager.default.isExecutableFile(atPath: tool) else {
+                    print("skipped \(suffix): no \(tool)")
+                    continue
+                }
+                let compressed = try run(tool, ["-k", "-q", dir.path("rootfs.tar")])
+                try #require(compressed.status == 0, "\(compressed.stderrText)")
+            }
+            let result = try run(ovlcfs, ["inspect", "tar:" + dir.path("rootfs.tar" + suffix), "--dump"])
+            #expect(result.status == 0, "\(suffix): \(result.stderrText)")
+            dumps.append(result.stdoutText)
+        }
+        #expect(dumps.count >= 3)
+        #expect(Set(dumps).count == 1)
+        #expect(dumps[0].contains("/etc/big 100000 100644"))
     }
 }

@@ -13,6 +13,14 @@ usage: make_oci_image.py WORKDIR         -> WORKDIR/layout (tag 'test'), WORKDIR
          dotdot   an entry '../escaped'
          symlink  'etc2' -> /tmp, then a file 'etc2/planted'
          absolute an entry '/abs/file' (normalised to abs/file: accepted)
+         deep     a path 30,000 directories deep (60 KB)
+         sparse   a GNU sparse entry claiming 2^63-1 bytes
+         xattrs   1,500 entries with a 900 KB PAX xattr each
+         double   a layer gzip-compressed twice (diff_id of the plain tar)
+         empty    an empty layer (a gzip of nothing), accepted as no entries
+         dockerdots  WORKDIR/docker.tar: a docker-archive whose Config is named '...'
+       make_oci_image.py WORKDIR multi   -> an image index with linux/amd64 and linux/arm64/v8
+         images (a file 'arch' holding the architecture), behind index.json
 """
 import gzip, hashlib, io, json, os, subprocess, sys, tarfile
 
@@ -42,7 +50,7 @@ def entry(name, kind=tarfile.REGTYPE, data=b"", mode=0o644, link="", pax=None, m
     return info, (io.BytesIO(data) if data else None)
 
 
-def write_image(layer_paths):
+def write_image(layer_paths, platform=None, index=True):
     layers, diff_ids = [], []
     for path, media in layer_paths:
         raw = open(path, "rb").read()
@@ -63,6 +71,10 @@ def write_image(layer_paths):
     manifest_descriptor = blob(json.dumps(manifest).encode())
     manifest_descriptor["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
     manifest_descriptor["annotations"] = {"org.opencontainers.image.ref.name": "test"}
+    if platform:
+        manifest_descriptor["platform"] = platform
+    if not index:
+        return manifest_descriptor
     with open(os.path.join(layout, "index.json"), "w") as f:
         json.dump({"schemaVersion": 2, "manifests": [manifest_descriptor]}, f)
     with open(os.path.join(layout, "oci-layout"), "w") as f:
@@ -70,6 +82,91 @@ def write_image(layer_paths):
     print(json.dumps({"manifest": manifest_descriptor["digest"], "config": config_descriptor["digest"],
                       "layers": [l["digest"] for l in layers]}))
 
+
+if len(sys.argv) > 2 and sys.argv[2] == "multi":
+    manifests = []
+    for arch, variant in [("amd64", None), ("arm64", "v8")]:
+        path = os.path.join(work, "layers", arch + ".tar")
+        with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+            info, data = entry("arch", data=arch.encode() + b"\n")
+            t.addfile(info, data)
+        platform = {"os": "linux", "architecture": arch}
+        if variant:
+            platform["variant"] = variant
+        descriptor = write_image([(path, "tar+gzip")], platform=platform, index=False)
+        del descriptor["annotations"]
+        manifests.append(descriptor)
+    image_index = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                                   "manifests": manifests}).encode())
+    image_index["mediaType"] = "application/vnd.oci.image.index.v1+json"
+    image_index["annotations"] = {"org.opencontainers.image.ref.name": "multi"}
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [image_index]}, f)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    sys.exit(0)
+
+def write_raw_layer(raw, compressed):
+    """An image whose one layer blob is `compressed`, with the diff_id of `raw`."""
+    path = os.path.join(work, "layers", "raw.tar")
+    with open(path, "wb") as f:
+        f.write(raw)
+    layers_dir = os.path.join(work, "layers")
+    descriptor = blob(compressed)
+    descriptor["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
+    config = {"architecture": "amd64", "os": "linux", "config": {},
+              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}
+    config_descriptor = blob(json.dumps(config).encode())
+    config_descriptor["mediaType"] = "application/vnd.oci.image.config.v1+json"
+    manifest = {"schemaVersion": 2, "config": config_descriptor, "layers": [descriptor],
+                "mediaType": "application/vnd.oci.image.manifest.v1+json"}
+    manifest_descriptor = blob(json.dumps(manifest).encode())
+    manifest_descriptor["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [manifest_descriptor]}, f)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+
+
+def tar_bytes(entries):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for info, data in entries:
+            t.addfile(info, data)
+    return out.getvalue()
+
+
+if len(sys.argv) > 2 and sys.argv[2] in ("deep", "sparse", "xattrs", "double", "empty"):
+    kind = sys.argv[2]
+    if kind == "deep":
+        raw = tar_bytes([entry("a/" * 30000 + "f", data=b"deep\n")])
+    elif kind == "sparse":
+        big = str(2**63 - 1)
+        raw = tar_bytes([entry("huge", data=b"x", pax={
+            "GNU.sparse.size": big, "GNU.sparse.numblocks": "1",
+            "GNU.sparse.map": str(2**63 - 2) + ",1", "GNU.sparse.name": "huge"})])
+    elif kind == "xattrs":
+        raw = tar_bytes([entry("f%d" % i, pax={"SCHILY.xattr.user.big": "A" * 900_000}) for i in range(1500)])
+    elif kind == "double":
+        raw = tar_bytes([entry("f", data=b"twice\n")])
+    else:
+        raw = b""
+    compressed = gzip.compress(raw, mtime=0)
+    if kind == "double":
+        compressed = gzip.compress(compressed, mtime=0)
+    write_raw_layer(raw, compressed)
+    sys.exit(0)
+
+if len(sys.argv) > 2 and sys.argv[2] == "dockerdots":
+    layer = tar_bytes([entry("f", data=b"docker\n")])
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
+    manifest = json.dumps([{"Config": "...", "RepoTags": ["x:latest"], "Layers": ["layer.tar"]}]).encode()
+    with tarfile.open(os.path.join(work, "docker.tar"), "w") as t:
+        for name, data in [("manifest.json", manifest), ("...", config), ("layer.tar", layer)]:
+            info, stream = entry(name, data=data)
+            t.addfile(info, stream)
+    sys.exit(0)
 
 if len(sys.argv) > 2:
     kind = sys.argv[2]

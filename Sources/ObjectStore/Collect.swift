@@ -1,0 +1,75 @@
+import ImageModel
+import LinuxSys
+
+/// What a garbage collection of the store did (or, dry, would do).
+public struct CollectReport: Sendable, Codable {
+    public var objectsKept = 0
+    public var bytesKept: UInt64 = 0
+    public var objectsRemoved = 0
+    public var bytesRemoved: UInt64 = 0
+    /// Staging files of interrupted ingests removed.
+    public var stagingRemoved = 0
+    /// Referenced objects that are not in the store (the images given are incomplete).
+    public var referencedMissing = 0
+    /// Entries that are no objects (left alone).
+    public var foreign: [String] = []
+    public var dryRun = false
+}
+
+extension ObjectStore {
+    /// Removes every object whose digest is not in `referenced`, and what interrupted ingests
+    /// left in the staging directory.
+    ///
+    /// Safe against writers: every ingest or import holds the store's lock shared for as long
+    /// as it writes, and collection holds it exclusively (`waiting` is called once if it must
+    /// wait), so no object is published while a collection runs and none that was published
+    /// before is missed by `referenced`'s images. Safe against a crash: objects are unlinked
+    /// one at a time and only unreferenced ones; a later run finishes the job.
+    public func collect(keeping referenced: Set<Digest>, dryRun: Bool, waiting: () -> Void = {}) throws
+        -> CollectReport
+    {
+        // A lock that is not free at once means a writer: say so, then wait (any other error
+        // shows up again, with its reason, when the lock is taken waiting).
+        var lock = try? FileLock(path: lockPath, mode: .exclusive, wait: false)
+        if lock == nil {
+            waiting()
+            lock = try FileLock(path: lockPath, mode: .exclusive)
+        }
+        defer { withExtendedLifetime(lock) {} }
+        var report = CollectReport()
+        report.dryRun = dryRun
+        // With the lock held exclusively no writer runs: every staging file is a leftover.
+        for name in try staging.entries() where name.starts(with: Array(".tmp".utf8)) {
+            report.stagingRemoved += 1
+            if !dryRun { staging.removeFile(name) }
+        }
+        var present = Set<Digest>()
+        for fan in try root.entries() where !fan.starts(with: [UInt8(ascii: ".")]) {
+            let fanPath = path + "/" + String(decoding: fan, as: UTF8.self)
+            guard fan.count == 2, fan.allSatisfy(hexDigit), (try? root.status(fan))?.isDirectory == true else {
+                report.foreign.append(fanPath)
+                continue
+            }
+            let directory = try root.openDirectory(fan)
+            for leaf in try directory.entries() {
+                guard let digest = Digest(objectPath: fan + [0x2F] + leaf), let status = try? directory.status(leaf),
+                    status.isRegular
+                else {
+                    report.foreign.append(fanPath + "/" + String(decoding: leaf, as: UTF8.self))
+                    continue
+                }
+                if referenced.contains(digest) {
+                    present.insert(digest)
+                    report.objectsKept += 1
+                    report.bytesKept += status.size
+                } else {
+                    if !dryRun { try directory.remove(leaf) }
+                    report.objectsRemoved += 1
+                    report.bytesRemoved += status.size
+                }
+            }
+        }
+        report.referencedMissing = referenced.count - present.count
+        return report
+    }
+}
