@@ -5,7 +5,7 @@
 #
 #   Benchmarks/oci-import.sh [SOURCE] [WORK]      (as root; SOURCE defaults to /usr)
 #
-# Builds WORK/img (an OCI layout with one gzip layer of SOURCE, made by `umoci insert`) once,
+# Builds WORK/img (an OCI layout with one gzip layer of SOURCE, made by GNU tar) once,
 # then runs both arms ROUNDS times (default 2) with the page cache warm, each into a fresh store.
 # Reports per arm: median wall time, CPU time (user+sys) and cores used (CPU/wall), peak
 # memory (max RSS of any process of the arm), and uncompressed layer bytes per second; and
@@ -15,16 +15,47 @@ source_dir=${1:-/usr}
 work=${2:-/var/tmp/ovlcfs-oci-bench}
 rounds=${ROUNDS:-2}
 ovlcfs=${OVLCFS:-$(dirname "$0")/../.build/release/ovlcfs}
-for tool in umoci /usr/bin/time "$ovlcfs"; do
+for tool in umoci tar python3 /usr/bin/time "$ovlcfs"; do
     command -v "$tool" >/dev/null || { echo "oci-import: needs $tool (apt-get install umoci time; swift build -c release)" >&2; exit 1; }
 done
 mkdir -p "$work"
 if [ ! -f "$work/img/index.json" ]; then
-    echo "oci-import: making an OCI image of $source_dir with umoci (once)" >&2
+    # GNU tar (PAX, xattrs) and gzip: umoci 0.4.7's own `insert` writes layers without the
+    # tar trailer (GNU tar and bsdtar call them truncated; ovlcfs refuses them too).
+    echo "oci-import: making an OCI image of $source_dir with GNU tar and ${gz:=$(command -v pigz || echo gzip)} (once)" >&2
     rm -rf "$work/img"
-    umoci init --layout "$work/img"
-    umoci new --image "$work/img:bench"
-    umoci insert --image "$work/img:bench" "$source_dir" "$source_dir" >/dev/null
+    tar --format=posix --xattrs --xattrs-include='*' --numeric-owner -C "$(dirname "$source_dir")" \
+        -cf "$work/layer.tar" "$(basename "$source_dir")"
+    "$gz" -c "$work/layer.tar" >"$work/layer.tar.gz"
+    python3 - "$work" <<'PY'
+import hashlib, json, os, shutil, sys
+work = sys.argv[1]
+blobs = os.path.join(work, "img", "blobs", "sha256")
+os.makedirs(blobs)
+def digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+def put(data):
+    d = hashlib.sha256(data).hexdigest()
+    open(os.path.join(blobs, d), "wb").write(data)
+    return {"digest": "sha256:" + d, "size": len(data)}
+layer = digest(work + "/layer.tar.gz")
+os.rename(work + "/layer.tar.gz", os.path.join(blobs, layer))
+config = put(json.dumps({"architecture": "amd64", "os": "linux",
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + digest(work + "/layer.tar")]}}).encode())
+config["mediaType"] = "application/vnd.oci.image.config.v1+json"
+manifest = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": config, "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "digest": "sha256:" + layer, "size": os.path.getsize(os.path.join(blobs, layer))}]}).encode())
+manifest["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
+manifest["annotations"] = {"org.opencontainers.image.ref.name": "bench"}
+json.dump({"schemaVersion": 2, "manifests": [manifest]}, open(work + "/img/index.json", "w"))
+json.dump({"imageLayoutVersion": "1.0.0"}, open(work + "/img/oci-layout", "w"))
+PY
+    rm -f "$work/layer.tar"
 fi
 layer_bytes=$(python3 - "$work/img" <<'PY'
 import json, sys

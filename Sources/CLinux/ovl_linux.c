@@ -54,9 +54,18 @@ int ovl_fsconfig_flag(int fs_fd, const char *key) { return fsconfig(fs_fd, FSCON
 
 int ovl_fsconfig_create(int fs_fd) { return fsconfig(fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0); }
 
-int ovl_fsmount(int fs_fd, int read_only)
+int ovl_fsmount(int fs_fd, uint32_t attributes)
 {
-    return fsmount(fs_fd, FSMOUNT_CLOEXEC, read_only ? MOUNT_ATTR_RDONLY : 0);
+    unsigned int flags = 0;
+    if (attributes & OVL_MOUNT_READ_ONLY)
+        flags |= MOUNT_ATTR_RDONLY;
+    if (attributes & OVL_MOUNT_NOSUID)
+        flags |= MOUNT_ATTR_NOSUID;
+    if (attributes & OVL_MOUNT_NODEV)
+        flags |= MOUNT_ATTR_NODEV;
+    if (attributes & OVL_MOUNT_NOEXEC)
+        flags |= MOUNT_ATTR_NOEXEC;
+    return fsmount(fs_fd, FSMOUNT_CLOEXEC, flags);
 }
 
 int ovl_move_mount(int mount_fd, const char *target)
@@ -158,4 +167,29 @@ int ovl_umount_at(int parent_fd, const char *name, int detach, long long expecte
         return -1;
     }
     return umount2(path, UMOUNT_NOFOLLOW | (detach ? MNT_DETACH : 0));
+}
+
+#include <linux/fsverity.h>
+
+int ovl_measure_verity(int fd, uint8_t *digest, uint16_t capacity, uint16_t *algorithm)
+{
+    union {
+        struct fsverity_digest header;
+        uint8_t bytes[sizeof(struct fsverity_digest) + 64];
+    } buffer;
+    if (capacity > 64) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(&buffer, 0, sizeof(buffer));
+    buffer.header.digest_size = 64;
+    if (ioctl(fd, FS_IOC_MEASURE_VERITY, &buffer) != 0)
+        return -1;
+    if (buffer.header.digest_size != capacity) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    *algorithm = buffer.header.digest_algorithm;
+    memcpy(digest, buffer.header.digest, capacity);
+    return 0;
 }

@@ -102,6 +102,17 @@ public enum FileIO {
         ioctl(target.rawValue, ovl_ficlone_request(), source.rawValue) == 0
     }
 
+    /// The kernel's fs-verity measurement of an open file (its SHA-256 digest), or nil when
+    /// the file or its filesystem has no fs-verity.
+    public static func measureVerity(_ fd: FileDescriptor) -> [UInt8]? {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var algorithm: UInt16 = 0
+        let rc = digest.withUnsafeMutableBufferPointer {
+            ovl_measure_verity(fd.rawValue, $0.baseAddress, 32, &algorithm)
+        }
+        return rc == 0 && algorithm == 1 ? digest : nil
+    }
+
     /// Sets the permission bits of an open file.
     public static func setPermissions(_ fd: FileDescriptor, _ mode: mode_t) {
         _ = fchmod(fd.rawValue, mode)

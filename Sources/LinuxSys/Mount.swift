@@ -47,8 +47,13 @@ public final class FilesystemContext {
 
     /// Creates the superblock and returns a detached mount of it.
     public func mount(readOnly: Bool) throws(MountError) -> DetachedMount {
+        try mount(attributes: readOnly ? [.readOnly] : [])
+    }
+
+    /// Creates the superblock and returns a detached mount of it with `attributes`.
+    public func mount(attributes: MountAttributes) throws(MountError) -> DetachedMount {
         guard ovl_fsconfig_create(fd) == 0 else { throw failure("create \(type) filesystem") }
-        let mountFD = ovl_fsmount(fd, readOnly ? 1 : 0)
+        let mountFD = ovl_fsmount(fd, attributes.rawValue)
         guard mountFD >= 0 else { throw failure("fsmount(\(type))") }
         return DetachedMount(fd: mountFD, type: type)
     }
@@ -71,6 +76,16 @@ public final class FilesystemContext {
         let errno = Errno.current
         return MountError(operation: operation, errno: errno, kernelMessages: messages())
     }
+}
+
+/// Per-mount attributes (`MOUNT_ATTR_*`).
+public struct MountAttributes: OptionSet, Sendable, Codable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let readOnly = MountAttributes(rawValue: 1)
+    public static let noSetuid = MountAttributes(rawValue: 2)
+    public static let noDevices = MountAttributes(rawValue: 4)
+    public static let noExec = MountAttributes(rawValue: 8)
 }
 
 /// A mount not attached anywhere yet (from `fsmount`). Other mounts may reference it as

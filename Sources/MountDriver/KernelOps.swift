@@ -39,7 +39,8 @@ public protocol KernelOps: AnyObject {
     /// logical blocks of `blockSize` bytes.
     func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64, blockSize: UInt32) throws -> any LoopHandle
     /// Configures and creates a filesystem: `options` in order (a nil value sets a flag).
-    func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle
+    func mountFilesystem(type: String, source: String, options: [(String, String?)], attributes: MountAttributes) throws
+        -> any MountHandle
     /// Unmounts the mount at `target` if the one on top there has ID `mountID` (nil: any),
     /// without a window in which the path could be redirected.
     func unmount(_ target: String, mountID: Int?) throws
@@ -66,6 +67,13 @@ public protocol KernelOps: AnyObject {
     func deactivateVerity(name: String, deferred: Bool) throws
 }
 
+extension KernelOps {
+    /// A read-only mount (every lower filesystem).
+    func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle {
+        try mountFilesystem(type: type, source: source, options: options, attributes: [.readOnly])
+    }
+}
+
 /// The real kernel.
 public final class LinuxKernelOps: KernelOps {
     public init() {}
@@ -79,13 +87,15 @@ public final class LinuxKernelOps: KernelOps {
         return try LoopDevice.attach(file: file, options: options)
     }
 
-    public func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle {
+    public func mountFilesystem(
+        type: String, source: String, options: [(String, String?)], attributes: MountAttributes
+    ) throws -> any MountHandle {
         let context = try FilesystemContext(type: type)
         if !source.isEmpty { try context.set("source", source) }
         for (key, value) in options {
             if let value { try context.set(key, value) } else { try context.set(flag: key) }
         }
-        return try context.mount(readOnly: true)
+        return try context.mount(attributes: attributes)
     }
 
     public func unmount(_ target: String, mountID: Int?) throws { try Mounts.unmount(target, mountID: mountID) }

@@ -38,6 +38,17 @@ public struct MountRequest: Sendable {
     /// them again — about half the loop requests of a cold walk (docs/performance.md).
     public var loopBlockSize: UInt32?
 
+    /// The image file's fs-verity digest to insist on (`digest=`), checked on the descriptor
+    /// every later step uses.
+    public var digest: [UInt8]?
+    /// A writable overlay: its upper and work directories (both or neither).
+    public var upperdir: String?
+    public var workdir: String?
+    /// Mount attributes of the overlay besides read-only (nosuid, nodev, noexec).
+    public var attributes: MountAttributes = []
+    /// With an upper directory: mount it read-only all the same (`ro`).
+    public var readOnly = false
+
     public init(
         image: String, target: String, objects: [String], layout: OverlayLayout = .dataOnly,
         verity: VerityPolicy = .auto,
@@ -60,6 +71,9 @@ public struct MountRecord: Codable, Sendable, Equatable {
     public var layout: OverlayLayout
     public var objects: [String]
     public var loopDevice: String?
+    /// A writable mount's upper and work directories.
+    public var upperdir: String?
+    public var workdir: String?
     /// Every loop device the mount attached, with its attachment's disk sequence number:
     /// `umount` waits for them to go (records written before ovlcfs kept them have none).
     public var loops: [AttachedLoop]?
@@ -150,14 +164,14 @@ public final class MountDriver {
 
     /// Holds the lock of one mount point: check-and-mount and unmount of a target run one at a
     /// time across processes.
-    func lock(_ target: String) throws -> FileLock {
+    func lock(_ target: String, wait: Bool = true) throws -> FileLock {
         let directory = stateDirectory + "/locks"
         do {
             try FileQueries.createDirectories(directory)
             return try FileLock(
                 path: directory + "/"
                     + recordPath(for: target).split(separator: "/").last!.replacingOccurrences(
-                        of: ".json", with: ".lock"))
+                        of: ".json", with: ".lock"), wait: wait)
         } catch {
             throw MountDriverError(step: .stateWrite, message: "\(error)")
         }
@@ -177,8 +191,11 @@ public final class MountDriver {
     @discardableResult
     public func mount(_ request: MountRequest) throws -> MountRecord {
         // Planned under the mount point's lock: its check that nothing is mounted there holds.
-        let held = try lock(try Self.resolve(request.target))
+        let target = try Self.resolve(request.target)
+        let held = try lock(target)
         defer { withExtendedLifetime(held) {} }
+        // A record whose mount point has nothing mounted is what a plain umount(8) leaves.
+        if kernel.mountStack(at: target).isEmpty { try? FileQueries.remove(recordPath(for: target)) }
         let plan = try plan(request)
         for warning in plan.warnings { warn("warning: " + warning) }
         return try MountExecutor(driver: self, plan: plan, request: request).run()
@@ -187,16 +204,17 @@ public final class MountDriver {
     /// The overlay mount with the lower filesystem attached at a staging directory under the
     /// state directory for the duration of the call (the overlay holds a private clone of it);
     /// `options` gives the overlay's options for the staging path.
-    func mountOverlayThroughStaging(lower: any MountHandle, options: (String) -> [(String, String?)]) throws
-        -> any MountHandle
-    {
+    func mountOverlayThroughStaging(
+        lower: any MountHandle, attributes: MountAttributes, options: (String) -> [(String, String?)]
+    ) throws -> any MountHandle {
         let staging = stateDirectory + "/staging/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         defer { try? FileQueries.removeEmptyDirectory(staging) }
         try lower.attach(at: staging)
         // Lazily: this process still holds the mount's fd, which makes a plain umount EBUSY.
         defer { try? kernel.detachMount(staging) }
-        return try kernel.mountFilesystem(type: "overlay", source: "ovlcfs", options: options(staging))
+        return try kernel.mountFilesystem(
+            type: "overlay", source: "ovlcfs", options: options(staging), attributes: attributes)
     }
 
     func step<T>(_ step: MountStep, _ body: () throws -> T) throws -> T {
@@ -303,6 +321,19 @@ public final class MountDriver {
             let stack = kernel.mountStack(at: record.target)
             let mine = stack.contains { record.describes($0) }
             return Status(record: record, mounted: mine, foreign: !(stack.last.map { record.describes($0) } ?? true))
+        }
+    }
+
+    /// Drops the records of mount points with nothing mounted any more — what a plain umount(8)
+    /// (which runs no ovlcfs code; the loop devices and dm-verity mapping go with the mount by
+    /// themselves) or a crash before the attach leaves — except where a mount of that target is
+    /// in progress (its lock is held). Records of mount points where something else is
+    /// mounted stay: `status` flags them and `umount` explains.
+    public func pruneUnmountedRecords() {
+        for (path, record) in recordFiles().records where kernel.mountStack(at: record.target).isEmpty {
+            guard let held = try? lock(record.target, wait: false) else { continue }
+            if kernel.mountStack(at: record.target).isEmpty { try? FileQueries.remove(path) }
+            withExtendedLifetime(held) {}
         }
     }
 

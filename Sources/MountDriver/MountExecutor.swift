@@ -3,6 +3,7 @@ import Foundation
 import ImageModel
 import LinuxSys
 import SystemPackage
+import Verity
 
 /// Undo actions for the steps that succeeded so far, newest last. On failure they run newest
 /// first; on success they are dropped. One mechanism instead of a flag per resource.
@@ -40,6 +41,10 @@ final class MountExecutor {
     private var lower: (any MountHandle)?
     private var overlay: (any MountHandle)?
     private var record: MountRecord?
+    /// The image, opened once by check-digest: later steps reach it as /proc/self/fd/N, so a
+    /// file swapped in under the path afterwards is never what gets mounted.
+    private var imageFile: InputFile?
+    var imagePath: String { imageFile.map { "/proc/self/fd/\($0.descriptor.rawValue)" } ?? plan.image }
 
     init(driver: MountDriver, plan: MountPlan, request: MountRequest) {
         self.driver = driver
@@ -64,6 +69,7 @@ final class MountExecutor {
             throw error
         }
         ledger.commit()
+        imageFile = nil
         // The loop devices now live as long as their mounts (autoclear).
         for loop in loops.values { loop.release() }
         guard var record else { throw MountDriverError(step: .stateWrite, message: "the plan wrote no record") }
@@ -76,9 +82,31 @@ final class MountExecutor {
 
     private func perform(_ step: MountPlanStep) throws {
         switch step.action {
+        case .checkDigest:
+            guard let expected = plan.digest else { return }
+            let file = try InputFile(path: plan.image)
+            guard file.isRegular else {
+                throw MountDriverError(step: .verity, message: "\(plan.image) is not a regular file")
+            }
+            let actual: String
+            if let measured = FileIO.measureVerity(file.descriptor) {
+                actual = Hex.encode(measured)
+            } else {
+                actual = try FsVerity.digest(of: file.descriptor).hex
+                driver.warn(
+                    "note: \(plan.image) has no fs-verity on its filesystem; its digest was computed in userspace (the file is mounted through the descriptor that was hashed)"
+                )
+            }
+            guard actual == expected else {
+                throw MountDriverError(
+                    step: .verity, message: "\(plan.image) has fs-verity digest \(actual), not the \(expected) given",
+                    hint: "the image changed, or the digest is another image's")
+            }
+            imageFile = file
+            ledger.push("close \(plan.image)") { self.imageFile = nil }
         case .verifyDisk:
             // The partition verified is the one the plan's loop will cover.
-            let disk = try VerityDisk.open(plan.image)
+            let disk = try VerityDisk.open(imagePath)
             guard disk.data.offset == step.offset, disk.data.size == step.sizeLimit else {
                 throw MountDriverError(
                     step: .verity,
@@ -88,7 +116,7 @@ final class MountExecutor {
         case .attachLoop:
             let role = step.loop ?? "image"
             let loop = try kernel.attachLoop(
-                file: plan.image, offset: step.offset ?? 0, sizeLimit: step.sizeLimit ?? 0,
+                file: imagePath, offset: step.offset ?? 0, sizeLimit: step.sizeLimit ?? 0,
                 blockSize: step.blockSize ?? 512)
             loops[role] = loop
             ledger.push("detach \(loop.path)") { try? loop.detach() }
@@ -118,7 +146,7 @@ final class MountExecutor {
                 // A kernel that cannot mount this filesystem from a file (EROFS without
                 // CONFIG_EROFS_FS_BACKED_BY_FILE): the same image on a loop device.
                 let loop = try kernel.attachLoop(
-                    file: plan.image, offset: 0, sizeLimit: 0, blockSize: driver.loopBlockSize(request, size: nil))
+                    file: imagePath, offset: 0, sizeLimit: 0, blockSize: driver.loopBlockSize(request, size: nil))
                 loops["image"] = loop
                 ledger.push("detach \(loop.path)") { try? loop.detach() }
                 lower = try kernel.mountFilesystem(
@@ -144,16 +172,17 @@ final class MountExecutor {
             }
             overlay =
                 step.staged == true
-                ? try driver.mountOverlayThroughStaging(lower: lower) {
+                ? try driver.mountOverlayThroughStaging(lower: lower, attributes: plan.attributes) {
                     self.driver.overlayOptions(self.plan, lower: $0)
                 }
                 : try kernel.mountFilesystem(
-                    type: "overlay", source: "ovlcfs", options: driver.overlayOptions(plan, lower: lower.procPath))
+                    type: "overlay", source: "ovlcfs", options: driver.overlayOptions(plan, lower: lower.procPath),
+                    attributes: plan.attributes)
             ledger.push("drop the detached overlay") { self.overlay = nil }
         case .writeRecord:
             let written = MountRecord(
                 target: plan.target, image: plan.image, kind: plan.kind, layout: plan.layout, objects: plan.objects,
-                loopDevice: (loops["image"] ?? loops["data"])?.path,
+                loopDevice: (loops["image"] ?? loops["data"])?.path, upperdir: plan.upperdir, workdir: plan.workdir,
                 loops: loops.values.compactMap { loop in
                     loop.sequence.map { AttachedLoop(device: loop.path, sequence: $0) }
                 }.sorted { $0.device < $1.device },
@@ -172,7 +201,7 @@ final class MountExecutor {
 
     /// The device or file a lower filesystem is mounted from.
     private func source(_ name: String) throws -> String {
-        if name == "image" { return plan.image }
+        if name == "image" { return imagePath }
         if name == "dm-verity", let mapped { return mapped }
         if name.hasPrefix("loop:"), let loop = loops[String(name.dropFirst(5))] { return loop.path }
         throw MountDriverError(step: .filesystemMount, message: "the plan mounts from \(name), which no step made")

@@ -19,6 +19,14 @@ public struct MountPlan: Sendable, Codable {
     public var overlayVerity: Bool
     /// For verity disks: the root hash the data is checked against.
     public var rootHash: String?
+    /// The image file's fs-verity digest it must have (then every step reads the image through
+    /// the one descriptor that was checked).
+    public var digest: String?
+    /// A writable overlay's upper and work directories (resolved).
+    public var upperdir: String?
+    public var workdir: String?
+    /// The overlay mount's attributes (read-only unless writable; nosuid, nodev, noexec).
+    public var attributes: MountAttributes = [.readOnly]
     public var features: KernelFeatures
     /// Protection that is off, and why (printed as warnings when mounting).
     public var warnings: [String]
@@ -28,7 +36,8 @@ public struct MountPlan: Sendable, Codable {
         var lines = [
             "mount \(image) (\(kind.rawValue)) at \(target)",
             "  layout \(layout.rawValue), objects \(objects.joined(separator: ", "))"
-                + (overlayVerity ? ", verity=require" : ""),
+                + (overlayVerity ? ", verity=require" : "")
+                + (upperdir.map { ", writable: upperdir \($0), workdir \(workdir ?? "?")" } ?? ""),
         ]
         for (index, step) in steps.enumerated() {
             lines.append("  \(index + 1). \(step.text)")
@@ -42,6 +51,8 @@ public struct MountPlan: Sendable, Codable {
 /// One step of a plan, with the kernel objects it makes or uses and their options.
 public struct MountPlanStep: Sendable, Codable, Equatable {
     public enum Action: String, Sendable, Codable {
+        /// Open the image once and check its fs-verity digest; later steps use that descriptor.
+        case checkDigest = "check-digest"
         /// Check the data partition of a verity disk against its root hash in userspace.
         case verifyDisk = "verify-disk"
         /// A read-only autoclear loop device over the image (or a partition of it).
@@ -79,7 +90,7 @@ public struct MountPlanStep: Sendable, Codable, Equatable {
     /// The error category a failure of this step reports.
     public var category: MountStep {
         switch action {
-        case .verifyDisk, .activateVerity, .deferVerityRemoval: .verity
+        case .checkDigest, .verifyDisk, .activateVerity, .deferVerityRemoval: .verity
         case .attachLoop: .loopAttach
         case .mountLower: .filesystemMount
         case .mountOverlay: .overlayMount
@@ -90,6 +101,8 @@ public struct MountPlanStep: Sendable, Codable, Equatable {
 
     public var text: String {
         switch action {
+        case .checkDigest:
+            "open the image once; its fs-verity digest must be the one given (every later step uses that descriptor)"
         case .verifyDisk: "verify the data partition against the root hash (userspace: no device-mapper)"
         case .attachLoop:
             "loop device (\(loop ?? "?")): offset \(offset ?? 0), size \(sizeLimit.map { $0 == 0 ? "to the end" : "\($0)" } ?? "?"), \(blockSize ?? 512)-byte blocks, read-only, autoclear"
@@ -126,7 +139,10 @@ extension MountDriver {
         let features = KernelFeatures.probe(kernel, objects: request.objects)
         var plan = MountPlan(
             image: request.image, kind: kind, target: target, layout: request.layout, objects: request.objects,
-            overlayVerity: false, rootHash: nil, features: features, warnings: [], steps: [])
+            overlayVerity: false, rootHash: nil, digest: request.digest.map { Hex.encode($0) }, features: features,
+            warnings: [], steps: [])
+        if request.digest != nil { plan.steps.append(MountPlanStep(action: .checkDigest)) }
+        try planUpper(request, target: target, plan: &plan)
         var lower: String
         switch kind {
         case .squashfs:
@@ -220,13 +236,62 @@ extension MountDriver {
         MountPlanStep(action: .attachLoop, loop: role, offset: offset, sizeLimit: size, blockSize: blockSize)
     }
 
+    /// A writable mount's checks: upper and work directories that exist, on one filesystem,
+    /// apart from each other, the mount point and the objects (the image and the store are
+    /// never written: copy-up reads an object and writes the upper directory).
+    func planUpper(_ request: MountRequest, target: String, plan: inout MountPlan) throws {
+        plan.attributes = request.attributes.union(request.readOnly || request.upperdir == nil ? [.readOnly] : [])
+        guard request.upperdir != nil || request.workdir != nil else { return }
+        guard let upper = request.upperdir, let work = request.workdir else {
+            throw MountDriverError(step: nil, message: "a writable mount needs both upperdir and workdir")
+        }
+        var resolved: [String] = []
+        for (name, path) in [("upperdir", upper), ("workdir", work)] {
+            guard (try? FileStatus(path: path))?.isDirectory == true else {
+                throw MountDriverError(step: nil, message: "\(name) \(path) is not a directory")
+            }
+            resolved.append(try Self.resolve(path))
+        }
+        let (upperPath, workPath) = (resolved[0], resolved[1])
+        func inside(_ a: String, _ b: String) -> Bool { a == b || a.hasPrefix(b == "/" ? "/" : b + "/") }
+        guard try FileStatus(path: upperPath).device == FileStatus(path: workPath).device else {
+            throw MountDriverError(
+                step: nil, message: "workdir \(workPath) is on another filesystem than upperdir \(upperPath)",
+                hint: "overlayfs renames from workdir into upperdir: put both on one filesystem")
+        }
+        guard !inside(upperPath, workPath) && !inside(workPath, upperPath) else {
+            throw MountDriverError(
+                step: nil, message: "upperdir and workdir must be separate directories, neither inside the other")
+        }
+        for (name, path) in [("upperdir", upperPath), ("workdir", workPath)] {
+            if inside(path, target) || inside(target, path) {
+                throw MountDriverError(step: nil, message: "\(name) \(path) and the mount point \(target) overlap")
+            }
+            for objects in request.objects {
+                let store = (try? Self.resolve(objects)) ?? objects
+                if inside(path, store) || inside(store, path) {
+                    throw MountDriverError(
+                        step: nil, message: "\(name) \(path) and the objects directory \(store) overlap",
+                        hint: "the objects store must never be written through the overlay")
+                }
+            }
+        }
+        plan.upperdir = upperPath
+        plan.workdir = workPath
+    }
+
     /// The overlay's options with the image's filesystem reached at `lower`.
     func overlayOptions(_ plan: MountPlan, lower: String) -> [(String, String?)] {
         var options: [(String, String?)] = [("lowerdir+", lower)]
         for objects in plan.objects {
             options.append((plan.layout == .dataOnly ? "datadir+" : "lowerdir+", objects))
         }
-        options += [("metacopy", "on"), ("redirect_dir", "follow"), ("ro", nil)]
+        if let upper = plan.upperdir, let work = plan.workdir {
+            // Writable: renamed directories get redirects in the upper layer.
+            options += [("upperdir", upper), ("workdir", work), ("metacopy", "on"), ("redirect_dir", "on")]
+        } else {
+            options += [("metacopy", "on"), ("redirect_dir", "follow"), ("ro", nil)]
+        }
         if plan.overlayVerity { options.append(("verity", "require")) }
         return options
     }

@@ -1,5 +1,6 @@
 import ImageModel
 import LinuxSys
+import SystemPackage
 
 /// What a garbage collection of the store did (or, dry, would do).
 public struct CollectReport: Sendable, Codable {
@@ -21,19 +22,26 @@ extension ObjectStore {
     /// left in the staging directory.
     ///
     /// Safe against writers: every ingest or import holds the store's lock shared for as long
-    /// as it writes, and collection holds it exclusively (`waiting` is called once if it must
-    /// wait), so no object is published while a collection runs and none that was published
-    /// before is missed by `referenced`'s images. Safe against a crash: objects are unlinked
-    /// one at a time and only unreferenced ones; a later run finishes the job.
-    public func collect(keeping referenced: Set<Digest>, dryRun: Bool, waiting: () -> Void = {}) throws
-        -> CollectReport
-    {
-        // A lock that is not free at once means a writer: say so, then wait (any other error
-        // shows up again, with its reason, when the lock is taken waiting).
-        var lock = try? FileLock(path: lockPath, mode: .exclusive, wait: false)
-        if lock == nil {
-            waiting()
-            lock = try FileLock(path: lockPath, mode: .exclusive)
+    /// as it writes; collection takes it exclusively and refuses while a writer holds it (the
+    /// writer's image is not among `referenced`), and a writer that starts meanwhile waits for
+    /// the collection to end — so no object published or relied on by a build during a
+    /// collection is removed. Safe against a crash: objects are unlinked one at a time and only
+    /// unreferenced ones; a later run finishes the job.
+    public func collect(keeping referenced: Set<Digest>, dryRun: Bool) throws -> CollectReport {
+        // A writer holds the lock shared: its image is not among `referenced`, and its objects
+        // (new, or found present) would go. Refuse rather than wait for it.
+        let lock: FileLock
+        do {
+            lock = try FileLock(path: lockPath, mode: .exclusive, wait: false)
+        } catch {
+            if error.errno == .wouldBlock || error.errno == .resourceTemporarilyUnavailable {
+                throw StoreError(
+                    path: path,
+                    reason:
+                        "a build is writing into the store; its image is not among those to keep, so gc refuses — run it again when the build is done"
+                )
+            }
+            throw error
         }
         defer { withExtendedLifetime(lock) {} }
         var report = CollectReport()

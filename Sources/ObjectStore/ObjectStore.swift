@@ -58,14 +58,20 @@ public final class ObjectStore: @unchecked Sendable {
 
     static let currentMetadata = Metadata(layout: 1, algorithm: "sha256", blockSize: 4096)
 
-    /// Opens (creating it if `create`) the store at `path`.
-    public init(path: String, create: Bool) throws {
+    /// Opens (creating it if `create`) the store at `path`. A store opened to write holds its
+    /// lock shared until it is released; `waiting` is called if a `gc` holds it (then this waits).
+    public init(path: String, create: Bool, waiting: () -> Void = {}) throws {
         self.path = path
         root = create ? try DirectoryHandle.create(path: path) : try DirectoryHandle(path: path)
         staging = create ? try root.createDirectory(Array(Self.temporaryDirectoryName.utf8), permissions: 0o700) : root
         rootIdentity = (try? root.status([])).map { ($0.device, $0.inode) }
         if create {
-            writerLock = try FileLock(path: path + "/" + Self.temporaryDirectoryName + "/.lock", mode: .shared)
+            let lockPath = path + "/" + Self.temporaryDirectoryName + "/.lock"
+            writerLock = try? FileLock(path: lockPath, mode: .shared, wait: false)
+            if writerLock == nil {
+                waiting()
+                writerLock = try FileLock(path: lockPath, mode: .shared)
+            }
             removeAbandonedStagingFiles()
         }
         let metadataPath = path + "/" + Self.metadataName

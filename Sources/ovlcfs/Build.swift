@@ -344,7 +344,11 @@ extension Build {
             throw ValidationError(
                 "building from a directory needs --objects OBJECTS (or --store-mode none for digests only).")
         }
-        let store = try objects.map { try ObjectStore(path: $0, create: storeMode != .none) }
+        let store = try objects.map { path in
+            try ObjectStore(path: path, create: storeMode != .none) {
+                printError("ovlcfs: waiting for ovlcfs gc on \(path) to finish…")
+            }
+        }
         var options = IngestOptions(storeMode: storeMode, crossDevices: crossDevices, skipUnreadable: skipUnreadable)
         if let jobs { options.workers = max(1, jobs) }
         let showProgress = !quiet && FileIO.standardErrorIsTerminal

@@ -62,6 +62,7 @@ struct GCCommand: ParsableCommand {
             for image in images { keep(try loadModel(image, options: DumpOptions()).0) }
             let storePath = (try? FileQueries.realPath(objects)) ?? objects
             let driver = MountDriver(stateDirectory: state.stateDirectory)
+            driver.pruneUnmountedRecords()
             for status in driver.status() where status.mounted {
                 let record = status.record
                 guard record.objects.contains(where: { ((try? FileQueries.realPath($0)) ?? $0) == storePath }) else {
@@ -75,9 +76,7 @@ struct GCCommand: ParsableCommand {
                     )
                 }
             }
-            let report = try store.collect(keeping: referenced, dryRun: dryRun) {
-                printError("ovlcfs: waiting for a build writing into \(objects) to finish…")
-            }
+            let report = try store.collect(keeping: referenced, dryRun: dryRun)
             let out = BufferedOutput.standardOutput()
             if json {
                 try out.writeJSON(report)

@@ -29,7 +29,11 @@ func importImage(
         throw ValidationError(
             "building from \(reference) needs --objects OBJECTS (or --store-mode none for digests only).")
     }
-    let store = try objects.map { try ObjectStore(path: $0, create: storeMode != .none) }
+    let store = try objects.map { path in
+        try ObjectStore(path: path, create: storeMode != .none) {
+            printError("ovlcfs: waiting for ovlcfs gc on \(path) to finish…")
+        }
+    }
     var options = ImportOptions(storeMode: storeMode, platform: platform)
     let showProgress = !quiet && FileIO.standardErrorIsTerminal
     if showProgress {

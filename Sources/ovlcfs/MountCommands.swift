@@ -27,8 +27,15 @@ struct MountCommand: ParsableCommand {
             mounted as EROFS straight from the file (loop on kernels before 6.12). That lower \
             filesystem stays detached and becomes the overlay's lowerdir+; the objects \
             directories are data-only layers (--layout data-only, kernel 6.5+) or ordinary lower \
-            layers (--layout legacy). Only the overlay appears at MOUNTPOINT, and `ovlcfs umount` \
-            (one unmount) releases everything. Needs root.
+            layers (--layout legacy). Only the overlay appears at MOUNTPOINT, and one unmount \
+            (`ovlcfs umount`, or plain umount(8)) releases everything. Needs root.
+
+            With --upperdir and --workdir the overlay is writable: a write copies the file up \
+            from its object into UPPER, a delete leaves a whiteout there, renamed directories \
+            get redirects; the image and the objects store are never written. \
+            Installed as mount.ovlcfs (scripts/install), the same mounts work as \
+            `mount -t ovlcfs IMAGE DIR -o objects=/srv/objects[,OPTIONS]` and from /etc/fstab; \
+            `mount.ovlcfs --help` lists the mount options.
 
             --verity auto asks overlayfs to check every object's fs-verity digest when the \
             objects' filesystem can (and says so when it cannot); require refuses to mount \
@@ -38,6 +45,8 @@ struct MountCommand: ParsableCommand {
               ovlcfs mount rootfs.sqfs /mnt/root --objects /srv/objects
               ovlcfs mount rootfs.cfs /mnt/root --objects /srv/objects --verity off
               ovlcfs mount rootfs.raw /mnt/root --objects /srv/objects --root-hash HEX
+              ovlcfs mount rootfs.sqfs /mnt/root --objects /srv/objects --upperdir /var/lib/app/upper --workdir /var/lib/app/work
+              ovlcfs mount rootfs.cfs /mnt/root --objects /srv/objects --digest $(ovlcfs digest --compact rootfs.cfs)
               ovlcfs mount rootfs.sqfs /mnt/root --objects /srv/objects --dry-run --json   (the plan only)
               ovlcfs umount /mnt/root
             """
@@ -65,6 +74,22 @@ struct MountCommand: ParsableCommand {
         help: ArgumentHelp(
             "Verity disks: the root hash to trust (default: the one the partition UUIDs spell).", valueName: "HEX"))
     var rootHash: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Mount read-write: changes go to this directory (with --workdir on the same filesystem); the image and objects are never written.",
+            valueName: "DIR"))
+    var upperdir: String?
+
+    @Option(
+        help: ArgumentHelp("With --upperdir: overlayfs's work directory (empty, same filesystem).", valueName: "DIR"))
+    var workdir: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The image file's fs-verity digest (as mount.composefs digest=): checked on the descriptor that is then mounted; a mismatch mounts nothing.",
+            valueName: "HEX"))
+    var digest: String?
 
     @Flag(help: "Before mounting, check that every object the image names exists with its size; list the missing ones.")
     var checkObjects = false
@@ -135,6 +160,14 @@ struct MountCommand: ParsableCommand {
                 image: image, target: mountPoint, objects: objects, layout: layout, verity: verity,
                 rootHash: rootHashBytes)
             request.loopBlockSize = loopBlockSize
+            request.upperdir = upperdir
+            request.workdir = workdir
+            if let digest {
+                guard let bytes = Hex.decode(digest.lowercased(), maxBytes: 32), bytes.count == 32 else {
+                    throw ValidationError("--digest takes 64 hex digits (ovlcfs digest IMAGE prints them)")
+                }
+                request.digest = bytes
+            }
             if dryRun {
                 let plan = try driver.plan(request)
                 let out = BufferedOutput.standardOutput()
@@ -233,6 +266,7 @@ struct StatusCommand: ParsableCommand {
                 return
             }
             let driver = MountDriver(stateDirectory: state.stateDirectory)
+            driver.pruneUnmountedRecords()
             let statuses = driver.status()
             for path in driver.garbageRecords() {
                 printError("ovlcfs: unreadable mount record \(path) (ovlcfs umount --all removes it)")

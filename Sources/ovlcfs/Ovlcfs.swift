@@ -33,6 +33,10 @@ struct Ovlcfs: ParsableCommand {
                 Data("ovlcfs: argument \(index) is not valid UTF-8; ovlcfs takes UTF-8 paths and options\n".utf8))
             Foundation.exit(2)
         }
+        // Run as mount(8)'s helper (a link named mount.ovlcfs): its own argument convention.
+        if CommandLine.arguments.first.map({ URL(fileURLWithPath: $0).lastPathComponent }) == "mount.ovlcfs" {
+            Foundation.exit(MountHelper.main(Array(CommandLine.arguments.dropFirst())))
+        }
         main(nil)
     }
 }

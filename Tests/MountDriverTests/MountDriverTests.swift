@@ -63,7 +63,9 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     /// EROFS refuses a regular file as its source (a kernel without file-backed mounts).
     var erofsFromFileFails = false
 
-    func mountFilesystem(type: String, source: String, options: [(String, String?)]) throws -> any MountHandle {
+    func mountFilesystem(type: String, source: String, options: [(String, String?)], attributes: MountAttributes)
+        throws -> any MountHandle
+    {
         if erofsFromFileFails && type == "erofs" && !source.hasPrefix("/dev/") {
             throw MountError(operation: "fsconfig(erofs, source=\(source))", errno: .notBlockDevice, kernelMessages: [])
         }
@@ -71,7 +73,8 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
         if failAt == .overlayMount && type == "overlay" { throw Injected() }
         calls.append(
             "\(type) \(source) "
-                + options.map { option in option.1.map { "\(option.0)=\($0)" } ?? option.0 }.joined(separator: ","))
+                + options.map { option in option.1.map { "\(option.0)=\($0)" } ?? option.0 }.joined(separator: ",")
+                + (attributes == [.readOnly] ? "" : " attributes=\(attributes.rawValue)"))
         return Mount(self, 10 + calls.count)
     }
 
@@ -165,6 +168,38 @@ struct MountDriverTests {
         #expect(kernel.calls.last == "umount \(mnt)")
         #expect(kernel.loopChecks == Array(repeating: "/dev/loop7 #42", count: 3))
         #expect(driver.records().isEmpty)
+    }
+
+    @Test("writable: upperdir and workdir reach the overlay with redirect_dir=on, mounted read-write; overlaps refused")
+    func writable() throws {
+        let (dir, image, mnt, objects) = try fixture()
+        defer { dir.cleanup() }
+        for name in ["upper", "work", "objects/inside"] {
+            try FileManager.default.createDirectory(atPath: dir.path(name), withIntermediateDirectories: true)
+        }
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        var request = MountRequest(image: image, target: mnt, objects: [objects], verity: .off)
+        request.upperdir = dir.path("upper")
+        request.workdir = dir.path("work")
+        let record = try driver.mount(request)
+        let overlay = try #require(kernel.calls.first { $0.hasPrefix("overlay ") })
+        #expect(overlay.contains(",upperdir=") && overlay.contains(",workdir=") && overlay.contains("redirect_dir=on"))
+        #expect(!overlay.contains(",ro") && overlay.hasSuffix(" attributes=0"), "\(overlay)")
+        #expect(record.upperdir != nil && record.workdir != nil)
+        try driver.unmount(mnt)
+        for (upper, work, expected) in [
+            (dir.path("objects/inside"), dir.path("work"), "overlap"),
+            (dir.path("upper"), dir.path("upper"), "separate"),
+            (mnt, dir.path("work"), "overlap"),
+        ] {
+            request.upperdir = upper
+            request.workdir = work
+            let error = try #require(throws: MountDriverError.self) { try driver.mount(request) }
+            #expect("\(error)".contains(expected), "\(error)")
+        }
+        request.workdir = nil
+        #expect(throws: MountDriverError.self) { try driver.mount(request) }
     }
 
     @Test("legacy layout stacks the objects as an ordinary lower layer; verity=require when the objects can verify")

@@ -5,11 +5,17 @@
 // Why: <sys/xattr.h> is not part of the Glibc module map.
 #include <sys/xattr.h>
 
+#include <stdint.h>
 #include <sys/ioctl.h>
 
 // Why: FICLONE is a function-like _IOW macro, which Swift does not import; <linux/fs.h>
 // would clash with glibc's stat macros, so the request is spelled out (_IOW(0x94, 9, int)).
 static inline unsigned long ovl_ficlone_request(void) { return _IOW(0x94, 9, int); }
+
+/// FS_IOC_MEASURE_VERITY: the file's fs-verity digest (`capacity` bytes) and algorithm; -1 with
+/// errno (ENODATA: no verity on this file; ENOTTY/EOPNOTSUPP: none on its filesystem).
+int ovl_measure_verity(int fd, uint8_t *digest, uint16_t capacity, uint16_t *algorithm);
+
 // Why: SEEK_DATA/SEEK_HOLE are only declared with _GNU_SOURCE, which Swift's Glibc lacks.
 static const int ovl_seek_data = 3;
 static const int ovl_seek_hole = 4;
@@ -35,7 +41,9 @@ int ovl_fsopen(const char *fs_name);
 int ovl_fsconfig_string(int fs_fd, const char *key, const char *value);
 int ovl_fsconfig_flag(int fs_fd, const char *key);
 int ovl_fsconfig_create(int fs_fd);
-int ovl_fsmount(int fs_fd, int read_only);
+/// Mount attributes for ovl_fsmount (our bits, mapped to MOUNT_ATTR_*).
+enum { OVL_MOUNT_READ_ONLY = 1, OVL_MOUNT_NOSUID = 2, OVL_MOUNT_NODEV = 4, OVL_MOUNT_NOEXEC = 8 };
+int ovl_fsmount(int fs_fd, uint32_t attributes);
 int ovl_move_mount(int mount_fd, const char *target);
 int ovl_umount(const char *target, int detach);
 int ovl_mount_legacy(const char *source, const char *target, const char *type, int read_only, const char *options);
