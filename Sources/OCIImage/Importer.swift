@@ -14,6 +14,8 @@ public struct ImportOptions: Sendable {
     public var inlineThreshold: Int
     /// The platform to choose from a multi-platform index (default linux/amd64).
     public var platform: Platform?
+    /// Threads that hash and write objects besides the two reading the layer.
+    public var workers = ProcessInfo.processInfo.activeProcessorCount
     /// Called now and then with progress (from the importing thread).
     public var progress: (@Sendable (ImportProgress) -> Void)?
 
@@ -96,6 +98,7 @@ public enum OCIImport {
         for (index, layer) in resolved.layers.enumerated() {
             try importer.apply(layer, index: index, from: source)
         }
+        try importer.writes.finish()
         let image: Image
         do {
             image = try importer.tree.build()
@@ -104,9 +107,10 @@ public enum OCIImport {
             throw ImportError.invalid(what: "\(reference)", reason: "\(error)")
         }
         return ImportResult(
-            image: image, layers: resolved.layers.count, filesStored: importer.filesStored,
-            bytesStored: importer.bytesStored, layerBytes: importer.layerBytes, objectsAdded: importer.objectsAdded,
-            objectsPresent: importer.objectsPresent, manifest: resolved.manifest?.description,
+            image: image, layers: resolved.layers.count, filesStored: importer.writes.filesStored,
+            bytesStored: importer.writes.bytesStored, layerBytes: importer.layerBytes,
+            objectsAdded: importer.writes.objectsAdded, objectsPresent: importer.writes.objectsPresent,
+            manifest: resolved.manifest?.description,
             config: resolved.config?.description)
     }
 }
@@ -136,11 +140,8 @@ final class LayerImporter {
     let store: ObjectStore?
     let options: ImportOptions
     let layers: Int
-    var filesStored = 0
-    var bytesStored: UInt64 = 0
+    let writes: ObjectWrites
     var layerBytes: UInt64 = 0
-    var objectsAdded = 0
-    var objectsPresent = 0
     let started = ContinuousClock.now
     var lastProgress = ContinuousClock.now
     var currentLayer = 0
@@ -149,7 +150,10 @@ final class LayerImporter {
         self.store = store
         self.options = options
         self.layers = layers
+        writes = ObjectWrites(workers: options.workers)
     }
+
+    deinit { writes.abandon() }
 
     func apply(_ layer: ResolvedImage.Layer, index: Int, from source: any BlobSource) throws {
         currentLayer = index + 1
@@ -255,7 +259,7 @@ final class LayerImporter {
         let elapsed = now - started
         progress(
             ImportProgress(
-                layer: currentLayer, layers: layers, bytes: layerBytes + pendingBytes, files: filesStored,
+                layer: currentLayer, layers: layers, bytes: layerBytes + pendingBytes, files: writes.filesStored,
                 seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
     }
 

@@ -40,8 +40,11 @@ extension LayerImporter {
                 guard !components.isEmpty else { throw refuse("a regular file as the root directory") }
                 var file = inode
                 file.size = UInt64(max(0, entry.size))
-                file.data = try content(of: entry, from: tar, name: "\(layer.name): \(shown)")
+                let (data, job) = try content(of: entry, from: tar, name: "\(layer.name): \(shown)")
+                file.data = data
                 try tree.put(components, inode: file, xattrs: Self.xattrs(entry), layer: index)
+                // A file stored by a worker gets its digest once the worker is done.
+                if let job, let node = tree.lookup(components) { writes.await(job, for: node.inode) }
             default:
                 try tree.put(components, inode: inode, xattrs: Self.xattrs(entry), layer: index)
             }
@@ -120,10 +123,13 @@ extension LayerImporter {
 
     static func xattrs(_ entry: ArchiveEntry) -> [Xattr] { entry.xattrs.map { Xattr(key: $0.key, value: $0.value) } }
 
-    /// A regular file's content: inline when small (as directory ingest), otherwise streamed
-    /// into the store as an object named by its fs-verity digest (holes stay holes).
-    func content(of entry: ArchiveEntry, from tar: ArchiveReader, name: String) throws -> FileData {
-        guard entry.size > 0 else { return .inline([]) }
+    /// A regular file's content: inline when small (as directory ingest), otherwise stored as
+    /// an object named by its fs-verity digest (holes stay holes). Files up to
+    /// ``ObjectWrites/bufferedLimit`` are read here and hashed and written by a worker (the
+    /// job returned; the data is a placeholder until it is done); larger ones are streamed
+    /// from the tar straight into the store on this thread.
+    func content(of entry: ArchiveEntry, from tar: ArchiveReader, name: String) throws -> (FileData, Int?) {
+        guard entry.size > 0 else { return (.inline([]), nil) }
         let size = UInt64(entry.size)
         pendingBytes = pendingBytes.saturatingAdd(size)
         if size <= UInt64(options.inlineThreshold) {
@@ -137,7 +143,21 @@ extension LayerImporter {
                         from: block)
                 }
             }
-            return .inline(bytes)
+            return (.inline(bytes), nil)
+        }
+        try writes.checkFailure()
+        if size <= ObjectWrites.bufferedLimit {
+            var segments: [(offset: UInt64, bytes: [UInt8])] = []
+            while let (offset, block) = try tar.readBlock() {
+                guard offset >= 0 else { throw LayerTree.Refusal(reason: "a data block at offset \(offset)") }
+                if let last = segments.last, last.offset + UInt64(last.bytes.count) == UInt64(offset) {
+                    segments[segments.count - 1].bytes.append(contentsOf: block)
+                } else {
+                    segments.append((UInt64(offset), [UInt8](block)))
+                }
+            }
+            let job = writes.submit(segments: segments, size: size, store: store, name: name)
+            return (.external(ExternalObject(payload: nil, digest: nil)), job)
         }
         let writer = try ObjectWriter(size: size, store: store, name: name)
         while let (offset, block) = try tar.readBlock() {
@@ -145,10 +165,8 @@ extension LayerImporter {
             try writer.write(block, at: UInt64(offset))
         }
         let (digest, added) = try writer.finish()
-        filesStored += 1
-        bytesStored = bytesStored.saturatingAdd(size)
-        if added { objectsAdded += 1 } else if store != nil { objectsPresent += 1 }
-        return .external(ExternalObject(payload: .object(digest), digest: digest))
+        writes.count(size: size, added: added, stored: store != nil)
+        return (.external(ExternalObject(payload: .object(digest), digest: digest)), nil)
     }
 }
 
