@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "CCryptsetup", "LinuxSys", system], swiftSettings: strict),
         .target(name: "ErofsWriter", dependencies: ["ImageModel", "OverlayTranslation", "Verity"], swiftSettings: strict),
         .target(name: "DiskImage", dependencies: ["LinuxSys", "Verity", system], swiftSettings: strict),
-        .target(name: "MountDriver", dependencies: ["ImageModel", "LinuxSys", "OverlayTranslation", "DiskImage", "Verity", system], swiftSettings: strict),
+        .target(name: "MountDriver", dependencies: ["ImageModel", "LinuxSys", "ObjectStore", "OverlayTranslation", "DiskImage", "Verity", system], swiftSettings: strict),
         .target(name: "ImagePipeline", dependencies: [
             "ImageModel", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "DiskImage", "Verity",
         ], swiftSettings: strict),

@@ -65,6 +65,8 @@ int ovl_fsmount(int fs_fd, uint32_t attributes)
         flags |= MOUNT_ATTR_NODEV;
     if (attributes & OVL_MOUNT_NOEXEC)
         flags |= MOUNT_ATTR_NOEXEC;
+    if (attributes & OVL_MOUNT_NOSYMFOLLOW)
+        flags |= 0x00200000; /* MOUNT_ATTR_NOSYMFOLLOW (5.10+) */
     return fsmount(fs_fd, FSMOUNT_CLOEXEC, flags);
 }
 

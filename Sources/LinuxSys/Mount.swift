@@ -86,6 +86,7 @@ public struct MountAttributes: OptionSet, Sendable, Codable, Hashable {
     public static let noSetuid = MountAttributes(rawValue: 2)
     public static let noDevices = MountAttributes(rawValue: 4)
     public static let noExec = MountAttributes(rawValue: 8)
+    public static let noSymlinkFollow = MountAttributes(rawValue: 16)
 }
 
 /// A mount not attached anywhere yet (from `fsmount`). Other mounts may reference it as

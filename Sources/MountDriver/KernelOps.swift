@@ -44,6 +44,8 @@ public protocol KernelOps: AnyObject {
     /// Unmounts the mount at `target` if the one on top there has ID `mountID` (nil: any),
     /// without a window in which the path could be redirected.
     func unmount(_ target: String, mountID: Int?) throws
+    /// Whether the mount table can be read (else nothing may be concluded from its absence).
+    func canReadMountTable() -> Bool
     /// Whether the loop attachment `sequence` of `device` is still there.
     func isLoopAttached(_ device: String, sequence: UInt64) -> Bool
     /// Lazy unmount (MNT_DETACH): the mount leaves the tree now, and goes once unused.
@@ -101,6 +103,8 @@ public final class LinuxKernelOps: KernelOps {
     public func unmount(_ target: String, mountID: Int?) throws { try Mounts.unmount(target, mountID: mountID) }
 
     public func detachMount(_ target: String) throws { try Mounts.unmount(target, detach: true) }
+
+    public func canReadMountTable() -> Bool { !Mounts.table().isEmpty }
 
     public func isLoopAttached(_ device: String, sequence: UInt64) -> Bool {
         LoopDevice.isAttached(device, sequence: sequence)

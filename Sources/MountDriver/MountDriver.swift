@@ -2,6 +2,7 @@ import DiskImage
 import Foundation
 import ImageModel
 import LinuxSys
+import ObjectStore
 import OverlayTranslation
 import SystemPackage
 import Verity
@@ -48,6 +49,9 @@ public struct MountRequest: Sendable {
     public var attributes: MountAttributes = []
     /// With an upper directory: mount it read-only all the same (`ro`).
     public var readOnly = false
+    /// Where the image is read from when that is not `image` (`/proc/self/fd/N` of the
+    /// descriptor whose digest was checked).
+    var imageAccess: String?
 
     public init(
         image: String, target: String, objects: [String], layout: OverlayLayout = .dataOnly,
@@ -74,6 +78,9 @@ public struct MountRecord: Codable, Sendable, Equatable {
     /// A writable mount's upper and work directories.
     public var upperdir: String?
     public var workdir: String?
+    /// What the image file was when it was mounted: `gc` marks from the file at `image` only
+    /// while it is still this one.
+    public var imageIdentity: FileIdentity?
     /// Every loop device the mount attached, with its attachment's disk sequence number:
     /// `umount` waits for them to go (records written before ovlcfs kept them have none).
     public var loops: [AttachedLoop]?
@@ -89,6 +96,29 @@ public struct MountRecord: Codable, Sendable, Equatable {
     /// Whether `mount` is the overlay this record describes.
     public func describes(_ mount: MountIdentity) -> Bool {
         mount.type == "overlay" && mount.source == "ovlcfs" && (mountID == nil || mountID == mount.id)
+    }
+}
+
+/// A file as `stat` tells it apart from another: device, inode, size and mtime.
+public struct FileIdentity: Codable, Sendable, Equatable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: UInt64
+    public var mtimeSeconds: Int64
+    public var mtimeNanoseconds: Int64
+
+    public init(_ status: FileStatus) {
+        device = status.device
+        inode = status.inode
+        size = status.size
+        mtimeSeconds = Int64(status.mtimeSeconds)
+        mtimeNanoseconds = Int64(status.mtimeNanoseconds)
+    }
+
+    /// The identity of the file at `path` now (nil if it cannot be stat'ed).
+    public init?(path: String) {
+        guard let status = try? FileStatus(path: path) else { return nil }
+        self.init(status)
     }
 }
 
@@ -194,11 +224,26 @@ public final class MountDriver {
         let target = try Self.resolve(request.target)
         let held = try lock(target)
         defer { withExtendedLifetime(held) {} }
-        // A record whose mount point has nothing mounted is what a plain umount(8) leaves.
-        if kernel.mountStack(at: target).isEmpty { try? FileQueries.remove(recordPath(for: target)) }
+        // A record whose mount is gone is what a plain umount(8) leaves.
+        if kernel.canReadMountTable(), let stale = recordFiles().records.first(where: { $0.record.target == target }),
+            isGone(stale.record)
+        {
+            try? FileQueries.remove(stale.path)
+        }
+        // Each ovlcfs objects store is held shared until the record is written, so a gc of it
+        // (exclusive) either sees this mount's record or runs before the mount starts.
+        let storeLocks = try request.objects.compactMap { try lockStore($0) }
+        defer { withExtendedLifetime(storeLocks) {} }
+        // A pinned digest is checked first, on a descriptor that everything after — the plan's
+        // reads of the image included — goes through.
+        var request = request
+        let pinned = try request.digest.map { try openPinned(request.image, digest: $0) }
+        if let pinned { request.imageAccess = "/proc/self/fd/\(pinned.descriptor.rawValue)" }
         let plan = try plan(request)
         for warning in plan.warnings { warn("warning: " + warning) }
-        return try MountExecutor(driver: self, plan: plan, request: request).run()
+        return try withExtendedLifetime(pinned) {
+            try MountExecutor(driver: self, plan: plan, request: request).run()
+        }
     }
 
     /// The overlay mount with the lower filesystem attached at a staging directory under the
@@ -324,17 +369,74 @@ public final class MountDriver {
         }
     }
 
+    /// The shared lock of an ovlcfs objects store (nil for a directory that is none, or one
+    /// that cannot be locked, such as a read-only store: no gc can run on it either).
+    func lockStore(_ objects: String) throws -> FileLock? {
+        let path = ObjectStore.lockPath(of: objects)
+        guard FileQueries.exists(objects + "/" + ObjectStore.temporaryDirectoryName) else { return nil }
+        if let lock = try? FileLock(path: path, mode: .shared, wait: false) { return lock }
+        guard FileQueries.exists(path) else { return nil }
+        warn("waiting for ovlcfs gc on \(objects) to finish…")
+        return try? FileLock(path: path, mode: .shared)
+    }
+
+    /// Opens `image` once and checks its fs-verity digest: the kernel's measurement where the
+    /// file has fs-verity; otherwise computed here, and then only for a file that only root can
+    /// change (a descriptor pins the file, not what is written into it later).
+    func openPinned(_ image: String, digest expected: [UInt8]) throws -> InputFile {
+        let file: InputFile
+        do { file = try InputFile(path: image) } catch { throw MountDriverError(step: .verity, message: "\(error)") }
+        guard file.isRegular else { throw MountDriverError(step: .verity, message: "\(image) is not a regular file") }
+        let actual: [UInt8]
+        if let measured = FileIO.measureVerity(file.descriptor) {
+            actual = measured
+        } else {
+            guard file.status.uid == 0, file.status.mode & 0o022 == 0 else {
+                throw MountDriverError(
+                    step: .verity,
+                    message:
+                        "\(image) has no fs-verity and can be changed by others than root (owner \(file.status.uid), mode \(String(file.status.mode & 0o7777, radix: 8))): its digest cannot pin what is mounted",
+                    hint: "chown root and chmod go-w the image, or enable fs-verity on it (fsverity enable)")
+            }
+            do { actual = try FsVerity.digest(of: file.descriptor).bytes } catch {
+                throw MountDriverError(step: .verity, message: "\(image): \(error)")
+            }
+            warn(
+                "note: \(image) has no fs-verity; its digest was computed here, and the file is mounted through the descriptor that was hashed"
+            )
+        }
+        guard actual == expected else {
+            throw MountDriverError(
+                step: .verity,
+                message: "\(image) has fs-verity digest \(Hex.encode(actual)), not the \(Hex.encode(expected)) given",
+                hint: "the image changed, or the digest is another image's")
+        }
+        return file
+    }
+
     /// Drops the records of mount points with nothing mounted any more — what a plain umount(8)
     /// (which runs no ovlcfs code; the loop devices and dm-verity mapping go with the mount by
     /// themselves) or a crash before the attach leaves — except where a mount of that target is
     /// in progress (its lock is held). Records of mount points where something else is
     /// mounted stay: `status` flags them and `umount` explains.
+    ///
+    /// Fails closed: nothing is pruned when the mount table cannot be read, and a record whose
+    /// loop devices are still attached stays (the mount lives on elsewhere: another mount
+    /// namespace, a lazy unmount, a move) — `gc` trusts what is recorded.
     public func pruneUnmountedRecords() {
-        for (path, record) in recordFiles().records where kernel.mountStack(at: record.target).isEmpty {
+        guard kernel.canReadMountTable() else { return }
+        for (path, record) in recordFiles().records where isGone(record) {
             guard let held = try? lock(record.target, wait: false) else { continue }
-            if kernel.mountStack(at: record.target).isEmpty { try? FileQueries.remove(path) }
+            if isGone(record) { try? FileQueries.remove(path) }
             withExtendedLifetime(held) {}
         }
+    }
+
+    /// Whether nothing of a recorded mount is left: nothing mounted at its mount point here,
+    /// and none of its loop devices attached.
+    func isGone(_ record: MountRecord) -> Bool {
+        kernel.mountStack(at: record.target).isEmpty
+            && !(record.loops ?? []).contains { kernel.isLoopAttached($0.device, sequence: $0.sequence) }
     }
 
     /// Record files that cannot be read (corrupt or foreign JSON).

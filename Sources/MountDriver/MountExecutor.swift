@@ -41,10 +41,9 @@ final class MountExecutor {
     private var lower: (any MountHandle)?
     private var overlay: (any MountHandle)?
     private var record: MountRecord?
-    /// The image, opened once by check-digest: later steps reach it as /proc/self/fd/N, so a
-    /// file swapped in under the path afterwards is never what gets mounted.
-    private var imageFile: InputFile?
-    var imagePath: String { imageFile.map { "/proc/self/fd/\($0.descriptor.rawValue)" } ?? plan.image }
+    /// The image as the steps read it: through the descriptor whose digest was checked
+    /// (`/proc/self/fd/N`), so a file swapped in under the path is never what gets mounted.
+    var imagePath: String { request.imageAccess ?? plan.image }
 
     init(driver: MountDriver, plan: MountPlan, request: MountRequest) {
         self.driver = driver
@@ -69,7 +68,6 @@ final class MountExecutor {
             throw error
         }
         ledger.commit()
-        imageFile = nil
         // The loop devices now live as long as their mounts (autoclear).
         for loop in loops.values { loop.release() }
         guard var record else { throw MountDriverError(step: .stateWrite, message: "the plan wrote no record") }
@@ -83,27 +81,10 @@ final class MountExecutor {
     private func perform(_ step: MountPlanStep) throws {
         switch step.action {
         case .checkDigest:
-            guard let expected = plan.digest else { return }
-            let file = try InputFile(path: plan.image)
-            guard file.isRegular else {
-                throw MountDriverError(step: .verity, message: "\(plan.image) is not a regular file")
+            // Checked by the driver before planning; the image is read through that descriptor.
+            guard request.imageAccess != nil else {
+                throw MountDriverError(step: .verity, message: "the plan checks a digest that was not checked")
             }
-            let actual: String
-            if let measured = FileIO.measureVerity(file.descriptor) {
-                actual = Hex.encode(measured)
-            } else {
-                actual = try FsVerity.digest(of: file.descriptor).hex
-                driver.warn(
-                    "note: \(plan.image) has no fs-verity on its filesystem; its digest was computed in userspace (the file is mounted through the descriptor that was hashed)"
-                )
-            }
-            guard actual == expected else {
-                throw MountDriverError(
-                    step: .verity, message: "\(plan.image) has fs-verity digest \(actual), not the \(expected) given",
-                    hint: "the image changed, or the digest is another image's")
-            }
-            imageFile = file
-            ledger.push("close \(plan.image)") { self.imageFile = nil }
         case .verifyDisk:
             // The partition verified is the one the plan's loop will cover.
             let disk = try VerityDisk.open(imagePath)
@@ -183,6 +164,7 @@ final class MountExecutor {
             let written = MountRecord(
                 target: plan.target, image: plan.image, kind: plan.kind, layout: plan.layout, objects: plan.objects,
                 loopDevice: (loops["image"] ?? loops["data"])?.path, upperdir: plan.upperdir, workdir: plan.workdir,
+                imageIdentity: FileIdentity(path: imagePath),
                 loops: loops.values.compactMap { loop in
                     loop.sequence.map { AttachedLoop(device: loop.path, sequence: $0) }
                 }.sorted { $0.device < $1.device },

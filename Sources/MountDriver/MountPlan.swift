@@ -135,10 +135,13 @@ extension MountDriver {
         for objects in request.objects where (try? FileStatus(path: objects))?.isDirectory != true {
             throw MountDriverError(step: nil, message: "objects directory \(objects) does not exist")
         }
-        let kind = try Self.kind(of: request.image)
-        let features = KernelFeatures.probe(kernel, objects: request.objects)
+        // Absolute paths in the plan and the record: `gc` and `status` run from anywhere.
+        let objects = request.objects.map { (try? FileQueries.realPath($0)) ?? $0 }
+        let image = (try? FileQueries.realPath(request.image)) ?? request.image
+        let kind = try Self.kind(of: request.imageAccess ?? request.image)
+        let features = KernelFeatures.probe(kernel, objects: objects)
         var plan = MountPlan(
-            image: request.image, kind: kind, target: target, layout: request.layout, objects: request.objects,
+            image: image, kind: kind, target: target, layout: request.layout, objects: objects,
             overlayVerity: false, rootHash: nil, digest: request.digest.map { Hex.encode($0) }, features: features,
             warnings: [], steps: [])
         if request.digest != nil { plan.steps.append(MountPlanStep(action: .checkDigest)) }
@@ -181,7 +184,7 @@ extension MountDriver {
     /// policy wants it, else a userspace check (auto) or nothing (off) before one loop over the
     /// data partition; `require` without device-mapper is refused. Returns the lower's source.
     func planVerityDisk(_ request: MountRequest, features: KernelFeatures, plan: inout MountPlan) throws -> String {
-        let disk = try step(.verity) { try VerityDisk.open(request.image) }
+        let disk = try step(.verity) { try VerityDisk.open(request.imageAccess ?? request.image) }
         let rootHash = request.rootHash ?? disk.rootHash
         plan.rootHash = Hex.encode(rootHash)
         if request.verity != .off && features.deviceMapper {
@@ -276,6 +279,13 @@ extension MountDriver {
                 }
             }
         }
+        // Two mounts on one upper directory corrupt each other (overlayfs only warns).
+        for other in records() where other.upperdir == upperPath || other.workdir == workPath {
+            if !isGone(other) {
+                throw MountDriverError(
+                    step: nil, message: "the ovlcfs mount at \(other.target) already uses \(upperPath) or \(workPath)")
+            }
+        }
         plan.upperdir = upperPath
         plan.workdir = workPath
     }
@@ -325,7 +335,9 @@ extension MountDriver {
     /// The loop block size for `request` over `size` bytes of its image (nil: the whole file).
     func loopBlockSize(_ request: MountRequest, size: UInt64?) -> UInt32 {
         if let chosen = request.loopBlockSize { return chosen }
-        guard let bytes = size ?? (try? FileStatus(path: request.image))?.size, bytes > 0 else { return 512 }
+        guard let bytes = size ?? (try? FileStatus(path: request.imageAccess ?? request.image))?.size, bytes > 0 else {
+            return 512
+        }
         return bytes % 4096 == 0 ? 4096 : 512
     }
 }

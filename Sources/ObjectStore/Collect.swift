@@ -27,9 +27,14 @@ extension ObjectStore {
     /// the collection to end — so no object published or relied on by a build during a
     /// collection is removed. Safe against a crash: objects are unlinked one at a time and only
     /// unreferenced ones; a later run finishes the job.
-    public func collect(keeping referenced: Set<Digest>, dryRun: Bool) throws -> CollectReport {
+    /// `referenced` is asked for the digests to keep once the lock is held, so what it reads
+    /// (images, mount records) cannot change under the collection: mounts hold the lock
+    /// shared from their plan until their record is written.
+    public func collect(dryRun: Bool, keeping referenced: () throws -> Set<Digest>) throws -> CollectReport {
         // A writer holds the lock shared: its image is not among `referenced`, and its objects
         // (new, or found present) would go. Refuse rather than wait for it.
+        // The lock lives in the staging directory, made here for a store that never had one.
+        let staging = try root.createDirectory(Array(Self.temporaryDirectoryName.utf8), permissions: 0o700)
         let lock: FileLock
         do {
             lock = try FileLock(path: lockPath, mode: .exclusive, wait: false)
@@ -44,10 +49,11 @@ extension ObjectStore {
             throw error
         }
         defer { withExtendedLifetime(lock) {} }
+        let referenced = try referenced()
         var report = CollectReport()
         report.dryRun = dryRun
         // With the lock held exclusively no writer runs: every staging file is a leftover.
-        for name in try staging.entries() where name.starts(with: Array(".tmp".utf8)) {
+        for name in try staging.entries() where name.starts(with: Array(".tmp".utf8)) && name != Array(".lock".utf8) {
             report.stagingRemoved += 1
             if !dryRun { staging.removeFile(name) }
         }

@@ -48,7 +48,10 @@ public final class ObjectStore: @unchecked Sendable {
     /// Held (shared) by every writer for its lifetime; `gc` takes it exclusively.
     private var writerLock: FileLock?
     /// The lock file, inside the staging directory (which the legacy layout hides).
-    var lockPath: String { path + "/" + Self.temporaryDirectoryName + "/.lock" }
+    var lockPath: String { Self.lockPath(of: path) }
+
+    /// The lock file of the store at `path`: builds and mounts hold it shared, gc exclusively.
+    public static func lockPath(of path: String) -> String { path + "/" + temporaryDirectoryName + "/.lock" }
 
     struct Metadata: Codable, Equatable {
         var layout: Int
@@ -63,7 +66,11 @@ public final class ObjectStore: @unchecked Sendable {
     public init(path: String, create: Bool, waiting: () -> Void = {}) throws {
         self.path = path
         root = create ? try DirectoryHandle.create(path: path) : try DirectoryHandle(path: path)
-        staging = create ? try root.createDirectory(Array(Self.temporaryDirectoryName.utf8), permissions: 0o700) : root
+        // The staging directory: created for writing; opened, where it exists, otherwise.
+        let stagingName = Array(Self.temporaryDirectoryName.utf8)
+        staging =
+            create
+            ? try root.createDirectory(stagingName, permissions: 0o700) : (try? root.openDirectory(stagingName)) ?? root
         rootIdentity = (try? root.status([])).map { ($0.device, $0.inode) }
         if create {
             let lockPath = path + "/" + Self.temporaryDirectoryName + "/.lock"

@@ -53,30 +53,46 @@ struct GCCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let store = try ObjectStore(path: objects, create: false)
-            var referenced = Set<Digest>()
-            func keep(_ image: Image) {
-                for inode in image.inodes where inode.type == .regular {
-                    if case .object(let digest)? = inode.externalObject?.payload { referenced.insert(digest) }
-                }
-            }
-            for image in images { keep(try loadModel(image, options: DumpOptions()).0) }
-            let storePath = (try? FileQueries.realPath(objects)) ?? objects
             let driver = MountDriver(stateDirectory: state.stateDirectory)
             driver.pruneUnmountedRecords()
-            for status in driver.status() where status.mounted {
-                let record = status.record
-                guard record.objects.contains(where: { ((try? FileQueries.realPath($0)) ?? $0) == storePath }) else {
-                    continue
+            // Marked under the store's exclusive lock: no build writes and no mount of this
+            // store is being made (both hold it shared) while the images are read.
+            let report = try store.collect(dryRun: dryRun) {
+                var referenced = Set<Digest>()
+                func keep(_ image: Image) {
+                    for inode in image.inodes where inode.type == .regular {
+                        if case .object(let digest)? = inode.externalObject?.payload { referenced.insert(digest) }
+                    }
                 }
-                do {
-                    keep(try loadModel(record.image, options: DumpOptions()).0)
-                } catch {
+                for image in images { keep(try loadModel(image, options: DumpOptions()).0) }
+                if let garbage = driver.garbageRecords().first {
                     throw ValidationError(
-                        "the image of the ovlcfs mount at \(record.target) (\(record.image)) cannot be read: \(error); gc removes nothing rather than guess what it names"
+                        "\(garbage) is an unreadable mount record; gc removes nothing rather than guess what its mount uses (ovlcfs umount --all clears it)"
                     )
                 }
+                let storeIdentity = FileIdentity(path: objects).map { [$0.device, $0.inode] }
+                for record in driver.records() {
+                    guard
+                        record.objects.contains(where: {
+                            FileIdentity(path: $0).map { [$0.device, $0.inode] } == storeIdentity
+                        })
+                    else { continue }
+                    let now = FileIdentity(path: record.image)
+                    if let then = record.imageIdentity, now != then {
+                        throw ValidationError(
+                            "the image of the ovlcfs mount at \(record.target) (\(record.image)) changed or went since it was mounted; gc removes nothing rather than guess what the mount uses"
+                        )
+                    }
+                    do {
+                        keep(try loadModel(record.image, options: DumpOptions()).0)
+                    } catch {
+                        throw ValidationError(
+                            "the image of the ovlcfs mount at \(record.target) (\(record.image)) cannot be read: \(error); gc removes nothing rather than guess what it names"
+                        )
+                    }
+                }
+                return referenced
             }
-            let report = try store.collect(keeping: referenced, dryRun: dryRun)
             let out = BufferedOutput.standardOutput()
             if json {
                 try out.writeJSON(report)

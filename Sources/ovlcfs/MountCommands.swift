@@ -10,8 +10,10 @@ extension VerityPolicy: ExpressibleByArgument {}
 
 /// Options every mount-related command shares.
 struct StateOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Where mount records are kept.", valueName: "DIR"))
-    var stateDirectory: String = "/run/ovlcfs"
+    @Option(
+        help: ArgumentHelp(
+            "Where mount records are kept (default: $OVLCFS_STATE_DIRECTORY or /run/ovlcfs).", valueName: "DIR"))
+    var stateDirectory: String = ProcessInfo.processInfo.environment["OVLCFS_STATE_DIRECTORY"] ?? "/run/ovlcfs"
 }
 
 struct MountCommand: ParsableCommand {

@@ -26,18 +26,25 @@ enum MountHelper {
           upperdir=DIR,workdir=DIR
                                writable: changes go to DIR (image and objects are never written)
           ro | rw              without upperdir the mount is read-only either way
-          nosuid, nodev, noexec (and suid, dev, exec)
-          ignored: defaults, auto, noauto, nofail, _netdev, user, nouser, users, owner, group,
-                   relatime, noatime, strictatime, lazytime, comment=…, x-…
+          nosuid, nodev, noexec, nosymfollow (and suid, dev, exec, symfollow)
+          ignored: defaults, auto, noauto, nofail, _netdev, nouser, sync, dirsync, the atime
+                   options, iversion, mand, silent, loud, comment=…, x-…
+          refused: user, users, owner, group, loop
         flags: -s ignore unknown options, -f plan only (print it, mount nothing), -v print the
                plan, -n (no /etc/mtab: ignored), -r read-only, -w read-write
         exit status: 0 mounted, 1 bad usage, 32 mount failure
         """
 
+    /// What libmount passes on or fstab carries that changes nothing for a read-only image
+    /// (atime options apply to an upper directory's own mount, not to this overlay's files).
     static let ignored: Set<String> = [
-        "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users", "owner", "group", "relatime",
-        "norelatime", "noatime", "strictatime", "lazytime", "nolazytime", "suid", "dev", "exec", "async", "loop",
+        "defaults", "auto", "noauto", "nofail", "_netdev", "nouser", "async", "sync", "dirsync", "atime", "noatime",
+        "diratime", "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime",
+        "iversion", "noiversion", "mand", "nomand", "silent", "loud", "symfollow",
     ]
+    /// Refused: they would change who may mount (libmount drops privileges for them) or have
+    /// libmount attach a loop device of its own.
+    static let refused: Set<String> = ["user", "users", "owner", "group", "loop"]
 
     struct UsageError: Error, CustomStringConvertible { var description: String }
 
@@ -127,6 +134,12 @@ enum MountHelper {
             case "nosuid": request.attributes.insert(.noSetuid)
             case "nodev": request.attributes.insert(.noDevices)
             case "noexec": request.attributes.insert(.noExec)
+            case "nosymfollow": request.attributes.insert(.noSymlinkFollow)
+            case "suid": request.attributes.remove(.noSetuid)
+            case "dev": request.attributes.remove(.noDevices)
+            case "exec": request.attributes.remove(.noExec)
+            case _ where refused.contains(key):
+                throw UsageError(description: "option '\(key)' is not supported (ovlcfs mounts are made by root)")
             case _ where ignored.contains(key) || key == "comment" || key.hasPrefix("x-"): break
             default:
                 if !sloppy { throw UsageError(description: "unknown option '\(key)' (mount.ovlcfs --help lists them)") }

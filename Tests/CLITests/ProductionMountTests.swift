@@ -220,4 +220,36 @@ struct ProductionMountTests {
         }
         #expect(nothingLeft(under: dir.url.path).isEmpty)
     }
+
+    @Test("mount.ovlcfs options: what libmount passes is taken, privilege and loop options refused, -f plans only")
+    func helperOptions() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try FileManager.default.createDirectory(atPath: dir.path("mnt"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path("objects"), withIntermediateDirectories: true)
+        let example = try run(ovlcfs, ["inspect", "--example", "--dump", "-o", dir.path("m.dump")])
+        try #require(example.status == 0)
+        try #require(try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("i.sqfs")]).status == 0)
+        let helper = dir.path("mount.ovlcfs")
+        try FileManager.default.createSymbolicLink(atPath: helper, withDestinationPath: ovlcfs)
+        let base = [dir.path("i.sqfs"), dir.path("mnt"), "-f", "-o"]
+        let objects = "objects=\(dir.path("objects"))"
+        let fake = try run(helper, base + ["rw,\(objects),nosuid,nodev,noatime,_netdev,x-systemd.automount,verity=off"])
+        #expect(fake.status == 0, "\(fake.stderrText)")
+        #expect(fake.stdoutText.contains("overlay lowerdir+=LOWER"), "\(fake.stdoutText)")
+        for (options, message) in [
+            ("\(objects),loop", "option 'loop' is not supported"),
+            ("\(objects),user", "option 'user' is not supported"),
+            ("\(objects),frobnicate", "unknown option 'frobnicate'"), ("verity", "objects=DIR is required"),
+            ("\(objects),digest=12", "digest= takes 64 hex digits"),
+        ] {
+            let refused = try run(helper, base + [options])
+            #expect(refused.status == 1, "\(options): \(refused.status)")
+            #expect(refused.stderrText.contains(message), "\(options): \(refused.stderrText)")
+        }
+        let sloppy = try run(helper, base + ["\(objects),frobnicate", "-s"])
+        #expect(sloppy.status == 0, "\(sloppy.stderrText)")
+        let help = try run(helper, ["--help"])
+        #expect(help.status == 0 && help.stdoutText.contains("objects=DIR"))
+    }
 }

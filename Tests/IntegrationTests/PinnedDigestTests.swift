@@ -55,11 +55,10 @@ struct PinnedDigestTests {
         let (a, b, digest) = try images(fixture, format: format)
         var request = MountRequest(image: a, target: fixture.mountPoint, objects: [fixture.objects], verity: .off)
         request.digest = digest
-        fixture.driver.injectFault = { _, step in
-            // Right after the check: b takes a's name before the loop device or EROFS mount.
-            if step.action != .checkDigest && FileManager.default.fileExists(atPath: b) {
-                _ = rename(b, a)
-            }
+        fixture.driver.injectFault = { _, _ in
+            // After the check, before the first step (the plan read the image already, through
+            // the checked descriptor): b takes a's name before the loop device or EROFS mount.
+            if FileManager.default.fileExists(atPath: b) { _ = rename(b, a) }
         }
         try fixture.driver.mount(request)
         #expect(try String(contentsOfFile: fixture.mountPoint + "/which", encoding: .utf8) == "a\n")
@@ -79,11 +78,28 @@ struct PinnedDigestTests {
         let (a, b, digest) = try images(fixture, format: format)
         var request = MountRequest(image: a, target: fixture.mountPoint, objects: [fixture.objects], verity: .off)
         request.digest = digest
-        fixture.driver.injectFault = { _, step in
-            if step.action == .checkDigest { _ = rename(b, a) }
-        }
-        #expect(throws: MountDriverError.self) { try fixture.driver.mount(request) }
+        // b takes a's name before the mount starts: the check (before any plan or step) sees b.
+        #expect(rename(b, a) == 0)
+        let error = try #require(throws: MountDriverError.self) { try fixture.driver.mount(request) }
+        #expect("\(error)".contains("not the \(digest.map { String(format: "%02x", $0) }.joined())"), "\(error)")
         #expect(!TestMounts.isMounted(fixture.mountPoint))
+        #expect(nothingLeft(under: fixture.dir.url.path).isEmpty)
+    }
+
+    @Test("without fs-verity on the image, a digest pins only a file no one but root can change")
+    func othersMayWrite() throws {
+        guard HostCapabilities.canMountSquashfsOverlay else {
+            print("skipped: \(HostCapabilities.mountSkipReason)")
+            return
+        }
+        let fixture = try MountFixture()
+        defer { fixture.tearDown() }
+        let (a, _, digest) = try images(fixture, format: "squashfs")
+        #expect(chmod(a, 0o666) == 0)
+        var request = MountRequest(image: a, target: fixture.mountPoint, objects: [fixture.objects], verity: .off)
+        request.digest = digest
+        let error = try #require(throws: MountDriverError.self) { try fixture.driver.mount(request) }
+        #expect("\(error)".contains("can be changed by others than root"), "\(error)")
         #expect(nothingLeft(under: fixture.dir.url.path).isEmpty)
     }
 }

@@ -84,6 +84,7 @@ final class RecordingKernel: KernelOps, @unchecked Sendable {
     }
 
     /// How many times `isLoopAttached` answers yes after an unmount (udev holding the device).
+    func canReadMountTable() -> Bool { true }
     var loopLingers = 0
     var loopChecks: [String] = []
     func isLoopAttached(_ device: String, sequence: UInt64) -> Bool {

@@ -42,7 +42,7 @@ int ovl_fsconfig_string(int fs_fd, const char *key, const char *value);
 int ovl_fsconfig_flag(int fs_fd, const char *key);
 int ovl_fsconfig_create(int fs_fd);
 /// Mount attributes for ovl_fsmount (our bits, mapped to MOUNT_ATTR_*).
-enum { OVL_MOUNT_READ_ONLY = 1, OVL_MOUNT_NOSUID = 2, OVL_MOUNT_NODEV = 4, OVL_MOUNT_NOEXEC = 8 };
+enum { OVL_MOUNT_READ_ONLY = 1, OVL_MOUNT_NOSUID = 2, OVL_MOUNT_NODEV = 4, OVL_MOUNT_NOEXEC = 8, OVL_MOUNT_NOSYMFOLLOW = 16 };
 int ovl_fsmount(int fs_fd, uint32_t attributes);
 int ovl_move_mount(int mount_fd, const char *target);
 int ovl_umount(const char *target, int detach);
