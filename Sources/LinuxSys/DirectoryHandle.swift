@@ -24,6 +24,29 @@ public final class DirectoryHandle: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    /// Opens the directory at the absolute `path` refusing a symlink in *any* component
+    /// (`openat2` with `RESOLVE_NO_SYMLINKS` from `/`): the handle then pins that directory
+    /// whatever is renamed or swapped on the way to it later.
+    public static func openPinned(path: String) throws(IOError) -> DirectoryHandle {
+        guard path.hasPrefix("/") else { throw IOError("open directory", path: path, detail: "not an absolute path") }
+        let root = try DirectoryHandle(path: "/")
+        let relative = String(path.drop(while: { $0 == "/" }))
+        if relative.isEmpty { return root }
+        let fd = root.withName(Array(relative.utf8)) {
+            ovl_openat_beneath(root.fd, $0, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
+        }
+        guard fd >= 0 else {
+            let errno = Errno.current
+            throw IOError(
+                "open directory", path: path, errno: errno,
+                detail: errno == .tooManySymbolicLinkLevels ? "a component is a symlink" : nil)
+        }
+        return DirectoryHandle(fd: fd, path: path)
+    }
+
+    /// `/proc/self/fd/N`: a path that reaches this very directory while the handle is open.
+    public var procPath: String { "/proc/self/fd/\(fd)" }
+
     /// Creates (if missing) and opens the directory at `path`.
     public static func create(path: String, permissions: mode_t = 0o755) throws(IOError) -> DirectoryHandle {
         if mkdir(path, permissions) != 0 && Glibc.errno != EEXIST {

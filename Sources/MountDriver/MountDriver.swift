@@ -52,6 +52,9 @@ public struct MountRequest: Sendable {
     /// Where the image is read from when that is not `image` (`/proc/self/fd/N` of the
     /// descriptor whose digest was checked).
     var imageAccess: String?
+    /// The upper and work directories as opened (pinned) for this mount: `/proc/self/fd/N`.
+    var upperAccess: String?
+    var workAccess: String?
 
     public init(
         image: String, target: String, objects: [String], layout: OverlayLayout = .dataOnly,
@@ -239,6 +242,26 @@ public final class MountDriver {
         var request = request
         let pinned = try request.digest.map { try openPinned(request.image, digest: $0) }
         if let pinned { request.imageAccess = "/proc/self/fd/\(pinned.descriptor.rawValue)" }
+        // Upper and work directories are opened once, with no symlink on the way, and checked
+        // and given to overlayfs through those descriptors: nothing swapped in meanwhile counts.
+        var directories: [DirectoryHandle] = []
+        for (name, path) in [("upperdir", request.upperdir), ("workdir", request.workdir)] {
+            guard let path else { continue }
+            do {
+                let handle = try DirectoryHandle.openPinned(path: try Self.resolve(path))
+                directories.append(handle)
+                if name == "upperdir" {
+                    request.upperAccess = handle.procPath
+                } else {
+                    request.workAccess = handle.procPath
+                }
+            } catch let error as MountDriverError {
+                throw error
+            } catch {
+                throw MountDriverError(step: nil, message: "\(name) \(path): \(error)")
+            }
+        }
+        defer { withExtendedLifetime(directories) {} }
         let plan = try plan(request)
         for warning in plan.warnings { warn("warning: " + warning) }
         return try withExtendedLifetime(pinned) {

@@ -25,6 +25,9 @@ public struct MountPlan: Sendable, Codable {
     /// A writable overlay's upper and work directories (resolved).
     public var upperdir: String?
     public var workdir: String?
+    /// How overlayfs is given them when they were pinned (`/proc/self/fd/N`).
+    var upperAccess: String?
+    var workAccess: String?
     /// The overlay mount's attributes (read-only unless writable; nosuid, nodev, noexec).
     public var attributes: MountAttributes = [.readOnly]
     public var features: KernelFeatures
@@ -249,15 +252,19 @@ extension MountDriver {
             throw MountDriverError(step: nil, message: "a writable mount needs both upperdir and workdir")
         }
         var resolved: [String] = []
-        for (name, path) in [("upperdir", upper), ("workdir", work)] {
-            guard (try? FileStatus(path: path))?.isDirectory == true else {
+        // Checked through the pinned descriptors where the driver opened them.
+        for (name, path) in [("upperdir", request.upperAccess ?? upper), ("workdir", request.workAccess ?? work)] {
+            guard (try? FileStatus(following: path))?.isDirectory == true else {
                 throw MountDriverError(step: nil, message: "\(name) \(path) is not a directory")
             }
             resolved.append(try Self.resolve(path))
         }
         let (upperPath, workPath) = (resolved[0], resolved[1])
         func inside(_ a: String, _ b: String) -> Bool { a == b || a.hasPrefix(b == "/" ? "/" : b + "/") }
-        guard try FileStatus(path: upperPath).device == FileStatus(path: workPath).device else {
+        guard
+            try FileStatus(following: request.upperAccess ?? upperPath).device
+                == FileStatus(following: request.workAccess ?? workPath).device
+        else {
             throw MountDriverError(
                 step: nil, message: "workdir \(workPath) is on another filesystem than upperdir \(upperPath)",
                 hint: "overlayfs renames from workdir into upperdir: put both on one filesystem")
@@ -288,6 +295,8 @@ extension MountDriver {
         }
         plan.upperdir = upperPath
         plan.workdir = workPath
+        plan.upperAccess = request.upperAccess
+        plan.workAccess = request.workAccess
     }
 
     /// The overlay's options with the image's filesystem reached at `lower`.
@@ -296,7 +305,7 @@ extension MountDriver {
         for objects in plan.objects {
             options.append((plan.layout == .dataOnly ? "datadir+" : "lowerdir+", objects))
         }
-        if let upper = plan.upperdir, let work = plan.workdir {
+        if let upper = plan.upperAccess ?? plan.upperdir, let work = plan.workAccess ?? plan.workdir {
             // Writable: renamed directories get redirects in the upper layer.
             options += [("upperdir", upper), ("workdir", work), ("metacopy", "on"), ("redirect_dir", "on")]
         } else {
