@@ -29,6 +29,13 @@ public enum Hex {
         }
         return out
     }
+
+    /// The `count` bytes that exactly `2 × count` hex digits spell (a digest, a root hash);
+    /// nil for anything else.
+    public static func decode(_ text: some StringProtocol, exactly count: Int) -> [UInt8]? {
+        guard let bytes = decode(text, maxBytes: count), bytes.count == count else { return nil }
+        return bytes
+    }
 }
 
 extension Array where Element == UInt8 {

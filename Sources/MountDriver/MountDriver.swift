@@ -395,12 +395,8 @@ public final class MountDriver {
     /// The shared lock of an ovlcfs objects store (nil for a directory that is none, or one
     /// that cannot be locked, such as a read-only store: no gc can run on it either).
     func lockStore(_ objects: String) throws -> FileLock? {
-        let path = ObjectStore.lockPath(of: objects)
         guard FileQueries.exists(objects + "/" + ObjectStore.temporaryDirectoryName) else { return nil }
-        if let lock = try? FileLock(path: path, mode: .shared, wait: false) { return lock }
-        guard FileQueries.exists(path) else { return nil }
-        warn("waiting for ovlcfs gc on \(objects) to finish…")
-        return try? FileLock(path: path, mode: .shared)
+        return try? ObjectStore.sharedLock(of: objects) { warn("waiting for ovlcfs gc on \(objects) to finish…") }
     }
 
     /// Opens `image` once and checks its fs-verity digest: the kernel's measurement where the

@@ -54,7 +54,7 @@ struct BlobDigest: Equatable, CustomStringConvertible {
     var bytes: [UInt8]
 
     init(_ text: String, context: @autoclosure () -> String) throws(ImportError) {
-        guard text.hasPrefix("sha256:"), let bytes = Hex.decode(String(text.dropFirst(7))), bytes.count == 32,
+        guard text.hasPrefix("sha256:"), let bytes = Hex.decode(text.dropFirst(7), exactly: 32),
             text.dropFirst(7).allSatisfy({ $0.isNumber || ("a"..."f").contains($0) })
         else {
             throw ImportError.invalid(what: context(), reason: "digest '\(text)' is not sha256:<64 lowercase hex>")
@@ -344,7 +344,7 @@ struct Resolver {
         let configHex =
             configPath.split(separator: "/").last.flatMap { $0.split(separator: ".").first }.map(String.init) ?? ""
         let configDigest = BlobDigest(bytes: sha256(configBytes))
-        if Hex.decode(configHex)?.count == 32 && configHex != configDigest.hex {
+        if Hex.decode(configHex, exactly: 32) != nil && configHex != configDigest.hex {
             throw ImportError.verification(
                 blob: "config \(entry.Config)", reason: "its content has digest \(configDigest)")
         }

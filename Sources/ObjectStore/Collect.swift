@@ -53,7 +53,7 @@ extension ObjectStore {
         var report = CollectReport()
         report.dryRun = dryRun
         // With the lock held exclusively no writer runs: every staging file is a leftover.
-        for name in try staging.entries() where name.starts(with: Array(".tmp".utf8)) && name != Array(".lock".utf8) {
+        for name in try staging.entries() where name.starts(with: Array(".tmp".utf8)) {
             report.stagingRemoved += 1
             if !dryRun { staging.removeFile(name) }
         }

@@ -53,6 +53,18 @@ public final class ObjectStore: @unchecked Sendable {
     /// The lock file of the store at `path`: builds and mounts hold it shared, gc exclusively.
     public static func lockPath(of path: String) -> String { path + "/" + temporaryDirectoryName + "/.lock" }
 
+    /// Takes the store's lock shared — at once when no gc holds it; otherwise `waiting` is
+    /// called and the lock waited for. Any error but "held" is thrown as it is.
+    public static func sharedLock(of path: String, waiting: () -> Void) throws -> FileLock {
+        do {
+            return try FileLock(path: lockPath(of: path), mode: .shared, wait: false)
+        } catch {
+            guard error.errno == .wouldBlock || error.errno == .resourceTemporarilyUnavailable else { throw error }
+        }
+        waiting()
+        return try FileLock(path: lockPath(of: path), mode: .shared)
+    }
+
     struct Metadata: Codable, Equatable {
         var layout: Int
         var algorithm: String
@@ -73,12 +85,7 @@ public final class ObjectStore: @unchecked Sendable {
             ? try root.createDirectory(stagingName, permissions: 0o700) : (try? root.openDirectory(stagingName)) ?? root
         rootIdentity = (try? root.status([])).map { ($0.device, $0.inode) }
         if create {
-            let lockPath = path + "/" + Self.temporaryDirectoryName + "/.lock"
-            writerLock = try? FileLock(path: lockPath, mode: .shared, wait: false)
-            if writerLock == nil {
-                waiting()
-                writerLock = try FileLock(path: lockPath, mode: .shared)
-            }
+            writerLock = try Self.sharedLock(of: path, waiting: waiting)
             removeAbandonedStagingFiles()
         }
         let metadataPath = path + "/" + Self.metadataName

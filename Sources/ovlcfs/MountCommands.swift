@@ -153,7 +153,7 @@ struct MountCommand: ParsableCommand {
             driver.warn = { printError("ovlcfs: \($0)") }
             var rootHashBytes: [UInt8]? = nil
             if let rootHash {
-                guard let bytes = Hex.decode(rootHash, maxBytes: 32), bytes.count == 32 else {
+                guard let bytes = Hex.decode(rootHash, exactly: 32) else {
                     throw ValidationError("--root-hash takes 64 hex digits")
                 }
                 rootHashBytes = bytes
@@ -165,7 +165,7 @@ struct MountCommand: ParsableCommand {
             request.upperdir = upperdir
             request.workdir = workdir
             if let digest {
-                guard let bytes = Hex.decode(digest.lowercased(), maxBytes: 32), bytes.count == 32 else {
+                guard let bytes = Hex.decode(digest, exactly: 32) else {
                     throw ValidationError("--digest takes 64 hex digits (ovlcfs digest IMAGE prints them)")
                 }
                 request.digest = bytes

@@ -157,7 +157,7 @@ enum MountHelper {
     }
 
     static func hex32(_ text: String, _ key: String) throws -> [UInt8] {
-        guard let bytes = Hex.decode(text.lowercased(), maxBytes: 32), bytes.count == 32 else {
+        guard let bytes = Hex.decode(text, exactly: 32) else {
             throw UsageError(description: "\(key)= takes 64 hex digits")
         }
         return bytes
