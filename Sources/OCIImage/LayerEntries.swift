@@ -28,7 +28,7 @@ extension LayerImporter {
                     guard !hidden.isEmpty, hidden != [0x2E], hidden != [0x2E, 0x2E] else {
                         throw refuse("a whiteout of '\(String(decoding: hidden, as: UTF8.self))'")
                     }
-                    try tree.whiteout(hidden, in: parent, layer: index, template: inode)
+                    tree.whiteout(hidden, in: parent, layer: index)
                 }
                 return
             }

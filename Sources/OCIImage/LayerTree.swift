@@ -128,9 +128,7 @@ final class LayerTree {
 
     /// Applies a whiteout of `name` in the directory at `parent`. A whiteout is about the layers
     /// below: it neither creates its directory nor counts as this layer writing it.
-    func whiteout(_ name: [UInt8], in parent: ArraySlice<[UInt8]>, layer: Int, template: ImageModel.Inode)
-        throws(Refusal)
-    {
+    func whiteout(_ name: [UInt8], in parent: ArraySlice<[UInt8]>, layer: Int) {
         guard let directory = lookup(Array(parent)), directory.isDirectory, let node = directory.children[name] else {
             return
         }

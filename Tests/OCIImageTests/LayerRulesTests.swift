@@ -40,10 +40,42 @@ struct LayerRulesTests {
         try tree.put(try path("d/f"), inode: file(), xattrs: [], layer: 0)
         try tree.put(try path("g"), inode: file(), xattrs: [], layer: 0)
         try tree.put(try path("same"), inode: file(), xattrs: [], layer: 1)
-        try tree.whiteout(Array("d".utf8), in: [], layer: 1, template: directory)
-        try tree.whiteout(Array("same".utf8), in: [], layer: 1, template: directory)
-        try tree.whiteout(Array("absent".utf8), in: [], layer: 1, template: directory)
+        tree.whiteout(Array("d".utf8), in: [], layer: 1)
+        tree.whiteout(Array("same".utf8), in: [], layer: 1)
+        tree.whiteout(Array("absent".utf8), in: [], layer: 1)
         #expect(try paths(tree) == ["/g", "/same"])
+    }
+
+    @Test("whiteouts and opaque markers neither create nor count as writing their directory (order does not matter)")
+    func whiteoutsDoNotTouch() throws {
+        let tree = LayerTree()
+        for name in ["d/a", "d/b", "e/sub/g", "e/sub/k"] {
+            try tree.put(try path(name), inode: file(), xattrs: [], layer: 0)
+        }
+        tree.whiteout(Array("a".utf8), in: try path("d")[...], layer: 1)
+        tree.whiteout(Array("d".utf8), in: [], layer: 1)
+        tree.whiteout(Array("x".utf8), in: try path("nowhere")[...], layer: 1)
+        #expect(try paths(tree) == ["/e", "/e/sub", "/e/sub/g", "/e/sub/k"])
+        for whiteoutFirst in [true, false] {
+            let tree = LayerTree()
+            for name in ["e/sub/g", "e/sub/k"] { try tree.put(try path(name), inode: file(), xattrs: [], layer: 0) }
+            let whiteout = { tree.whiteout(Array("g".utf8), in: try self.path("e/sub")[...], layer: 1) }
+            if whiteoutFirst { try whiteout() }
+            try tree.opaque(try path("e")[...], layer: 1, template: directory)
+            if !whiteoutFirst { try whiteout() }
+            #expect(try paths(tree) == ["/e"], "whiteout first: \(whiteoutFirst)")
+        }
+    }
+
+    @Test("a path 30,000 deep is refused; a tree 8,000 deep is built, hidden and released without recursion")
+    func deep() throws {
+        #expect(throws: LayerTree.Refusal.self) { try path(String(repeating: "a/", count: 30000) + "f") }
+        let tree = LayerTree()
+        try tree.put(try path(String(repeating: "a/", count: 8000) + "f"), inode: file(), xattrs: [], layer: 0)
+        tree.whiteout(Array("a".utf8), in: [], layer: 1)
+        try tree.put(try path(String(repeating: "b/", count: 8000) + "f"), inode: file(), xattrs: [], layer: 1)
+        #expect(try tree.lookup(path(String(repeating: "b/", count: 8000) + "f")) != nil)
+        #expect(try tree.lookup(path("a")) == nil)
     }
 
     @Test(
