@@ -75,7 +75,7 @@ let package = Package(
             path: "Tests/Fuzz", swiftSettings: strict
         ),
 
-        .target(name: "TestSupport", dependencies: ["ImageModel", "Bench", "MountDriver"], path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["ImageModel", "Bench", "MountDriver", "LinuxSys", system], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ImageModelTests", dependencies: ["ImageModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ComposefsDumpTests", dependencies: ["ComposefsDump", "ImageModel", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "OverlayTranslationTests", dependencies: ["OverlayTranslation", "ImageModel", "ComposefsDump", "TestSupport"], swiftSettings: strict),

@@ -255,7 +255,7 @@ public final class BenchRunner: @unchecked Sendable {
                 .init(arm: arm.name, path: path, bytes: (try FileStatus(path: path)).size, buildSeconds: seconds))
             let target = workDirectory + "/mnt/" + arm.name
             try FileQueries.createDirectories(target)
-            if driver.isMountPoint(target) { try driver.unmount(target) }
+            if try driver.isMountPoint(target) { try driver.unmount(target) }
             let layout: OverlayLayout = if case .squashfs(let layout, _, _, _) = arm.kind { layout } else { .dataOnly }
             var request = MountRequest(image: path, target: target, objects: [objects], layout: layout, verity: .off)
             for lever in arm.levers { lever.apply(to: &request) }

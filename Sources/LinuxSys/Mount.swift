@@ -163,9 +163,10 @@ public enum Mounts {
         public var superOptions: String
     }
 
-    /// The current mounts (`/proc/self/mountinfo`), octal escapes decoded.
-    public static func table() -> [Entry] {
-        guard let bytes = try? InputReader(path: "/proc/self/mountinfo").readAll() else { return [] }
+    /// The current mounts (`/proc/self/mountinfo`), octal escapes decoded. Throws when the
+    /// table cannot be read: nothing may be concluded then about what is mounted.
+    public static func table() throws -> [Entry] {
+        let bytes = try InputReader(path: "/proc/self/mountinfo").readAll()
         var entries: [Entry] = []
         for line in bytes.split(separator: 0x0A) {
             let fields = line.split(separator: 0x20).map { unescapeOctal(Array($0)) }

@@ -44,15 +44,15 @@ public protocol KernelOps: AnyObject {
     /// Unmounts the mount at `target` if the one on top there has ID `mountID` (nil: any),
     /// without a window in which the path could be redirected.
     func unmount(_ target: String, mountID: Int?) throws
-    /// Whether the mount table can be read (else nothing may be concluded from its absence).
-    func canReadMountTable() -> Bool
     /// Whether the loop attachment `sequence` of `device` is still there.
     func isLoopAttached(_ device: String, sequence: UInt64) -> Bool
     /// Lazy unmount (MNT_DETACH): the mount leaves the tree now, and goes once unused.
     func detachMount(_ target: String) throws
-    func isMounted(_ target: String) -> Bool
-    /// The mounts at `target`, bottom to top (the last is the one a path lookup reaches).
-    func mountStack(at target: String) -> [MountIdentity]
+    /// Whether anything is mounted at `target` (throws when the mount table cannot be read).
+    func isMounted(_ target: String) throws -> Bool
+    /// The mounts at `target`, bottom to top (the last is the one a path lookup reaches);
+    /// throws when the mount table cannot be read.
+    func mountStack(at target: String) throws -> [MountIdentity]
     /// Whether the kernel can verify fs-verity digests of files in `directory`.
     func hasFsVerity(_ directory: String) -> Bool
     /// Whether device-mapper (with its control node) is available for dm-verity.
@@ -104,17 +104,15 @@ public final class LinuxKernelOps: KernelOps {
 
     public func detachMount(_ target: String) throws { try Mounts.unmount(target, detach: true) }
 
-    public func canReadMountTable() -> Bool { !Mounts.table().isEmpty }
-
     public func isLoopAttached(_ device: String, sequence: UInt64) -> Bool {
         LoopDevice.isAttached(device, sequence: sequence)
     }
 
-    public func isMounted(_ target: String) -> Bool { Mounts.table().contains { $0.mountPoint == target } }
+    public func isMounted(_ target: String) throws -> Bool { try Mounts.table().contains { $0.mountPoint == target } }
 
-    public func mountStack(at target: String) -> [MountIdentity] {
+    public func mountStack(at target: String) throws -> [MountIdentity] {
         // mountinfo lists mounts in the order they were made: later ones at a path are on top.
-        Mounts.table().filter { $0.mountPoint == target }.map {
+        try Mounts.table().filter { $0.mountPoint == target }.map {
             MountIdentity(id: $0.id, type: $0.type, source: $0.source)
         }
     }

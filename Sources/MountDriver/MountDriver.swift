@@ -228,9 +228,7 @@ public final class MountDriver {
         let held = try lock(target)
         defer { withExtendedLifetime(held) {} }
         // A record whose mount is gone is what a plain umount(8) leaves.
-        if kernel.canReadMountTable(), let stale = recordFiles().records.first(where: { $0.record.target == target }),
-            isGone(stale.record)
-        {
+        if let stale = recordFiles().records.first(where: { $0.record.target == target }), try isGone(stale.record) {
             try? FileQueries.remove(stale.path)
         }
         // Each ovlcfs objects store is held shared until the record is written, so a gc of it
@@ -318,7 +316,9 @@ public final class MountDriver {
     }
 
     /// Whether `target` is a mount point now.
-    public func isMountPoint(_ target: String) -> Bool { kernel.isMounted((try? Self.resolve(target)) ?? target) }
+    public func isMountPoint(_ target: String) throws -> Bool {
+        try kernel.isMounted((try? Self.resolve(target)) ?? target)
+    }
 
     /// The image kind, from its magic. Only regular files are images (a FIFO or a device is
     /// refused without reading it).
@@ -384,9 +384,9 @@ public final class MountDriver {
         public var stale: Bool { !mounted }
     }
 
-    public func status() -> [Status] {
-        records().map { record in
-            let stack = kernel.mountStack(at: record.target)
+    public func status() throws -> [Status] {
+        try records().map { record in
+            let stack = try kernel.mountStack(at: record.target)
             let mine = stack.contains { record.describes($0) }
             return Status(record: record, mounted: mine, foreign: !(stack.last.map { record.describes($0) } ?? true))
         }
@@ -442,19 +442,18 @@ public final class MountDriver {
     /// Fails closed: nothing is pruned when the mount table cannot be read, and a record whose
     /// loop devices are still attached stays (the mount lives on elsewhere: another mount
     /// namespace, a lazy unmount, a move) — `gc` trusts what is recorded.
-    public func pruneUnmountedRecords() {
-        guard kernel.canReadMountTable() else { return }
-        for (path, record) in recordFiles().records where isGone(record) {
+    public func pruneUnmountedRecords() throws {
+        for (path, record) in recordFiles().records where try isGone(record) {
             guard let held = try? lock(record.target, wait: false) else { continue }
-            if isGone(record) { try? FileQueries.remove(path) }
+            if try isGone(record) { try? FileQueries.remove(path) }
             withExtendedLifetime(held) {}
         }
     }
 
     /// Whether nothing of a recorded mount is left: nothing mounted at its mount point here,
     /// and none of its loop devices attached.
-    func isGone(_ record: MountRecord) -> Bool {
-        kernel.mountStack(at: record.target).isEmpty
+    func isGone(_ record: MountRecord) throws -> Bool {
+        try kernel.mountStack(at: record.target).isEmpty
             && !(record.loops ?? []).contains { kernel.isLoopAttached($0.device, sequence: $0.sequence) }
     }
 
@@ -470,7 +469,7 @@ public final class MountDriver {
         let held = try lock(target)
         defer { withExtendedLifetime(held) {} }
         let entry = recordFiles().records.first { $0.record.target == target }
-        let stack = kernel.mountStack(at: target)
+        let stack = try kernel.mountStack(at: target)
         guard let entry else {
             if !stack.isEmpty {
                 throw MountDriverError(

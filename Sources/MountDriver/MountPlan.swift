@@ -232,7 +232,7 @@ extension MountDriver {
     /// Refuses a mount point that is mounted or has an ovlcfs record (checked again under the
     /// mount point's lock when mounting).
     func refuseIfMounted(_ target: String) throws {
-        if kernel.isMounted(target) || FileQueries.exists(recordPath(for: target)) {
+        if try kernel.isMounted(target) || FileQueries.exists(recordPath(for: target)) {
             throw MountDriverError(
                 step: nil, message: "\(target) is already an ovlcfs mount point", hint: "ovlcfs umount \(target)")
         }
@@ -288,7 +288,7 @@ extension MountDriver {
         }
         // Two mounts on one upper directory corrupt each other (overlayfs only warns).
         for other in records() where other.upperdir == upperPath || other.workdir == workPath {
-            if !isGone(other) {
+            if try !isGone(other) {
                 throw MountDriverError(
                     step: nil, message: "the ovlcfs mount at \(other.target) already uses \(upperPath) or \(workPath)")
             }

@@ -54,7 +54,7 @@ struct GCCommand: ParsableCommand {
         try reportingErrors {
             let store = try ObjectStore(path: objects, create: false)
             let driver = MountDriver(stateDirectory: state.stateDirectory)
-            driver.pruneUnmountedRecords()
+            try driver.pruneUnmountedRecords()
             // Marked under the store's exclusive lock: no build writes and no mount of this
             // store is being made (both hold it shared) while the images are read.
             let report = try store.collect(dryRun: dryRun) {

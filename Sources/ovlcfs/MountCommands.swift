@@ -268,8 +268,8 @@ struct StatusCommand: ParsableCommand {
                 return
             }
             let driver = MountDriver(stateDirectory: state.stateDirectory)
-            driver.pruneUnmountedRecords()
-            let statuses = driver.status()
+            try driver.pruneUnmountedRecords()
+            let statuses = try driver.status()
             for path in driver.garbageRecords() {
                 printError("ovlcfs: unreadable mount record \(path) (ovlcfs umount --all removes it)")
             }

@@ -57,10 +57,37 @@ enum MountHelper {
     }
 
     static func parse(_ arguments: [String]) throws -> Invocation {
+        var line = try splitArguments(arguments)
+        guard line.positional.count == 2 else {
+            throw UsageError(description: "expected IMAGE and MOUNTPOINT, got \(line.positional.count) argument(s)")
+        }
+        var objects: [String] = []
+        var request = MountRequest(image: line.positional[0], target: line.positional[1], objects: [])
+        for option in line.options.flatMap({ $0.split(separator: ",").map(String.init) }) {
+            let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+            try apply(key: parts[0], value: parts.count > 1 ? parts[1] : nil, to: &request, &objects, &line)
+        }
+        guard !objects.isEmpty else { throw UsageError(description: "objects=DIR is required") }
+        request.objects = objects
+        // mount(8) passes `rw` unless told `ro`: without an upper directory the mount is
+        // read-only all the same (the image is), as mount.composefs does.
+        request.readOnly = line.readWrite == false
+        var invocation = Invocation(request: request)
+        invocation.fake = line.fake
+        invocation.verbose = line.verbose
+        return invocation
+    }
+
+    /// The command line as mount(8) passes it: flags, `-o` option strings, two positionals.
+    struct Arguments {
         var positional: [String] = []
-        var optionText: [String] = []
+        var options: [String] = []
         var sloppy = false, fake = false, verbose = false
         var readWrite: Bool? = nil
+    }
+
+    static func splitArguments(_ arguments: [String]) throws -> Arguments {
+        var line = Arguments()
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
@@ -70,7 +97,7 @@ enum MountHelper {
                 guard index < arguments.count else { throw UsageError(description: "\(argument) needs a value") }
                 let value = arguments[index]
                 index += 1
-                if argument == "-o" { optionText.append(value) }
+                if argument == "-o" { line.options.append(value) }
                 if argument == "-t" && value != "ovlcfs" {
                     throw UsageError(description: "-t \(value): this helper mounts type ovlcfs")
                 }
@@ -80,80 +107,71 @@ enum MountHelper {
             case let flags where flags.hasPrefix("-") && flags.count > 1:
                 for flag in flags.dropFirst() {
                     switch flag {
-                    case "s": sloppy = true
-                    case "f": fake = true
-                    case "v": verbose = true
+                    case "s": line.sloppy = true
+                    case "f": line.fake = true
+                    case "v": line.verbose = true
                     case "n": break
-                    case "r": readWrite = false
-                    case "w": readWrite = true
+                    case "r": line.readWrite = false
+                    case "w": line.readWrite = true
                     default: throw UsageError(description: "unknown flag -\(flag)")
                     }
                 }
-            default: positional.append(argument)
+            default: line.positional.append(argument)
             }
         }
-        guard positional.count == 2 else {
-            throw UsageError(description: "expected IMAGE and MOUNTPOINT, got \(positional.count) argument(s)")
+        return line
+    }
+
+    /// Applies one `-o` option (`key` or `key=value`).
+    static func apply(
+        key: String, value: String?, to request: inout MountRequest, _ objects: inout [String],
+        _ line: inout Arguments
+    ) throws {
+        func needValue() throws -> String {
+            guard let value, !value.isEmpty else { throw UsageError(description: "option \(key) needs =VALUE") }
+            return value
         }
-        var objects: [String] = []
-        var request = MountRequest(image: positional[0], target: positional[1], objects: [])
-        for option in optionText.flatMap({ $0.split(separator: ",").map(String.init) }) {
-            let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
-            let key = parts[0]
-            let value = parts.count > 1 ? parts[1] : nil
-            func needValue() throws -> String {
-                guard let value, !value.isEmpty else { throw UsageError(description: "option \(key) needs =VALUE") }
-                return value
+        switch key {
+        case "objects": objects += try needValue().split(separator: ":").map(String.init)
+        case "layout":
+            guard let layout = OverlayLayout(rawValue: try needValue()) else {
+                throw UsageError(description: "layout=\(value ?? ""): data-only or legacy")
             }
-            switch key {
-            case "objects": objects += try needValue().split(separator: ":").map(String.init)
-            case "layout":
-                guard let layout = OverlayLayout(rawValue: try needValue()) else {
-                    throw UsageError(description: "layout=\(value ?? ""): data-only or legacy")
-                }
-                request.layout = layout
-            case "verity" where value == nil: request.verity = .require
-            case "tryverity": request.verity = .auto
-            case "noverity": request.verity = .off
-            case "verity":
-                guard let policy = VerityPolicy(rawValue: try needValue()) else {
-                    throw UsageError(description: "verity=\(value ?? ""): require, auto or off")
-                }
-                request.verity = policy
-            case "digest": request.digest = try hex32(try needValue(), key)
-            case "root-hash": request.rootHash = try hex32(try needValue(), key)
-            case "loop-block-size":
-                guard let size = UInt32(try needValue()), [512, 1024, 2048, 4096].contains(size) else {
-                    throw UsageError(description: "loop-block-size=\(value ?? ""): 512, 1024, 2048 or 4096")
-                }
-                request.loopBlockSize = size
-            case "upperdir": request.upperdir = try needValue()
-            case "workdir": request.workdir = try needValue()
-            case "ro": readWrite = false
-            case "rw": readWrite = true
-            case "nosuid": request.attributes.insert(.noSetuid)
-            case "nodev": request.attributes.insert(.noDevices)
-            case "noexec": request.attributes.insert(.noExec)
-            case "nosymfollow": request.attributes.insert(.noSymlinkFollow)
-            case "suid": request.attributes.remove(.noSetuid)
-            case "dev": request.attributes.remove(.noDevices)
-            case "exec": request.attributes.remove(.noExec)
-            case _ where refused.contains(key):
-                throw UsageError(description: "option '\(key)' is not supported (ovlcfs mounts are made by root)")
-            case _ where ignored.contains(key) || key == "comment" || key.hasPrefix("x-"): break
-            default:
-                if !sloppy { throw UsageError(description: "unknown option '\(key)' (mount.ovlcfs --help lists them)") }
+            request.layout = layout
+        case "verity" where value == nil: request.verity = .require
+        case "tryverity": request.verity = .auto
+        case "noverity": request.verity = .off
+        case "verity":
+            guard let policy = VerityPolicy(rawValue: try needValue()) else {
+                throw UsageError(description: "verity=\(value ?? ""): require, auto or off")
+            }
+            request.verity = policy
+        case "digest": request.digest = try hex32(try needValue(), key)
+        case "root-hash": request.rootHash = try hex32(try needValue(), key)
+        case "loop-block-size":
+            guard let size = UInt32(try needValue()), [512, 1024, 2048, 4096].contains(size) else {
+                throw UsageError(description: "loop-block-size=\(value ?? ""): 512, 1024, 2048 or 4096")
+            }
+            request.loopBlockSize = size
+        case "upperdir": request.upperdir = try needValue()
+        case "workdir": request.workdir = try needValue()
+        case "ro": line.readWrite = false
+        case "rw": line.readWrite = true
+        case "nosuid": request.attributes.insert(.noSetuid)
+        case "nodev": request.attributes.insert(.noDevices)
+        case "noexec": request.attributes.insert(.noExec)
+        case "nosymfollow": request.attributes.insert(.noSymlinkFollow)
+        case "suid": request.attributes.remove(.noSetuid)
+        case "dev": request.attributes.remove(.noDevices)
+        case "exec": request.attributes.remove(.noExec)
+        case _ where refused.contains(key):
+            throw UsageError(description: "option '\(key)' is not supported (ovlcfs mounts are made by root)")
+        case _ where ignored.contains(key) || key == "comment" || key.hasPrefix("x-"): break
+        default:
+            if !line.sloppy {
+                throw UsageError(description: "unknown option '\(key)' (mount.ovlcfs --help lists them)")
             }
         }
-        guard !objects.isEmpty else { throw UsageError(description: "objects=DIR is required") }
-        request.objects = objects
-        // mount(8) passes `rw` unless told `ro`: without an upper directory the mount is
-        // read-only all the same (the image is), as mount.composefs does.
-        request.readOnly = readWrite == false
-        var invocation = Invocation(request: request)
-        invocation.fake = fake
-        invocation.verbose = verbose
-        return invocation
     }
 
     static func hex32(_ text: String, _ key: String) throws -> [UInt8] {

@@ -391,7 +391,7 @@ struct MountDriverIntegrationTests {
         let record = try driver.mount(
             MountRequest(image: path, target: dir.path("mnt"), objects: [objects.root], layout: layout, verity: .off))
         #expect(record.kind == (kind == "composefs" ? .composefs : .squashfs))
-        #expect(driver.status().map(\.mounted) == [true])
+        #expect(try driver.status().map(\.mounted) == [true])
         let problems = try compareKernelView(
             of: image, at: dir.path("mnt"), layout: layout, allXattrNamespaces: kind == "composefs"
         ) { inode in
@@ -434,7 +434,7 @@ struct MountDriverIntegrationTests {
             }
         }
         #expect(failures.items.isEmpty, "\(failures.items)")
-        #expect(driver.status().filter(\.mounted).count == 8)
+        #expect(try driver.status().filter(\.mounted).count == 8)
         #expect(Set(driver.records().compactMap(\.loopDevice)).count == 8)
         #expect(try driver.unmountAll().count == 8)
         #expect(nothingLeft(under: dir.url.path).isEmpty, "\(nothingLeft(under: dir.url.path))")

@@ -7,131 +7,6 @@ import SystemPackage
 import TestSupport
 import Testing
 
-/// A kernel that records every call and fails at a chosen step.
-final class RecordingKernel: KernelOps, @unchecked Sendable {
-    var calls: [String] = []
-    var failAt: MountStep?
-    var mounted: Set<String> = []
-    var verity = false
-    var liveLoops = 0
-    var liveMounts = 0
-
-    struct Injected: Error, CustomStringConvertible { var description: String { "injected failure" } }
-
-    final class Loop: LoopHandle {
-        let kernel: RecordingKernel
-        let path = "/dev/loop7"
-        let sequence: UInt64? = 42
-        var attached = true
-        init(_ kernel: RecordingKernel) {
-            self.kernel = kernel
-            kernel.liveLoops += 1
-        }
-        func release() { kernel.calls.append("release \(path)") }
-        func detach() throws {
-            if attached {
-                kernel.calls.append("detach \(path)")
-                attached = false
-                kernel.liveLoops -= 1
-            }
-        }
-        deinit { if attached { kernel.liveLoops -= 1 } }
-    }
-
-    final class Mount: MountHandle {
-        let kernel: RecordingKernel
-        let procPath: String
-        init(_ kernel: RecordingKernel, _ n: Int) {
-            self.kernel = kernel
-            procPath = "/proc/self/fd/\(n)"
-            kernel.liveMounts += 1
-        }
-        deinit { kernel.liveMounts -= 1 }
-        func attach(at target: String) throws {
-            if kernel.failAt == .attach { throw Injected() }
-            kernel.calls.append("attach \(procPath) at \(target)")
-            kernel.mounted.insert(target)
-        }
-    }
-
-    func attachLoop(file: String, offset: UInt64, sizeLimit: UInt64, blockSize: UInt32) throws -> any LoopHandle {
-        if failAt == .loopAttach { throw Injected() }
-        calls.append("loop \(file) bs=\(blockSize)")
-        return Loop(self)
-    }
-
-    /// EROFS refuses a regular file as its source (a kernel without file-backed mounts).
-    var erofsFromFileFails = false
-
-    func mountFilesystem(type: String, source: String, options: [(String, String?)], attributes: MountAttributes)
-        throws -> any MountHandle
-    {
-        if erofsFromFileFails && type == "erofs" && !source.hasPrefix("/dev/") {
-            throw MountError(operation: "fsconfig(erofs, source=\(source))", errno: .notBlockDevice, kernelMessages: [])
-        }
-        if failAt == .filesystemMount && type != "overlay" { throw Injected() }
-        if failAt == .overlayMount && type == "overlay" { throw Injected() }
-        calls.append(
-            "\(type) \(source) "
-                + options.map { option in option.1.map { "\(option.0)=\($0)" } ?? option.0 }.joined(separator: ",")
-                + (attributes == [.readOnly] ? "" : " attributes=\(attributes.rawValue)"))
-        return Mount(self, 10 + calls.count)
-    }
-
-    func unmount(_ target: String, mountID: Int?) throws {
-        calls.append("umount \(target)")
-        mounted.remove(target)
-    }
-
-    /// How many times `isLoopAttached` answers yes after an unmount (udev holding the device).
-    func canReadMountTable() -> Bool { true }
-    var loopLingers = 0
-    var loopChecks: [String] = []
-    func isLoopAttached(_ device: String, sequence: UInt64) -> Bool {
-        loopChecks.append("\(device) #\(sequence)")
-        guard loopLingers > 0 else { return false }
-        loopLingers -= 1
-        return true
-    }
-
-    func detachMount(_ target: String) throws {
-        calls.append("umount -l \(target)")
-        mounted.remove(target)
-    }
-
-    func isMounted(_ target: String) -> Bool { mounted.contains(target) || foreign[target] != nil }
-    /// Mounts made by someone else: target → type.
-    var foreign: [String: String] = [:]
-    func mountStack(at target: String) -> [MountIdentity] {
-        var stack: [MountIdentity] = []
-        if mounted.contains(target) {
-            stack.append(MountIdentity(id: 100 + target.utf8.count, type: "overlay", source: "ovlcfs"))
-        }
-        if let type = foreign[target] { stack.append(MountIdentity(id: 900, type: type, source: "none")) }
-        return stack
-    }
-    func hasFsVerity(_ directory: String) -> Bool { verity }
-    var deviceMapper = false
-    var activeVerity: Set<String> = []
-    var removed: [String] = []
-    func hasDeviceMapper() -> Bool { deviceMapper }
-    func verityMappings() -> [String] { activeVerity.sorted() }
-    var detachedLayers = true
-    func acceptsDetachedLayers() -> Bool { detachedLayers }
-    var kernelRelease = "6.18.0-test"
-    func release() -> String { kernelRelease }
-    func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
-        calls.append("verity \(data) \(hash) \(rootHash.map { String(format: "%02x", $0) }.joined())")
-        activeVerity.insert(name)
-        return "/dev/mapper/\(name)"
-    }
-    func deactivateVerity(name: String, deferred: Bool) throws {
-        calls.append(deferred ? "deferred-remove" : "remove")
-        removed.append(name)
-        activeVerity.remove(name)
-    }
-}
-
 @Suite("Mount driver (recorded kernel, no root needed)")
 struct MountDriverTests {
     /// A squashfs-looking image (`bytes` long), a mount point and objects in a temporary directory.
@@ -162,7 +37,7 @@ struct MountDriverTests {
             ])
         #expect(record.loopDevice == "/dev/loop7")
         #expect(record.loops == [AttachedLoop(device: "/dev/loop7", sequence: 42)])
-        #expect(driver.status().map(\.mounted) == [true])
+        #expect(try driver.status().map(\.mounted) == [true])
         // The loop device outlives the unmount for two looks (udev has it open): umount waits.
         kernel.loopLingers = 2
         try driver.unmount(mnt)
@@ -405,6 +280,26 @@ struct OwnMountsTests {
         #expect(!kernel.calls.contains { $0.hasPrefix("umount") })
     }
 
+    @Test("an unreadable mount table is an error, never 'nothing mounted': no record is pruned, nothing unmounted")
+    func unreadableMountTable() throws {
+        let (dir, request) = try fixture()
+        defer { dir.cleanup() }
+        let kernel = RecordingKernel()
+        let driver = MountDriver(kernel: kernel, stateDirectory: dir.path("state"))
+        try driver.mount(request)
+        kernel.mounted.remove(request.target)
+        kernel.mountTableUnreadable = true
+        #expect(throws: RecordingKernel.Injected.self) { try driver.status() }
+        #expect(throws: RecordingKernel.Injected.self) { try driver.pruneUnmountedRecords() }
+        #expect(driver.records().count == 1, "a record was pruned on an unreadable mount table")
+        #expect(throws: (any Error).self) { try driver.unmount(request.target) }
+        #expect(throws: (any Error).self) { try driver.mount(request) }
+        #expect(!kernel.calls.contains { $0.hasPrefix("umount") })
+        kernel.mountTableUnreadable = false
+        try driver.pruneUnmountedRecords()
+        #expect(driver.records().isEmpty)
+    }
+
     @Test("a recorded mount replaced by another is left alone; the stale record goes; --all does the same")
     func replaced() throws {
         let (dir, request) = try fixture()
@@ -414,8 +309,8 @@ struct OwnMountsTests {
         try driver.mount(request)
         kernel.mounted.remove(request.target)
         kernel.foreign[request.target] = "tmpfs"
-        #expect(driver.status().map(\.foreign) == [true])
-        #expect(driver.status().map(\.mounted) == [false])
+        #expect(try driver.status().map(\.foreign) == [true])
+        #expect(try driver.status().map(\.mounted) == [false])
         #expect(throws: MountDriverError.self) { try driver.unmount(request.target) }
         #expect(!kernel.calls.contains { $0.hasPrefix("umount") })
         #expect(driver.records().isEmpty)
@@ -441,7 +336,7 @@ struct OwnMountsTests {
         #expect(error.description.contains("mounted over"))
         #expect(!kernel.calls.contains { $0.hasPrefix("umount") })
         #expect(driver.records().count == 1)
-        #expect(driver.status().map(\.mounted) == [true])
+        #expect(try driver.status().map(\.mounted) == [true])
         kernel.foreign = [:]
         try driver.unmount(request.target)
         #expect(driver.records().isEmpty && kernel.mounted.isEmpty)
