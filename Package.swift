@@ -2,12 +2,25 @@
 //
 // ovlcfs: composefs images and the overlayfs "overlay option" from one image model.
 //
-// The target graph is the architecture (see README.md, "Layout"):
-//   ImageModel            pure values: the tree, inodes, xattrs, limits
-//   ComposefsDump         the composefs dump format (reader, writer)     -> ImageModel, LinuxSys
-//   LinuxSys              the only Swift module that touches C I/O APIs -> CZlib, SystemPackage
-//   ovlcfs                the command-line tool (thin)                  -> all of the above
-// C libraries come in as system libraries, each wrapped by exactly one module.
+// The target graph is the architecture (see README.md, "Layout"). Each line: what a target
+// holds -> what it uses (system libraries in brackets; each is wrapped by exactly one module).
+//
+//   ImageModel          pure values: the tree, inodes, xattrs, digests, limits     -> (none)
+//   ComposefsDump       the composefs dump format: parser, writer                  -> ImageModel
+//   OverlayTranslation  model -> overlay option (metacopy, redirects, whiteouts)    -> ImageModel
+//   LinuxSys            files, directories, mounts, loop devices, syscalls          -> [zlib, CLinux]
+//   Verity              fs-verity digests, SHA-256, dm-verity root hash (userspace) -> ImageModel, LinuxSys, [libcrypto]
+//   Cryptsetup          dm-verity hash tree format, activation, removal             -> [libcryptsetup]
+//   Archive             tar layers, one built-in decompressor                      -> [libarchive]
+//   ObjectStore         the content-addressed objects/ store: ingest, verify, gc   -> ImageModel, Verity, LinuxSys
+//   OCIImage            OCI/docker images: layout, verified blobs, layer rules      -> Archive, ObjectStore, Verity, …
+//   SquashfsWriter      squashfs images (and a reader for checks)                  -> ImageModel, LinuxSys, [libsquashfs]
+//   ErofsWriter         composefs EROFS images, byte-identical to mkcomposefs      -> ImageModel, OverlayTranslation, Verity
+//   DiskImage           GPT disk with the data and dm-verity hash partitions       -> Cryptsetup, Verity, LinuxSys
+//   ImagePipeline       one place that reads models and writes every image kind    -> the formats above
+//   MountDriver         mount plan, executor with undo ledger, records, features   -> DiskImage, ObjectStore, Cryptsetup, …
+//   Bench               the A/B benchmark: workloads, statistics, reports          -> MountDriver, ImagePipeline, …
+//   ovlcfs              the command-line tool and mount.ovlcfs (thin)              -> all of the above
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -46,14 +59,15 @@ let package = Package(
         .target(name: "CLinux"),
         .target(name: "LinuxSys", dependencies: ["CZlib", "CLinux", system], swiftSettings: strict),
         .target(name: "ImageModel", swiftSettings: strict),
-        .target(name: "ComposefsDump", dependencies: ["ImageModel", "LinuxSys"], swiftSettings: strict),
+        .target(name: "ComposefsDump", dependencies: ["ImageModel"], swiftSettings: strict),
         .target(name: "OverlayTranslation", dependencies: ["ImageModel"], swiftSettings: strict),
-        .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "CCryptsetup", "LinuxSys", system], swiftSettings: strict),
+        .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "LinuxSys", system], swiftSettings: strict),
         .target(name: "ErofsWriter", dependencies: ["ImageModel", "OverlayTranslation", "Verity"], swiftSettings: strict),
-        .target(name: "DiskImage", dependencies: ["LinuxSys", "Verity", system], swiftSettings: strict),
-        .target(name: "MountDriver", dependencies: ["ImageModel", "LinuxSys", "ObjectStore", "OverlayTranslation", "DiskImage", "Verity", system], swiftSettings: strict),
+        .target(name: "Cryptsetup", dependencies: ["CCryptsetup"], swiftSettings: strict),
+        .target(name: "DiskImage", dependencies: ["Cryptsetup", "LinuxSys", "Verity", system], swiftSettings: strict),
+        .target(name: "MountDriver", dependencies: ["Cryptsetup", "ImageModel", "LinuxSys", "ObjectStore", "OverlayTranslation", "DiskImage", "Verity", system], swiftSettings: strict),
         .target(name: "ImagePipeline", dependencies: [
-            "ImageModel", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "DiskImage", "Verity",
+            "ComposefsDump", "ImageModel", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "DiskImage", "Verity",
         ], swiftSettings: strict),
         .target(name: "Bench", dependencies: [
             "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "ImagePipeline", system,
@@ -77,21 +91,21 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["ImageModel", "Bench", "MountDriver", "LinuxSys", system], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ImageModelTests", dependencies: ["ImageModel", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "ComposefsDumpTests", dependencies: ["ComposefsDump", "ImageModel", "LinuxSys", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ComposefsDumpTests", dependencies: ["ImagePipeline", "ComposefsDump", "ImageModel", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "OverlayTranslationTests", dependencies: ["OverlayTranslation", "ImageModel", "ComposefsDump", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "SquashfsWriterTests", dependencies: ["SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "ErofsWriterTests", dependencies: ["ErofsWriter", "ComposefsDump", "ImageModel", "Verity", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "SquashfsWriterTests", dependencies: ["ImagePipeline", "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ErofsWriterTests", dependencies: ["ImagePipeline", "ErofsWriter", "ComposefsDump", "ImageModel", "Verity", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "MountDriverTests", dependencies: ["MountDriver", "LinuxSys", "OverlayTranslation", "DiskImage", "TestSupport", system], swiftSettings: strict),
         .testTarget(name: "BenchTests", dependencies: [
-            "Bench", "ComposefsDump", "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "TestSupport",
+            "Bench", "ComposefsDump", "ImageModel", "ImagePipeline", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "TestSupport",
         ], swiftSettings: strict),
-        .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "Verity", "LinuxSys", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "DiskImageTests", dependencies: ["Cryptsetup", "DiskImage", "Verity", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "VerityTests", dependencies: ["Verity", "ImageModel", "TestSupport", system], swiftSettings: strict),
         .testTarget(name: "ObjectStoreTests", dependencies: [
             "ObjectStore", "Verity", "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "TestSupport", system,
         ], exclude: ["make_tree.py"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "SquashfsWriter", "OverlayTranslation", "ImageModel", "ComposefsDump", "LinuxSys", "ObjectStore", "Verity", "ErofsWriter", "MountDriver", "DiskImage", "TestSupport", system,
+            "SquashfsWriter", "OverlayTranslation", "ImageModel", "ImagePipeline", "ComposefsDump", "LinuxSys", "ObjectStore", "Verity", "ErofsWriter", "MountDriver", "DiskImage", "TestSupport", system,
         ], swiftSettings: strict),
         .testTarget(name: "OCIImageTests", dependencies: [
             "OCIImage", "Archive", "ImageModel", "ComposefsDump", "ObjectStore", "LinuxSys", "Verity", "TestSupport",

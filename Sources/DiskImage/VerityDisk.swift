@@ -1,3 +1,4 @@
+import Cryptsetup
 import Foundation
 import ImageModel
 import LinuxSys
@@ -26,7 +27,7 @@ public struct VerityDisk: Sendable, Codable {
         }
         let hashTemp = try TemporarySibling(destination: destination + ".verity")
         defer { hashTemp.discard() }
-        let root = try DmVerity.format(data: dataImage, hash: hashTemp.path, salt: salt)
+        let root = try VeritySetup.format(data: dataImage, hash: hashTemp.path, salt: salt)
         guard root.count == 32, !root[0..<16].allSatisfy({ $0 == 0 }), !root[16...].allSatisfy({ $0 == 0 }) else {
             throw DiskImageError("unusable root hash (a zero half cannot be a partition UUID)")
         }

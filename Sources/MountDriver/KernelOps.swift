@@ -1,3 +1,4 @@
+import Cryptsetup
 import Foundation
 import LinuxSys
 import Verity
@@ -145,11 +146,11 @@ public final class LinuxKernelOps: KernelOps {
     public func hasDeviceMapper() -> Bool { FileQueries.exists("/dev/mapper/control") }
 
     public func activateVerity(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
-        try DmVerity.activate(data: data, hash: hash, rootHash: rootHash, name: name)
+        try VeritySetup.activate(data: data, hash: hash, rootHash: rootHash, name: name)
     }
 
     public func deactivateVerity(name: String, deferred: Bool) throws {
-        try DmVerity.deactivate(name: name, deferred: deferred)
+        try VeritySetup.deactivate(name: name, deferred: deferred)
     }
 }
 

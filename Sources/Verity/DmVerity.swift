@@ -1,66 +1,15 @@
-import CCryptsetup
 import Foundation
 import LinuxSys
 import SystemPackage
 
-/// dm-verity (reference 05): the hash tree over a data image, in veritysetup's format 1
-/// (SHA-256, 4096-byte data and hash blocks, a 512-byte superblock at the start of the hash
-/// area), created with libcryptsetup — which formats plain files without device-mapper — and
-/// checked in userspace by an independent implementation of the tree.
+/// dm-verity (reference 05) in userspace: the root hash of veritysetup's format 1 (SHA-256,
+/// 4096-byte data and hash blocks), an implementation of the tree independent of the one
+/// libcryptsetup writes (the `Cryptsetup` module), to check it.
 public enum DmVerity {
     public static let blockSize = 4096
 
     public struct Error: Swift.Error, Sendable, CustomStringConvertible {
         public var description: String
-    }
-
-    /// Writes the hash tree of `data` (size a multiple of 4096) to `hash` (created) and returns
-    /// the root hash.
-    public static func format(data: String, hash: String, salt: [UInt8], uuid: String? = nil) throws -> [UInt8] {
-        guard salt.count <= 256 else {
-            throw Error(description: "dm-verity salt of \(salt.count) bytes is longer than 256")
-        }
-        FileManager.default.createFile(atPath: hash, contents: nil)
-        var device: OpaquePointer?
-        var rc = crypt_init(&device, hash)
-        guard rc == 0, let device else {
-            throw Error(description: "libcryptsetup cannot open \(hash): \(String(cString: strerror(-rc)))")
-        }
-        defer { crypt_free(device) }
-        let root: [UInt8] = try data.withCString { dataPath in
-            try salt.withUnsafeBufferPointer { saltBytes in
-                try saltBytes.withMemoryRebound(to: CChar.self) { saltChars in
-                    var params = crypt_params_verity()
-                    let name = strdup("sha256")
-                    defer { free(name) }
-                    params.hash_name = UnsafePointer(name)
-                    params.data_device = dataPath
-                    params.salt = saltChars.baseAddress
-                    params.salt_size = UInt32(salt.count)
-                    params.hash_type = 1
-                    params.data_block_size = UInt32(blockSize)
-                    params.hash_block_size = UInt32(blockSize)
-                    params.flags = 1 << 2  // CRYPT_VERITY_CREATE_HASH
-                    rc = crypt_format(device, CRYPT_VERITY, nil, nil, uuid, nil, 0, &params)
-                    guard rc == 0 else {
-                        throw Error(
-                            description:
-                                "libcryptsetup cannot write the dm-verity hash tree of \(data): \(String(cString: strerror(-rc)))"
-                        )
-                    }
-                    var key = [CChar](repeating: 0, count: 64)
-                    var length = 64
-                    rc = crypt_volume_key_get(device, CRYPT_ANY_SLOT, &key, &length, nil, 0)
-                    guard rc >= 0 else {
-                        throw Error(
-                            description: "libcryptsetup did not return the root hash: \(String(cString: strerror(-rc)))"
-                        )
-                    }
-                    return key[0..<length].map { UInt8(bitPattern: $0) }
-                }
-            }
-        }
-        return root
     }
 
     /// The root hash of `blocks` 4096-byte data blocks read from `path` at `offset`, computed

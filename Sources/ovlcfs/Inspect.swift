@@ -3,6 +3,7 @@ import ComposefsDump
 import DiskImage
 import Foundation
 import ImageModel
+import ImagePipeline
 import LinuxSys
 
 struct Inspect: ParsableCommand {

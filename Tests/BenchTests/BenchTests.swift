@@ -2,6 +2,7 @@ import Bench
 import ComposefsDump
 import Foundation
 import ImageModel
+import ImagePipeline
 import LinuxSys
 import MountDriver
 import OverlayTranslation

@@ -1,3 +1,4 @@
+import Cryptsetup
 import DiskImage
 import Foundation
 import LinuxSys
@@ -48,7 +49,8 @@ struct DiskImageTests {
         } else {
             _ = patternFile(size, in: dir, name: "data")
         }
-        let computed = try DmVerity.format(data: data, hash: dir.path("data.hash"), salt: vectorSalt, uuid: vectorUUID)
+        let computed = try VeritySetup.format(
+            data: data, hash: dir.path("data.hash"), salt: vectorSalt, uuid: vectorUUID)
         #expect(computed.map { String(format: "%02x", $0) }.joined() == root)
         #expect(try sha256(file: dir.path("data.hash")) == hashFile)
         let userspace = try DmVerity.rootHash(ofFile: data, offset: 0, blocks: UInt64(size / 4096), salt: vectorSalt)
@@ -60,7 +62,7 @@ struct DiskImageTests {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         let data = patternFile(32768, in: dir, name: "data")
-        let root = try DmVerity.format(data: data, hash: dir.path("hash"), salt: vectorSalt, uuid: vectorUUID)
+        let root = try VeritySetup.format(data: data, hash: dir.path("hash"), salt: vectorSalt, uuid: vectorUUID)
         let parts = try GPT.write(
             to: dir.path("disk.raw"), diskGUID: GUID("00000000-0000-4000-8000-000000000001")!,
             partitions: [

@@ -2,6 +2,7 @@ import ComposefsDump
 import ErofsWriter
 import Foundation
 import ImageModel
+import ImagePipeline
 import TestSupport
 import Testing
 import Verity

@@ -3,6 +3,7 @@ import DiskImage
 import ErofsWriter
 import Foundation
 import ImageModel
+import ImagePipeline
 import LinuxSys
 import MountDriver
 import ObjectStore

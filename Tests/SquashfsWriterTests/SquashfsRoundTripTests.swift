@@ -1,6 +1,7 @@
 import ComposefsDump
 import Foundation
 import ImageModel
+import ImagePipeline
 import LinuxSys
 import OverlayTranslation
 import SquashfsWriter

@@ -1,3 +1,4 @@
+import ComposefsDump
 import ImageModel
 import LinuxSys
 

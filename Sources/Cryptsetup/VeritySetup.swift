@@ -1,0 +1,97 @@
+import CCryptsetup
+import Foundation
+
+/// libcryptsetup, the one module that calls it: writing a dm-verity hash tree in veritysetup's
+/// format 1 (SHA-256, 4096-byte data and hash blocks, a 512-byte superblock at the start of the
+/// hash area) — which libcryptsetup does for plain files, without device-mapper — and
+/// activating and removing dm-verity mappings, which need the kernel's device-mapper.
+public enum VeritySetup {
+    public static let blockSize = 4096
+
+    public struct Error: Swift.Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Writes the hash tree of `data` (size a multiple of 4096) to `hash` (created) and returns
+    /// the root hash.
+    public static func format(data: String, hash: String, salt: [UInt8], uuid: String? = nil) throws -> [UInt8] {
+        guard salt.count <= 256 else {
+            throw Error(description: "dm-verity salt of \(salt.count) bytes is longer than 256")
+        }
+        FileManager.default.createFile(atPath: hash, contents: nil)
+        var device: OpaquePointer?
+        var rc = crypt_init(&device, hash)
+        guard rc == 0, let device else {
+            throw Error(description: "libcryptsetup cannot open \(hash): \(String(cString: strerror(-rc)))")
+        }
+        defer { crypt_free(device) }
+        let root: [UInt8] = try data.withCString { dataPath in
+            try salt.withUnsafeBufferPointer { saltBytes in
+                try saltBytes.withMemoryRebound(to: CChar.self) { saltChars in
+                    var params = crypt_params_verity()
+                    let name = strdup("sha256")
+                    defer { free(name) }
+                    params.hash_name = UnsafePointer(name)
+                    params.data_device = dataPath
+                    params.salt = saltChars.baseAddress
+                    params.salt_size = UInt32(salt.count)
+                    params.hash_type = 1
+                    params.data_block_size = UInt32(blockSize)
+                    params.hash_block_size = UInt32(blockSize)
+                    params.flags = 1 << 2  // CRYPT_VERITY_CREATE_HASH
+                    rc = crypt_format(device, CRYPT_VERITY, nil, nil, uuid, nil, 0, &params)
+                    guard rc == 0 else {
+                        throw Error(
+                            description:
+                                "libcryptsetup cannot write the dm-verity hash tree of \(data): \(String(cString: strerror(-rc)))"
+                        )
+                    }
+                    var key = [CChar](repeating: 0, count: 64)
+                    var length = 64
+                    rc = crypt_volume_key_get(device, CRYPT_ANY_SLOT, &key, &length, nil, 0)
+                    guard rc >= 0 else {
+                        throw Error(
+                            description: "libcryptsetup did not return the root hash: \(String(cString: strerror(-rc)))"
+                        )
+                    }
+                    return key[0..<length].map { UInt8(bitPattern: $0) }
+                }
+            }
+        }
+        return root
+    }
+
+    /// Maps `data` through dm-verity with the hash tree on `hash` (superblock at offset 0),
+    /// trusting `rootHash`. Returns the mapped device path.
+    public static func activate(data: String, hash: String, rootHash: [UInt8], name: String) throws -> String {
+        var device: OpaquePointer?
+        var rc = crypt_init_data_device(&device, hash, data)
+        guard rc == 0, let device else { throw failure("open \(hash) and \(data) for dm-verity", rc) }
+        defer { crypt_free(device) }
+        var params = crypt_params_verity()
+        params.hash_area_offset = 0
+        rc = crypt_load(device, CRYPT_VERITY, &params)
+        guard rc == 0 else { throw failure("read the verity superblock on \(hash)", rc) }
+        rc = rootHash.withUnsafeBufferPointer { hashBytes in
+            hashBytes.withMemoryRebound(to: CChar.self) {
+                crypt_activate_by_volume_key(device, name, $0.baseAddress, $0.count, 1 /* CRYPT_ACTIVATE_READONLY */)
+            }
+        }
+        guard rc >= 0 else { throw failure("activate dm-verity device \(name) (wrong root hash?)", rc) }
+        return "/dev/mapper/" + name
+    }
+
+    /// Removes the mapping; `deferred` removes it once its last user (the mount) goes away.
+    public static func deactivate(name: String, deferred: Bool) throws {
+        var device: OpaquePointer?
+        var rc = crypt_init_by_name(&device, name)
+        guard rc == 0, let device else { throw failure("find dm-verity device \(name)", rc) }
+        defer { crypt_free(device) }
+        rc = crypt_deactivate_by_name(device, name, deferred ? 1 /* CRYPT_DEACTIVATE_DEFERRED */ : 0)
+        guard rc == 0 else { throw failure("remove dm-verity device \(name)", rc) }
+    }
+
+    static func failure(_ what: String, _ rc: Int32) -> Error {
+        Error(description: "cannot \(what): \(String(cString: strerror(-rc)))")
+    }
+}
