@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "OverlayTranslation", dependencies: ["ImageModel"], swiftSettings: strict),
         .target(name: "Verity", dependencies: ["ImageModel", "CCrypto", "LinuxSys", system], swiftSettings: strict),
         .target(name: "ErofsWriter", dependencies: ["ImageModel", "OverlayTranslation", "Verity"], swiftSettings: strict),
-        .target(name: "Cryptsetup", dependencies: ["CCryptsetup"], swiftSettings: strict),
+        .target(name: "Cryptsetup", dependencies: ["CCryptsetup", system], swiftSettings: strict),
         .target(name: "DiskImage", dependencies: ["Cryptsetup", "LinuxSys", "Verity", system], swiftSettings: strict),
         .target(name: "MountDriver", dependencies: ["Cryptsetup", "ImageModel", "LinuxSys", "ObjectStore", "OverlayTranslation", "DiskImage", "Verity", system], swiftSettings: strict),
         .target(name: "ImagePipeline", dependencies: [
@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(name: "BenchTests", dependencies: [
             "Bench", "ComposefsDump", "ImageModel", "ImagePipeline", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "TestSupport",
         ], swiftSettings: strict),
-        .testTarget(name: "DiskImageTests", dependencies: ["Cryptsetup", "DiskImage", "Verity", "LinuxSys", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "DiskImageTests", dependencies: ["Cryptsetup", "DiskImage", "Verity", "LinuxSys", "TestSupport", system], swiftSettings: strict),
         .testTarget(name: "VerityTests", dependencies: ["Verity", "ImageModel", "TestSupport", system], swiftSettings: strict),
         .testTarget(name: "ObjectStoreTests", dependencies: [
             "ObjectStore", "Verity", "ImageModel", "ComposefsDump", "LinuxSys", "OverlayTranslation", "TestSupport", system,

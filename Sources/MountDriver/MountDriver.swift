@@ -1,3 +1,4 @@
+import Cryptsetup
 import DiskImage
 import Foundation
 import ImageModel
@@ -149,12 +150,18 @@ public struct MountDriverError: Error, Sendable, CustomStringConvertible {
     public var step: MountStep?
     public var message: String
     public var hint: String?
+    /// The error underneath (a kernel call's `MountError` or `IOError`, libcryptsetup's, …).
+    public var cause: (any Error)?
 
-    public init(step: MountStep?, message: String, hint: String? = nil) {
+    public init(step: MountStep?, message: String, hint: String? = nil, cause: (any Error)? = nil) {
         self.step = step
         self.message = message
         self.hint = hint
+        self.cause = cause
     }
+
+    /// The errno underneath, when the cause was a system call.
+    public var errno: Errno? { (cause as? MountError)?.errno ?? (cause as? IOError)?.errno }
 
     public var description: String {
         var text = step.map { "\($0.rawValue) failed: " } ?? ""
@@ -289,12 +296,13 @@ public final class MountDriver {
         } catch let error as MountDriverError {
             throw error
         } catch {
-            throw MountDriverError(step: step, message: "\(error)", hint: hint(for: step, error))
+            throw MountDriverError(step: step, message: "\(error)", hint: hint(for: step, error), cause: error)
         }
     }
 
     /// A hint from the step and the kernel's errno: only what that errno means at that step.
     func hint(for step: MountStep, _ error: any Error) -> String? {
+        if let error = error as? VeritySetup.Error { return error.hint }
         guard let errno = (error as? MountError)?.errno ?? (error as? IOError)?.errno else { return nil }
         if errno == .notPermitted || errno == .permissionDenied { return "mounting needs root (CAP_SYS_ADMIN)" }
         switch (step, errno) {

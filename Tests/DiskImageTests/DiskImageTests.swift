@@ -2,6 +2,7 @@ import Cryptsetup
 import DiskImage
 import Foundation
 import LinuxSys
+import SystemPackage
 import TestSupport
 import Testing
 import Verity
@@ -55,6 +56,28 @@ struct DiskImageTests {
         #expect(try sha256(file: dir.path("data.hash")) == hashFile)
         let userspace = try DmVerity.rootHash(ofFile: data, offset: 0, blocks: UInt64(size / 4096), salt: vectorSalt)
         #expect(userspace == computed)
+    }
+
+    @Test("libcryptsetup failures are typed: the operation, the file and the errno, and a hint from them")
+    func verityErrors() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let error = try #require(throws: VeritySetup.Error.self) {
+            try VeritySetup.format(data: dir.path("missing"), hash: dir.path("hash"), salt: vectorSalt)
+        }
+        guard case .failed(.format, let subject, let errno) = error else {
+            Issue.record("expected a failed format, got \(error)")
+            return
+        }
+        #expect(subject == dir.path("missing"))
+        #expect(errno != .notPermitted)
+        #expect(throws: VeritySetup.Error.saltTooLong(bytes: 257)) {
+            try VeritySetup.format(
+                data: dir.path("missing"), hash: dir.path("hash"), salt: Array(repeating: 1, count: 257))
+        }
+        let noMapper = VeritySetup.Error.failed(.activate, subject: "x", errno: .operationNotSupportedByDevice)
+        #expect(noMapper.hint?.contains("device-mapper") == true)
+        #expect(VeritySetup.Error.failed(.format, subject: "x", errno: .ioError).hint == nil)
     }
 
     @Test("the GPT image of reference 07 §6, byte for byte")
