@@ -1,7 +1,8 @@
 import ImageModel
 import OverlayTranslation
 
-// A composefs image (reference 09), byte for byte what mkcomposefs 1.0.8 writes:
+// A composefs image (reference 09), byte for byte what mkcomposefs 1.0.8 writes (the
+// constants and the header and superblock layout are in ComposefsFormat.swift):
 //
 //   0      composefs header (32 bytes), zeros to 1024
 //   1024   EROFS superblock (128 bytes)
@@ -21,8 +22,6 @@ public struct ComposefsError: Error, Sendable, CustomStringConvertible {
 
 /// Writes composefs (EROFS) images.
 public enum ComposefsImage {
-    static let blockSize = 4096
-    static let slot = 32
 
     /// The format version mkcomposefs picks (reference 09 §4).
     public static func version(for image: Image, minVersion: Int = 0, maxVersion: Int = 1) throws -> Int {
@@ -78,12 +77,13 @@ struct Node {
     var chunkCount = 0
     var blockAddress: UInt32 = 0
 
-    var nid: UInt64 { UInt64(offset / ComposefsImage.slot) }
+    var nid: UInt64 { UInt64(offset / ComposefsFormat.inodeSlot) }
     var isExternal: Bool { inode.type == .regular && inode.externalObject != nil && inode.size > 0 }
     var content: [UInt8] { inode.inlineContent ?? [] }
 }
 
 final class Plan {
+    let blockSize = ComposefsFormat.blockSize
     let layer: Image
     let version: Int
     var nodes: [Node] = []
@@ -159,7 +159,7 @@ final class Plan {
         for i in nodes.indices where nodes[i].xattrs.contains(where: { offsets[$0] != nil }) {
             var used = 0
             nodes[i].sharedOffsets = nodes[i].xattrs.map { xattr in
-                guard let offset = offsets[xattr], used < 128 else { return nil }
+                guard let offset = offsets[xattr], used < ComposefsFormat.maxSharedXattrsPerInode else { return nil }
                 used += 1
                 return offset
             }
@@ -168,27 +168,27 @@ final class Plan {
 
     /// §7: sizes, compact/extended, padding, nid.
     func layout() {
-        var pos = 1152
+        var pos = ComposefsFormat.inodeTableOffset
         for i in nodes.indices {
             var node = nodes[i]
             (node.blocks, node.tail) = initialSplit(&node)
             let sizeForDecision: UInt64 =
                 node.inode.type == .directory
-                ? UInt64(node.blocks * 4096 + node.tail) : node.inode.size
+                ? UInt64(node.blocks * blockSize + node.tail) : node.inode.size
             node.extended =
                 !(node.inode.mtime == minMtime && node.nlink <= 0xFFFF && node.inode.uid <= 0xFFFF
                 && node.inode.gid <= 0xFFFF && sizeForDecision <= 0xFFFF_FFFF)
-            let isz = node.extended ? 64 : 32
+            let isz = node.extended ? ComposefsFormat.extendedInodeSize : ComposefsFormat.compactInodeSize
             node.xattrSize = xattrBodySize(node)
-            pos = roundUp(pos, 32)
+            pos = roundUp(pos, ComposefsFormat.inodeSlot)
             pos += tailPadding(&node, pos: pos, isz: isz, xsz: node.xattrSize)
             node.offset = pos
             dataBlocks += node.blocks
             pos += isz + node.xattrSize + node.tail
             nodes[i] = node
         }
-        inodesEnd = roundUp(pos, 32)
-        dataStart = roundUp(inodesEnd + sharedSize, 4096)
+        inodesEnd = roundUp(pos, ComposefsFormat.inodeSlot)
+        dataStart = roundUp(inodesEnd + sharedSize, blockSize)
         nids = nodes.map(\.nid)
         fileTypes = nodes.map { fileType($0.inode.type) }
     }
@@ -199,28 +199,28 @@ final class Plan {
         case .directory:
             var blocks = 0, fill = 0
             for dirent in node.dirents {
-                let length = 12 + dirent.name.count
-                if fill + length > 4096 {
+                let length = ComposefsFormat.direntSize + dirent.name.count
+                if fill + length > blockSize {
                     blocks += 1
                     fill = 0
                 }
                 fill += length
             }
-            if fill > 2048 { return (blocks + 1, 0) }
+            if fill > ComposefsFormat.maxInlineTail { return (blocks + 1, 0) }
             return (blocks, fill)
         case .symlink:
             return (0, node.inode.symlinkTarget?.count ?? 0)
         case .regular where node.isExternal:
             let size = node.inode.size
             var bits = 64 - (size - 1).leadingZeroBitCount
-            bits = min(max(bits, 12), 43)
+            bits = min(max(bits, ComposefsFormat.minChunkBits), ComposefsFormat.maxChunkBits)
             node.chunkBits = bits
             node.chunkCount = Int((size + (UInt64(1) << UInt64(bits)) - 1) >> UInt64(bits))
-            return (0, 4 * node.chunkCount)
+            return (0, ComposefsFormat.chunkEntrySize * node.chunkCount)
         case .regular where !node.content.isEmpty:
             let size = node.content.count
-            var blocks = size / 4096, tail = size % 4096
-            if tail > 2048 {
+            var blocks = size / blockSize, tail = size % blockSize
+            if tail > ComposefsFormat.maxInlineTail {
                 blocks += 1
                 tail = 0
             }
@@ -232,7 +232,7 @@ final class Plan {
 
     func xattrBodySize(_ node: Node) -> Int {
         guard !node.xattrs.isEmpty else { return 0 }
-        var size = 12
+        var size = ComposefsFormat.xattrBodyHeaderSize
         for (index, xattr) in node.xattrs.enumerated() {
             size += node.sharedOffset(index) == nil ? entrySize(xattr) : 4
         }
@@ -243,50 +243,31 @@ final class Plan {
     func tailPadding(_ node: inout Node, pos: Int, isz: Int, xsz: Int) -> Int {
         if node.inode.type == .symlink {
             let total = isz + xsz + node.tail
-            if total >= 4096 {
+            if total >= blockSize {
                 node.blocks += 1
                 node.tail = 0
             }
-            if pos / 4096 != (pos + total - 1) / 4096 { return roundUp(pos, 4096) - pos }
+            if pos / blockSize != (pos + total - 1) / blockSize { return roundUp(pos, blockSize) - pos }
             return 0
         }
-        let room = 4096 - ((pos + isz + xsz) % 4096)
+        let room = blockSize - ((pos + isz + xsz) % blockSize)
         if node.tail <= room { return 0 }
-        let pad = roundUp(room, 32)
-        let room2 = 4096 - ((pos + isz + xsz + pad) % 4096)
+        let pad = roundUp(room, ComposefsFormat.inodeSlot)
+        let room2 = blockSize - ((pos + isz + xsz + pad) % blockSize)
         if node.tail <= room2 { return pad }
         node.blocks += 1
         node.tail = 0
-        return roundUp(pos, 4096) - pos
+        return roundUp(pos, blockSize) - pos
     }
 
     // MARK: - Emission
 
     func emit() -> [UInt8] {
         var w = ByteWriter()
-        w.bytes.reserveCapacity(dataStart + dataBlocks * 4096)
-        // composefs header.
-        w.u32(0xD078_629A)
-        w.u32(1)
-        w.u32(hasACL ? 1 : 0)
-        w.u32(UInt32(version))
-        w.pad(to: 1024)
-        // EROFS superblock.
-        w.u32(0xE0F5_E1E2)
-        w.u32(0)  // checksum (not computed; SB_CHKSUM clear)
-        w.u32(0x6)  // feature_compat: MTIME | XATTR_FILTER
-        w.u8(12)  // blkszbits
-        w.u8(0)  // sb_extslots
-        w.u16(UInt16(truncatingIfNeeded: nodes[0].nid))
-        w.u64(UInt64(nodes.count))  // inos
-        w.u64(UInt64(bitPattern: minMtime.seconds))
-        w.u32(minMtime.nanoseconds)
-        w.u32(UInt32((dataStart / 4096) + dataBlocks))
-        w.u32(0)  // meta_blkaddr
-        w.u32(UInt32(inodesEnd / 4096))
-        w.pad(to: 1152)
+        w.bytes.reserveCapacity(dataStart + dataBlocks * blockSize)
+        emitHeaders(into: &w)
         // Inodes.
-        var cursor = UInt32(dataStart / 4096)
+        var cursor = UInt32(dataStart / blockSize)
         var addresses = [UInt32](repeating: 0, count: nodes.count)
         for (i, node) in nodes.enumerated() {
             w.pad(to: node.offset)
@@ -303,38 +284,64 @@ final class Plan {
         w.pad(to: dataStart)
         // Data blocks.
         for (i, node) in nodes.enumerated() where node.blocks > 0 {
-            precondition(w.count == Int(addresses[i]) * 4096, "data block of node \(i) misplaced")
+            precondition(w.count == Int(addresses[i]) * blockSize, "data block of node \(i) misplaced")
             switch node.inode.type {
             case .directory:
                 let groups = direntGroups(node)
                 for g in 0..<node.blocks {
                     let start = w.count
                     w.append(encodeGroup(groups[g]))
-                    w.pad(to: start + 4096)
+                    w.pad(to: start + blockSize)
                 }
             case .symlink:
                 let start = w.count
                 w.append(node.inode.symlinkTarget ?? [])
-                w.pad(to: start + 4096)
+                w.pad(to: start + blockSize)
             case .regular where node.isExternal:
-                w.append(repeatElement(0xFF, count: 4096))
+                w.append(repeatElement(0xFF, count: blockSize))
             default:
                 let start = w.count
-                w.append(node.content.prefix(4096))
-                w.pad(to: start + 4096)
+                w.append(node.content.prefix(blockSize))
+                w.pad(to: start + blockSize)
             }
         }
         return w.bytes
     }
 
+    /// The composefs header and the EROFS superblock (layouts in ComposefsFormat).
+    func emitHeaders(into w: inout ByteWriter) {
+        w.u32(ComposefsFormat.headerMagic)
+        w.u32(ComposefsFormat.headerVersion)
+        w.u32(hasACL ? ComposefsFormat.flagHasACL : 0)
+        w.u32(UInt32(version))
+        w.pad(to: ComposefsFormat.superblockOffset)
+        w.u32(ComposefsFormat.erofsMagic)
+        w.u32(0)  // checksum (not computed; SB_CHKSUM clear)
+        w.u32(ComposefsFormat.featureCompat)
+        w.u8(ComposefsFormat.blockSizeBits)
+        w.u8(0)  // sb_extslots
+        w.u16(UInt16(truncatingIfNeeded: nodes[0].nid))
+        w.u64(UInt64(nodes.count))  // inos
+        w.u64(UInt64(bitPattern: minMtime.seconds))
+        w.u32(minMtime.nanoseconds)
+        w.u32(UInt32((dataStart / blockSize) + dataBlocks))
+        w.u32(0)  // meta_blkaddr
+        w.u32(UInt32(inodesEnd / blockSize))
+        w.pad(to: ComposefsFormat.inodeTableOffset)
+    }
+
+    /// An inode record: the compact (32-byte) or extended (64-byte) core, the xattr body
+    /// (bloom filter, shared count, shared indexes, inline entries), then the inline tail.
     func emitInode(_ node: Node, ino index: Int, blockAddress: UInt32, into w: inout ByteWriter) {
         let start = w.count
-        let layout: UInt16 = node.isExternal ? 4 : (node.tail > 0 ? 2 : 0)
-        let format = layout << 1 | (node.extended ? 1 : 0)
-        let icount = node.xattrSize == 0 ? 0 : UInt16((node.xattrSize - 12) / 4 + 1)
+        let layout: ComposefsFormat.DataLayout =
+            node.isExternal ? .chunkBased : (node.tail > 0 ? .flatInline : .flatPlain)
+        let format = layout.rawValue << 1 | (node.extended ? 1 : 0)
+        let icount =
+            node.xattrSize == 0 ? 0 : UInt16((node.xattrSize - ComposefsFormat.xattrBodyHeaderSize) / 4 + 1)
         let size: UInt64
         switch node.inode.type {
-        case .directory: size = UInt64(node.blocks * 4096 + node.tail)
+        case .directory: size = UInt64(node.blocks * blockSize + node.tail)
         case .regular: size = node.inode.size
         case .symlink: size = UInt64(node.inode.symlinkTarget?.count ?? 0)
         default: size = 0
@@ -343,7 +350,9 @@ final class Plan {
         switch node.inode.type {
         case .charDevice, .blockDevice: u = UInt32(truncatingIfNeeded: node.inode.rdev)
         case .regular where node.isExternal:
-            u = (node.blocks > 0 ? blockAddress & 0xFFFF_0000 : 0) | UInt32(node.chunkBits - 12)
+            u =
+                (node.blocks > 0 ? blockAddress & 0xFFFF_0000 : 0)
+                | UInt32(node.chunkBits - ComposefsFormat.minChunkBits)
         case .directory, .symlink, .regular: u = node.blocks > 0 ? blockAddress : 0
         default: u = 0
         }
@@ -380,12 +389,14 @@ final class Plan {
             var bits: UInt32 = 0
             for xattr in node.xattrs {
                 let (prefixIndex, name) = splitPrefix(xattr.key)
-                bits |= 1 << (XXHash32.hash(name, seed: 0x25BB_E08F &+ UInt32(prefixIndex)) & 31)
+                bits |= 1 << (XXHash32.hash(name, seed: ComposefsFormat.xattrFilterSeed &+ UInt32(prefixIndex)) & 31)
             }
             w.u32(bits ^ 0xFFFF_FFFF)
             w.u8(UInt8(node.sharedOffsets.compactMap { $0 }.count))
             w.zeros(7)
-            for offset in node.sharedOffsets.compactMap({ $0 }) { w.u32(UInt32(((inodesEnd % 4096) + offset) / 4)) }
+            for offset in node.sharedOffsets.compactMap({ $0 }) {
+                w.u32(UInt32(((inodesEnd % blockSize) + offset) / 4))
+            }
             for (index, xattr) in node.xattrs.enumerated() where node.sharedOffset(index) == nil {
                 emitEntry(xattr, into: &w)
             }
@@ -394,11 +405,13 @@ final class Plan {
             switch node.inode.type {
             case .directory: w.append(encodeGroup(direntGroups(node).last!))
             case .symlink: w.append(node.inode.symlinkTarget ?? [])
-            case .regular where node.isExternal: w.append(repeatElement(0xFF, count: 4 * node.chunkCount))
+            case .regular where node.isExternal:
+                w.append(repeatElement(0xFF, count: ComposefsFormat.chunkEntrySize * node.chunkCount))
             default: w.append(node.content.suffix(node.tail))
             }
         }
-        precondition(w.count - start == (node.extended ? 64 : 32) + node.xattrSize + node.tail, "inode size mismatch")
+        let core = node.extended ? ComposefsFormat.extendedInodeSize : ComposefsFormat.compactInodeSize
+        precondition(w.count - start == core + node.xattrSize + node.tail, "inode size mismatch")
     }
 
     /// Dirent groups (§9.1): cut before an entry that would overflow a block.
@@ -406,8 +419,8 @@ final class Plan {
         var groups: [[(name: [UInt8], target: Int)]] = [[]]
         var fill = 0
         for dirent in node.dirents {
-            let length = 12 + dirent.name.count
-            if fill + length > 4096 {
+            let length = ComposefsFormat.direntSize + dirent.name.count
+            if fill + length > blockSize {
                 groups.append([])
                 fill = 0
             }
@@ -419,7 +432,7 @@ final class Plan {
 
     func encodeGroup(_ group: [(name: [UInt8], target: Int)]) -> [UInt8] {
         var w = ByteWriter()
-        var nameOffset = 12 * group.count
+        var nameOffset = ComposefsFormat.direntSize * group.count
         for dirent in group {
             w.u64(nids[dirent.target])
             w.u16(UInt16(nameOffset))

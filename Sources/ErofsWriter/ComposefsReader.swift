@@ -72,16 +72,22 @@ private struct Reader {
     }
 
     mutating func read() throws(ComposefsError) -> (Image, ComposefsReader.Header) {
-        guard bytes.count >= 4096 else { throw fail("only \(bytes.count) bytes (at least 4096 expected)") }
-        guard try u32(0) == 0xD078_629A else { throw fail("no composefs magic at offset 0") }
-        guard try u32(4) == 1 else { throw fail("header version \(try u32(4)), expected 1") }
-        guard try u32(1024) == 0xE0F5_E1E2 else { throw fail("no EROFS magic at offset 1024") }
-        guard try u8(1036) == 12 else { throw fail("block size 2^\(try u8(1036)), expected 4096") }
+        guard bytes.count >= F.blockSize else {
+            throw fail("only \(bytes.count) bytes (at least \(F.blockSize) expected)")
+        }
+        guard try u32(0) == F.headerMagic else { throw fail("no composefs magic at offset 0") }
+        guard try u32(4) == F.headerVersion else { throw fail("header version \(try u32(4)), expected 1") }
+        guard try u32(F.superblockOffset) == F.erofsMagic else {
+            throw fail("no EROFS magic at offset \(F.superblockOffset)")
+        }
+        guard try u8(1036) == F.blockSizeBits else {
+            throw fail("block size 2^\(try u8(1036)), expected \(F.blockSize)")
+        }
         let header = ComposefsReader.Header(
-            formatVersion: Int(try u32(12)), hasACL: try u32(8) & 1 != 0,
+            formatVersion: Int(try u32(12)), hasACL: try u32(8) & F.flagHasACL != 0,
             inodes: try u64(1040), blocks: try u32(1060))
-        meta = Int(try u32(1064)) * 4096
-        xattrBase = Int(try u32(1068)) * 4096
+        meta = Int(try u32(1064)) * F.blockSize
+        xattrBase = Int(try u32(1068)) * F.blockSize
         buildTime = Timestamp(seconds: Int64(bitPattern: try u64(1048)), nanoseconds: try u32(1056))
         let rootNid = Int(try u16(1038))
         let root = try inode(nid: rootNid)
@@ -174,7 +180,7 @@ private struct Reader {
             raw.inode.rdev = UInt64(u)
             raw.inode.size = 0
         case .symlink:
-            guard size > 0, size < 4096 else { throw fail("symlink nid \(nid) has size \(size)") }
+            guard size > 0, size < F.blockSize else { throw fail("symlink nid \(nid) has size \(size)") }
             raw.inode.data = .symlink(try data(of: raw, count: Int(size)))
         case .regular:
             if size == 0 {
@@ -197,9 +203,9 @@ private struct Reader {
 
     /// `count` bytes of a flat inode's data: whole blocks from `i_u`, the rest from its tail.
     func data(of raw: RawInode, count: Int) throws(ComposefsError) -> [UInt8] {
-        if raw.layout == 0 { return try slice(Int(raw.u) * 4096, count) }
-        let inBlocks = count / 4096 * 4096
-        var out = inBlocks > 0 ? try slice(Int(raw.u) * 4096, inBlocks) : []
+        if raw.layout == Int(F.DataLayout.flatPlain.rawValue) { return try slice(Int(raw.u) * F.blockSize, count) }
+        let inBlocks = count / F.blockSize * F.blockSize
+        var out = inBlocks > 0 ? try slice(Int(raw.u) * F.blockSize, inBlocks) : []
         out += try slice(raw.tailStart, count - inBlocks)
         return out
     }
@@ -263,11 +269,11 @@ private struct Reader {
         let size = Int(clamping: dir.size)
         guard size > 0, size <= bytes.count else { throw fail("directory of \(dir.size) bytes") }
         var blocks: [[UInt8]] = []
-        let count = (size + 4095) / 4096
+        let count = (size + (F.blockSize - 1)) / F.blockSize
         for b in 0..<count {
             let isTail = dir.layout == 2 && b == count - 1
-            let length = b == count - 1 && size % 4096 != 0 ? size % 4096 : 4096
-            blocks.append(isTail ? try slice(dir.tailStart, length) : try slice((Int(dir.u) + b) * 4096, length))
+            let length = b == count - 1 && size % F.blockSize != 0 ? size % F.blockSize : F.blockSize
+            blocks.append(isTail ? try slice(dir.tailStart, length) : try slice((Int(dir.u) + b) * F.blockSize, length))
         }
         var result: [([UInt8], Int)] = []
         for block in blocks {
@@ -298,3 +304,5 @@ private struct Reader {
         return result
     }
 }
+
+private typealias F = ComposefsFormat
