@@ -17,14 +17,6 @@ extension StoreMode: ExpressibleByArgument {}
 extension SquashfsOptions.InodeOrder: ExpressibleByArgument {}
 extension SquashfsOptions.DirectoryIndex: ExpressibleByArgument {}
 
-/// How squashfs metadata tables are stored.
-enum MetadataCompression: String, ExpressibleByArgument, CaseIterable {
-    /// Uncompressed: inodes, directories, xattrs and ids.
-    case none
-    /// With --compression, as the data.
-    case same
-}
-
 /// What `build` writes.
 enum ImageFormat: String, ExpressibleByArgument, Codable {
     /// The overlay option: a squashfs of metacopy stubs.
@@ -137,50 +129,7 @@ struct Build: ParsableCommand {
     @Option(help: "How the objects are stacked: data-only (kernel 6.5+) or legacy.")
     var layout: OverlayLayout = .dataOnly
 
-    @Option(
-        help: ArgumentHelp(
-            """
-            Compressor for data and metadata: none, gzip, lz4, zstd or xz. lz4 (default) is the \
-            fastest to read (cold random stat through overlay 3.1x composefs vs 6.3x with zstd; \
-            docs/performance.md); zstd makes the smallest images (~0.6x of lz4's) and is the one to \
-            choose for unsquashfs 4.5, which cannot read libsquashfs's lz4 images (the kernel, \
-            rdsquashfs and ovlcfs inspect can).
-            """))
-    var compression: SquashfsOptions.Compression = .lz4
-
-    @Option(
-        help: ArgumentHelp("Compression level (gzip 1–9, default 6; zstd 1–22, default 3; xz 0–9).", valueName: "N"))
-    var compressionLevel: Int?
-
-    @Option(help: "none stores inodes, directories, xattrs and ids uncompressed; same uses --compression.")
-    var metadataCompression: MetadataCompression = .same
-
-    @Option(
-        help: ArgumentHelp(
-            "Tables to store uncompressed, comma-separated: data, inodes, directories, xattrs, ids.", valueName: "LIST")
-    )
-    var uncompressedTables: String?
-
-    @Option(help: ArgumentHelp("Data block size in bytes (power of two, 4096–1048576).", valueName: "BYTES"))
-    var blockSize: Int = 1 << 20
-
-    @Option(
-        help: ArgumentHelp(
-            """
-            Inode table order: directories (each directory's children together, subdirectories \
-            included: the order ls -l and lookups visit them), grouped (a directory's files together, \
-            each subdirectory after its subtree) or name (post-order by name, as gensquashfs).
-            """))
-    var inodeOrder: SquashfsOptions.InodeOrder = .directories
-
-    @Option(
-        help: ArgumentHelp(
-            """
-            Directory index: dense (an index entry every √n entries, so the kernel's lookup reads \
-            ~2√n entries instead of up to ~250; cold ls -lR about 2× faster) or blocks (one per \
-            8 KiB metadata block, as mksquashfs).
-            """))
-    var directoryIndex: SquashfsOptions.DirectoryIndex = .dense
+    @OptionGroup(title: "squashfs options") var squashfs: SquashfsOptionGroup
 
     @Flag(help: "Refuse the model if squashfs cannot hold all of it, instead of warning.")
     var strict = false
@@ -191,25 +140,6 @@ struct Build: ParsableCommand {
     @Flag(help: "Read the dump with mkcomposefs's CFS_PARSE_STRICT checks too.")
     var strictDump = false
 
-    func squashfsOptions() throws -> SquashfsOptions {
-        var tables = Set<SquashfsOptions.Table>()
-        if metadataCompression == .none { tables.formUnion(SquashfsOptions.Table.metadata) }
-        for name in (uncompressedTables ?? "").split(separator: ",") {
-            guard let table = SquashfsOptions.Table(rawValue: String(name)) else {
-                throw ValidationError(
-                    "unknown table '\(name)' in --uncompressed-tables (data, inodes, directories, xattrs, ids).")
-            }
-            tables.insert(table)
-        }
-        var options = SquashfsOptions(
-            compression: compression, compressionLevel: compressionLevel,
-            uncompressedTables: tables, blockSize: blockSize)
-        options.inodeOrder = inodeOrder
-        options.directoryIndex = directoryIndex
-        do { try options.validate() } catch { throw ValidationError(error.description) }
-        return options
-    }
-
     func saltBytes() throws -> [UInt8]? {
         guard let salt else { return nil }
         guard let bytes = Hex.decode(salt, maxBytes: 256) else {
@@ -219,12 +149,12 @@ struct Build: ParsableCommand {
     }
 
     func validate() throws {
-        _ = try squashfsOptions()
+        _ = try squashfs.options()
         _ = try saltBytes()
         if disk && format == .composefs { throw ValidationError("--disk applies to squashfs images.") }
         // Options that would do nothing in this combination are refused, not ignored.
         if salt != nil && !disk { throw ValidationError("--salt applies to --disk.") }
-        if format == .composefs && (layout != .dataOnly || compressionLevel != nil || strict) {
+        if format == .composefs && (layout != .dataOnly || squashfs.compressionLevel != nil || strict) {
             throw ValidationError("--layout, --compression-level and --strict apply to squashfs images.")
         }
         if format == .squashfs && (minVersion != nil || maxVersion != nil || printDigest) {
@@ -241,7 +171,7 @@ struct Build: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let started = ContinuousClock.now
-            let options = try squashfsOptions()
+            let options = try squashfs.options()
             var clock = PhaseClock()
             let image: Image
             if let reference = imageReference(model) {
@@ -294,8 +224,9 @@ struct Build: ParsableCommand {
             let out = BufferedOutput.standardOutput()
             if json {
                 let summary = BuildSummary(
-                    image: output, format: "squashfs", layout: layout, compression: compression,
-                    uncompressedTables: options.uncompressedTables.sorted().map(\.rawValue), blockSize: blockSize,
+                    image: output, format: "squashfs", layout: layout, compression: options.compression,
+                    uncompressedTables: options.uncompressedTables.sorted().map(\.rawValue),
+                    blockSize: options.blockSize,
                     bytes: result.bytes, entries: result.entries, inodes: result.inodes, stubs: result.stubs,
                     seconds: seconds, phases: clock.laps, losses: losses.items, rootHash: rootHash)
                 try out.writeJSON(summary)
