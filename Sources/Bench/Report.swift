@@ -33,14 +33,16 @@ extension BenchReport {
             lines.append("\(cache.rawValue) cache — median seconds, and × composefs [95 % CI]")
             let header = ["workload"] + armNames
             var rows = [header]
-            for workload in workloads { rows.append([workload.rawValue] + armNames.map { cell($0, workload, cache) }) }
-            let widths = header.indices.map { column in rows.map { $0[column].count }.max()! }
-            for row in rows {
-                lines.append(
-                    row.enumerated().map {
-                        $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0)
-                    }.joined(separator: "  "))
-            }
+            rows += timeRows(cache)
+            lines += padded(rows)
+            lines.append("")
+            lines.append("\(cache.rawValue) cache — CPU seconds, median user + system")
+            lines += padded([header] + cpuRows(cache))
+        }
+        if !density.isEmpty {
+            lines.append("")
+            lines.append("density — \(density[0].images) images at once; seconds for all, and per image")
+            lines += padded(densityRows())
         }
         for skipped in skipped { lines.append("skipped \(skipped.arm): \(skipped.reason)") }
         lines.append(
@@ -56,18 +58,20 @@ extension BenchReport {
         var out = "# ovlcfs bench: \(system.source)\n\n"
         out +=
             "\(system.entries) entries, \(formatSize(system.fileBytes)) of files; kernel \(system.kernel); \(system.cpu), \(system.cores) cores; "
-        out += "\(system.runs) runs per cell (interleaved), \(system.warmups) warm-up; \(system.date).\n\n"
+        out += "\(system.runs) runs per cell (interleaved), \(system.warmups) warm-up; \(system.date).\n"
+        out += "Objects: \(system.objects).\n\n"
         for cache in caches {
             out +=
                 "## \(cache.rawValue) cache\n\nMedian seconds; in brackets the ratio to composefs with its 95 % bootstrap interval.\n\n"
-            out += "| workload | " + armNames.joined(separator: " | ") + " |\n"
-            out += "|---|" + armNames.map { _ in "---:" }.joined(separator: "|") + "|\n"
-            for workload in workloads {
-                out +=
-                    "| \(workload.rawValue) | " + armNames.map { cell($0, workload, cache) }.joined(separator: " | ")
-                    + " |\n"
-            }
-            out += "\n"
+            out += markdownTable([["workload"] + armNames] + timeRows(cache))
+            out += "\nCPU seconds, median user + system (for ls-lR, the ls process's).\n\n"
+            out += markdownTable([["workload"] + armNames] + cpuRows(cache))
+        }
+        if !density.isEmpty {
+            out += "## Density: \(density[0].images) images mounted at once\n\n"
+            out +=
+                "Seconds to mount, walk (`ls -lR` of each) and unmount all of them (median); per image: kernel objects counted during the run and memory from a dropped-caches baseline; in brackets the ratio to composefs.\n\n"
+            out += markdownTable(densityRows())
         }
         out += "## Images\n\n| arm | size | build |\n|---|---:|---:|\n"
         for image in images {
@@ -77,11 +81,79 @@ extension BenchReport {
         return out
     }
 
+    /// Rows of median seconds with ratios, per workload (mount adds its unmount).
+    func timeRows(_ cache: CacheState) -> [[String]] {
+        var rows: [[String]] = []
+        for workload in workloads where workload != .density {
+            rows.append([workload.rawValue] + armNames.map { cell($0, workload, cache) })
+            if workload == .mount {
+                let base = result("composefs", .mount, cache)?.unmountSamples.map(Statistics.median)
+                rows.append(
+                    ["umount"]
+                        + armNames.map { arm in
+                            guard let samples = result(arm, .mount, cache)?.unmountSamples else { return "-" }
+                            let median = Statistics.median(samples)
+                            guard let base, base > 0, arm != "composefs" else { return format(median) }
+                            return format(median) + String(format: " %.2f×", median / base)
+                        })
+            }
+        }
+        return rows
+    }
+
+    /// Rows of median CPU seconds, user + system, per workload.
+    func cpuRows(_ cache: CacheState) -> [[String]] {
+        workloads.filter { $0 != .density }.map { workload in
+            [workload.rawValue]
+                + armNames.map { arm in
+                    guard let r = result(arm, workload, cache), !r.userSeconds.isEmpty else { return "-" }
+                    return format(Statistics.median(r.userSeconds)) + " + " + format(Statistics.median(r.systemSeconds))
+                }
+        }
+    }
+
+    /// One row per arm of the density run, ratios to composefs in brackets.
+    func densityRows() -> [[String]] {
+        let base = density.first { $0.arm == "composefs" }
+        func cell(_ value: Double, _ baseValue: Double?, _ text: String) -> String {
+            guard let baseValue, baseValue > 0 else { return text }
+            return text + String(format: " [%.2f×]", value / baseValue)
+        }
+        var rows = [
+            [
+                "arm", "mount all", "walk all", "umount all", "CPU user+sys", "mounts", "loops", "dm", "filesystems",
+                "inode+dentry slab", "page cache",
+            ]
+        ]
+        for d in density {
+            let (m, w, u) = (
+                Statistics.median(d.mountSeconds), Statistics.median(d.walkSeconds), Statistics.median(d.umountSeconds)
+            )
+            let isBase = d.arm == "composefs"
+            rows.append([
+                d.arm,
+                cell(m, isBase ? nil : base.map { Statistics.median($0.mountSeconds) }, format(m)),
+                cell(w, isBase ? nil : base.map { Statistics.median($0.walkSeconds) }, format(w)),
+                cell(u, isBase ? nil : base.map { Statistics.median($0.umountSeconds) }, format(u)),
+                format(Statistics.median(d.userSeconds)) + " + " + format(Statistics.median(d.systemSeconds)),
+                String(format: "%.2f", d.kernelObjects.mounts), String(format: "%.2f", d.kernelObjects.loopDevices),
+                String(format: "%.2f", d.kernelObjects.dmDevices), String(format: "%.0f", d.kernelObjects.filesystems),
+                cell(
+                    d.memory.slabBytes, isBase ? nil : base?.memory.slabBytes,
+                    formatSize(UInt64(max(0, d.memory.slabBytes)))),
+                cell(
+                    d.memory.pageCacheBytes, isBase ? nil : base?.memory.pageCacheBytes,
+                    formatSize(UInt64(max(0, d.memory.pageCacheBytes)))),
+            ])
+        }
+        return rows
+    }
+
     /// A grouped bar chart: one panel per cache state, one group per workload, one bar per arm
     /// (median) with a min–max whisker; each group scaled to its own largest value, labelled.
     public var svg: String {
         let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
-        let arms = armNames, loads = workloads, states = caches
+        let arms = armNames, loads = workloads.filter { $0 != .density }, states = caches
         let barWidth = 14.0, gap = 26.0
         let groupWidth = Double(arms.count) * barWidth + gap
         let panelHeight = 230.0, top = 60.0, left = 50.0
@@ -125,6 +197,25 @@ extension BenchReport {
         }
         return s + "</svg>\n"
     }
+}
+
+/// Rows as aligned text columns.
+func padded(_ rows: [[String]]) -> [String] {
+    guard let first = rows.first else { return [] }
+    let widths = first.indices.map { column in rows.map { $0[column].count }.max()! }
+    return rows.map { row in
+        row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+    }
+}
+
+/// Rows as a Markdown table (the first is the header; numbers right-aligned).
+func markdownTable(_ rows: [[String]]) -> String {
+    guard let header = rows.first else { return "" }
+    var out = "| " + header.joined(separator: " | ") + " |\n"
+    out += "|---|" + header.dropFirst().map { _ in "---:" }.joined(separator: "|") + "|\n"
+    for row in rows.dropFirst() { out += "| " + row.joined(separator: " | ") + " |\n" }
+    return out + "\n"
 }
 
 func format(_ seconds: Double) -> String {

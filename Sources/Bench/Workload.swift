@@ -16,6 +16,46 @@ public enum Workload: String, Sendable, CaseIterable, Codable {
     case readRandom = "read-random"
     /// open + read of every regular file.
     case readAll = "read-all"
+    /// Mounting an image with its objects, and unmounting it, through the mount driver.
+    case mount
+    /// N images mounted at once, each walked with `ls -lR`, then unmounted (`--density N`).
+    case density
+
+    /// The workloads over a mounted tree.
+    public static let tree: [Workload] = [.lsLR, .walk, .statRandom, .getxattr, .readRandom, .readAll]
+    /// What runs when no `--workloads` are given (density takes minutes: asked for by name).
+    public static let defaults: [Workload] = tree + [.mount]
+
+    public var isTree: Bool { Self.tree.contains(self) }
+}
+
+/// One measured run: wall-clock seconds and CPU time (and, for `mount`, the unmount's seconds).
+public struct Timing: Sendable, Equatable {
+    public var seconds: Double
+    public var cpu: CPUTime
+    public var unmountSeconds: Double?
+
+    public init(seconds: Double, cpu: CPUTime, unmountSeconds: Double? = nil) {
+        self.seconds = seconds
+        self.cpu = cpu
+        self.unmountSeconds = unmountSeconds
+    }
+
+    /// Measures `body` on this thread: wall clock and this thread's CPU time, plus the CPU
+    /// time `body` reports for children it ran.
+    public static func of(_ body: () throws -> CPUTime) rethrows -> Timing {
+        let start = ContinuousClock.now
+        let cpu = CPUTime.thisThread()
+        let children = try body()
+        let used = CPUTime.thisThread() - cpu + children
+        return Timing(seconds: elapsedSeconds(since: start), cpu: used)
+    }
+}
+
+/// Seconds elapsed since `start`.
+func elapsedSeconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
 
 /// The paths of a tree, gathered once (outside any measurement) from one arm's mount.
@@ -62,12 +102,16 @@ public struct WorkloadRunner: Sendable {
         readOrder = Array(Array(sample.files.indices).shuffled(using: &rng).prefix(randomFiles))
     }
 
-    public func run(_ workload: Workload, at root: String) throws -> Double {
-        let start = ContinuousClock.now
+    /// Runs a tree workload over the tree mounted at `root`.
+    public func run(_ workload: Workload, at root: String) throws -> Timing {
+        try Timing.of { try perform(workload, at: root) }
+    }
+
+    /// Returns the CPU time of children it ran.
+    func perform(_ workload: Workload, at root: String) throws -> CPUTime {
         switch workload {
         case .lsLR:
-            let status = try Subprocess.runQuietly("/bin/ls", ["-lR", root])
-            guard status == 0 else { throw BenchError("ls -lR \(root) exited with \(status)") }
+            return try Self.listRecursively(root)
         case .walk:
             var stack = [try DirectoryHandle(path: root)]
             while let dir = stack.popLast() {
@@ -88,9 +132,17 @@ public struct WorkloadRunner: Sendable {
         case .readAll:
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             for file in sample.files { try readFile(root + file, buffer: &buffer) }
+        case .mount, .density:
+            throw BenchError("\(workload.rawValue) is not a workload over a mounted tree")
         }
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return .zero
+    }
+
+    /// The real `ls -lR` of `root`, output discarded; returns its CPU time.
+    static func listRecursively(_ root: String) throws -> CPUTime {
+        let (status, cpu) = try Subprocess.runMeasured("/bin/ls", ["-lR", root])
+        guard status == 0 else { throw BenchError("ls -lR \(root) exited with \(status)") }
+        return cpu
     }
 
     func readFile(_ path: String, buffer: inout [UInt8]) throws {

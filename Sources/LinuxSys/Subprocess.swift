@@ -8,6 +8,13 @@ public enum Subprocess {
     /// Runs `executable` with `arguments`, standard input, output and error on /dev/null;
     /// returns its exit status (128 + signal number if a signal ended it).
     public static func runQuietly(_ executable: String, _ arguments: [String]) throws(IOError) -> Int32 {
+        try runMeasured(executable, arguments).status
+    }
+
+    /// As ``runQuietly(_:_:)``, and returns the child's CPU time too (from `wait4`'s rusage).
+    public static func runMeasured(_ executable: String, _ arguments: [String]) throws(IOError) -> (
+        status: Int32, cpu: CPUTime
+    ) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -20,10 +27,11 @@ public enum Subprocess {
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
         guard rc == 0 else { throw IOError("run", path: executable, errno: Errno(rawValue: rc)) }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 {
             guard Errno.current == .interrupted else { throw IOError("wait for", path: executable, errno: .current) }
         }
         // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import.
-        return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return (status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F), CPUTime(usage))
     }
 }

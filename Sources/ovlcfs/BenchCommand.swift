@@ -23,19 +23,40 @@ struct BenchCommand: ParsableCommand {
             min–max and each arm's ratio to composefs with a 95 % bootstrap interval. Every \
             arm is unmounted at the end, also on failure or Ctrl-C. Needs root.
 
-            SOURCE is a directory (ingested, digests only), a composefs dump or a composefs \
-            image; the objects are sparse stand-ins of the right sizes, kept in WORKDIR/objects. \
-            Default SOURCE: this machine's /usr.
+            Workloads over a mounted tree: ls-lR, walk, stat-random, getxattr, read-random, \
+            read-all. mount: the latency of mounting each image with its objects and of \
+            unmounting it (ovlcfs umount, until its loop devices are gone). density: N images \
+            (--density, distinct copies) mounted at once, each walked with ls -lR, unmounted; \
+            with the kernel objects (mounts, loop and dm devices) and the memory (inode and \
+            dentry slabs, page cache) each image costs, from a dropped-caches baseline. Every \
+            result has CPU time, user and system apart. Default: every workload but density.
+
+            SOURCE is a directory (ingested, digests only), a composefs dump, a composefs image, \
+            an OCI image (oci:DIR …) or synthetic:ENTRIES[:LARGEST_DIR], a generated model of \
+            realistic shape with one directory of LARGEST_DIR entries. The objects are sparse \
+            stand-ins of the right sizes, kept in WORKDIR/objects; for a directory, --objects \
+            hardlink stores hard links to its real files instead (same filesystem as WORKDIR), \
+            so reads read real data. Default SOURCE: this machine's /usr.
+
+            --sweep largest-dir=100,1000,10000,30000 runs the walk workloads (ls-lR, walk, \
+            stat-random unless --workloads says otherwise) over synthetic models that differ in \
+            their largest directory (SOURCE: synthetic:ENTRIES, default synthetic:20000), and \
+            charts each arm's ratio to composefs against that directory's size (--svg).
 
             Examples:
               sudo ovlcfs bench
               sudo ovlcfs bench cs9-x86_64-minimal.dump.gz --runs 5 --json r.json --markdown r.md --svg r.svg
               sudo ovlcfs bench /usr --workloads ls-lR,walk --cache cold --runs 10
+              sudo ovlcfs bench cs9-x86_64-minimal.dump.gz --workloads mount,density --runs 3 --json r.json
+              sudo ovlcfs bench --sweep largest-dir=100,1000,10000,30000 --svg sweep.svg
             """
     )
 
-    @Argument(help: ArgumentHelp("A directory, dump or composefs image (default: /usr).", valueName: "SOURCE"))
-    var source: String = "/usr"
+    @Argument(
+        help: ArgumentHelp(
+            "A directory, dump, composefs image, OCI image or synthetic:ENTRIES[:LARGEST_DIR] (default: /usr).",
+            valueName: "SOURCE"))
+    var source: String?
 
     @Option(help: "Measured runs per arm, workload and cache state.")
     var runs = 5
@@ -45,7 +66,8 @@ struct BenchCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Comma-separated workloads: ls-lR, walk, stat-random, getxattr, read-random, read-all.", valueName: "LIST"))
+            "Comma-separated workloads: ls-lR, walk, stat-random, getxattr, read-random, read-all, mount, density.",
+            valueName: "LIST"))
     var workloads: String?
 
     @Option(
@@ -71,6 +93,23 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Files read by read-random.")
     var randomFiles = 200
 
+    @Option(help: ArgumentHelp("density: images mounted at once.", valueName: "N"))
+    var density = 50
+
+    /// Where the objects come from.
+    enum ObjectsSource: String, ExpressibleByArgument, CaseIterable {
+        case sparse, hardlink
+    }
+
+    @Option(help: "sparse stand-ins (default), or hardlink: hard links to a directory SOURCE's real files.")
+    var objects: ObjectsSource = .sparse
+
+    @Option(
+        help: ArgumentHelp(
+            "Run the walk workloads over synthetic models with these largest directories.",
+            valueName: "largest-dir=N,N,…"))
+    var sweep: String?
+
     @Option(help: ArgumentHelp("Where images, stand-in objects and mount points go.", valueName: "DIR"))
     var workDir = "/var/tmp/ovlcfs-bench"
 
@@ -94,6 +133,7 @@ struct BenchCommand: ParsableCommand {
         configuration.warmups = warmups
         configuration.randomFiles = randomFiles
         configuration.stateDirectory = state.stateDirectory
+        configuration.density = density
         let allArms = Arm.defaults(compression: compression)
         if let arms {
             configuration.arms = try arms.split(separator: ",").map { name in
@@ -127,7 +167,31 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         if runs < 1 { throw ValidationError("--runs must be at least 1") }
+        if density < 1 || density > 1000 { throw ValidationError("--density must be from 1 to 1000") }
+        if sweep != nil {
+            _ = try sweepValues()
+            if let source, !source.hasPrefix("synthetic:") {
+                throw ValidationError("--sweep runs over synthetic models: SOURCE must be synthetic:ENTRIES")
+            }
+        }
         _ = try configurationValue()
+    }
+
+    /// `--sweep largest-dir=N,N,…`
+    func sweepValues() throws -> [Int] {
+        guard let sweep else { return [] }
+        let parts = sweep.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, parts[0] == "largest-dir" else {
+            throw ValidationError("--sweep takes largest-dir=N,N,… (e.g. largest-dir=100,1000,10000,30000)")
+        }
+        let values = try parts[1].split(separator: ",").map {
+            guard let value = Int($0), value > 0, value <= 1_000_000 else {
+                throw ValidationError("--sweep: '\($0)' is not a directory size from 1 to 1000000")
+            }
+            return value
+        }
+        guard !values.isEmpty else { throw ValidationError("--sweep: no sizes given") }
+        return values
     }
 
     func run() throws {
@@ -136,54 +200,104 @@ struct BenchCommand: ParsableCommand {
                 throw BenchError(
                     "bench mounts images, attaches loop devices and drops caches: run it as root (sudo ovlcfs bench …)")
             }
-            let configuration = try configurationValue()
-            let say: (String) -> Void = quiet ? { _ in } : { printError($0) }
-            say("loading \(source)")
-            let model = try loadBenchModel()
-            let objects = workDir + "/objects"
-            try FileQueries.createDirectories(objects)
-            let made = try makeStandInObjects(for: model, in: objects)
-            say("\(model.entryCount) entries; \(made) stand-in objects created in \(objects)")
-            let runner = BenchRunner(
-                model: model, objects: objects, workDirectory: workDir, configuration: configuration)
-            let live = !quiet && FileIO.standardErrorIsTerminal
-            runner.progress =
-                quiet
-                ? { _ in }
-                : live
-                    ? { line in
-                        let out = BufferedOutput.standardError()
-                        try? out.write("\r\u{1B}[K" + line)
-                        try? out.flush()
-                    } : { _ in }
+            let cancellation = BenchRunner.Cancellation()
             let signals = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
                 signal(number, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { runner.cancellation.cancel() }
+                source.setEventHandler { cancellation.cancel() }
                 source.resume()
                 return source
             }
             defer { signals.forEach { $0.cancel() } }
-            let report = try runner.run(source: source)
-            if live { printError("") }
-            let out = BufferedOutput.standardOutput()
-            try out.write(report.text)
-            try out.flush()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            if let json { try writeAtomically(Array(try encoder.encode(report)) + [0x0A], to: json) }
-            if let markdown { try writeAtomically(Array(report.markdown.utf8), to: markdown) }
-            if let svg { try writeAtomically(Array(report.svg.utf8), to: svg) }
+            if sweep != nil { try runSweep(cancellation) } else { try runOne(cancellation) }
         }
     }
 
-    func loadBenchModel() throws -> Image {
-        if (try? FileStatus(path: source))?.isDirectory == true {
+    func runOne(_ cancellation: BenchRunner.Cancellation) throws {
+        let source = self.source ?? "/usr"
+        let report = try measure(source: source, configuration: try configurationValue(), cancellation)
+        let out = BufferedOutput.standardOutput()
+        try out.write(report.text)
+        try out.flush()
+        if let json { try writeAtomically(Array(try jsonEncoder().encode(report)) + [0x0A], to: json) }
+        if let markdown { try writeAtomically(Array(report.markdown.utf8), to: markdown) }
+        if let svg { try writeAtomically(Array(report.svg.utf8), to: svg) }
+    }
+
+    func runSweep(_ cancellation: BenchRunner.Cancellation) throws {
+        var base = try SyntheticModel.parse(source ?? "synthetic:20000")!
+        var configuration = try configurationValue()
+        if workloads == nil { configuration.workloads = [.lsLR, .walk, .statRandom] }
+        var sweepReport = SweepReport(parameter: "largest directory (entries)")
+        for value in try sweepValues() {
+            base.largestDirectory = min(value, base.entries - 4)
+            let report = try measure(source: base.name, configuration: configuration, cancellation)
+            sweepReport.points.append(.init(value: value, report: report))
+        }
+        let out = BufferedOutput.standardOutput()
+        try out.write(sweepReport.text)
+        try out.flush()
+        if let json { try writeAtomically(Array(try jsonEncoder().encode(sweepReport)) + [0x0A], to: json) }
+        if let markdown { try writeAtomically(Array(sweepReport.markdown.utf8), to: markdown) }
+        if let svg { try writeAtomically(Array(sweepReport.svg.utf8), to: svg) }
+    }
+
+    /// Loads the model, puts its objects in place, and runs the benchmark on it.
+    func measure(source: String, configuration: BenchConfiguration, _ cancellation: BenchRunner.Cancellation) throws
+        -> BenchReport
+    {
+        let say: (String) -> Void = quiet ? { _ in } : { printError($0) }
+        say("loading \(source)")
+        let (model, objects, label) = try loadBenchModel(source)
+        let runner = BenchRunner(model: model, objects: objects, workDirectory: workDir, configuration: configuration)
+        runner.cancellation = cancellation
+        let live = !quiet && FileIO.standardErrorIsTerminal
+        runner.progress =
+            live
+            ? { line in
+                let out = BufferedOutput.standardError()
+                try? out.write("\r\u{1B}[K" + line)
+                try? out.flush()
+            } : { _ in }
+        var report = try runner.run(source: source)
+        report.system.objects = label
+        if live { printError("") }
+        return report
+    }
+
+    func jsonEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return encoder
+    }
+
+    /// The model, the objects directory and how its objects were made.
+    func loadBenchModel(_ source: String) throws -> (Image, String, String) {
+        let say: (String) -> Void = quiet ? { _ in } : { printError($0) }
+        let isDirectory = (try? FileStatus(path: source))?.isDirectory == true
+        if objects == .hardlink {
+            guard isDirectory else { throw ValidationError("--objects hardlink needs a directory SOURCE") }
+            let path = workDir + "/objects-hardlinked"
+            let store = try ObjectStore(path: path, create: true) { say("waiting for ovlcfs gc on \(path)…") }
+            var options = IngestOptions(storeMode: .hardlink)
+            options.skipUnreadable = true
+            let result = try Ingest.ingest(directory: source, store: store, options: options)
+            say("\(result.image.entryCount) entries; \(result.objectsAdded) objects hard-linked into \(path)")
+            return (result.image, path, "hard links to the files of \(source)")
+        }
+        let model: Image
+        if isDirectory {
             var options = IngestOptions(storeMode: .none)
             options.skipUnreadable = true
-            return try Ingest.ingest(directory: source, store: nil, options: options).image
+            model = try Ingest.ingest(directory: source, store: nil, options: options).image
+        } else {
+            model = try loadModel(source, options: DumpOptions()).0
         }
-        return try loadModel(source, options: DumpOptions()).0
+        let objects = workDir + "/objects"
+        try FileQueries.createDirectories(objects)
+        let made = try makeStandInObjects(for: model, in: objects)
+        say("\(model.entryCount) entries; \(made) stand-in objects created in \(objects)")
+        return (model, objects, "sparse stand-ins of the right sizes")
     }
 }
 

@@ -1,3 +1,4 @@
+import Bench
 import ComposefsDump
 import DiskImage
 import ErofsWriter
@@ -20,8 +21,10 @@ let maxComposefsImageBytes: UInt64 = 1 << 30
 /// image written by ovlcfs, a verity disk, or a composefs image (images read back and
 /// un-translated). The input is opened once and told apart by content; whatever it held, the
 /// model passes ``Image/validate()`` before anyone uses it.
-/// An image reference (`oci:DIR`, `oci-archive:FILE`, …) is imported with digests only.
+/// An image reference (`oci:DIR`, `oci-archive:FILE`, …) is imported with digests only;
+/// `synthetic:ENTRIES[:LARGEST_DIR]` is generated (``SyntheticModel``).
 func loadModel(_ path: String, options: DumpOptions, platform: Platform? = nil) throws -> (Image, ModelKind) {
+    if let synthetic = try SyntheticModel.parse(path) { return (try synthetic.image(), .dump) }
     if let reference = imageReference(path) {
         return (try importImage(reference, objects: nil, storeMode: .none, platform: platform, quiet: true), .dump)
     }

@@ -89,6 +89,77 @@ struct SubprocessTests {
     }
 }
 
+@Suite("Synthetic models")
+struct SyntheticModelTests {
+    @Test("the same parameters give the same model; the shape is as documented")
+    func shape() throws {
+        let spec = try #require(try SyntheticModel.parse("synthetic:20000:3000"))
+        #expect(spec == SyntheticModel(entries: 20000, largestDirectory: 3000))
+        let a = try spec.image(), b = try spec.image()
+        #expect(a.entryCount == 20000)
+        #expect(DumpWriter.render(a) == DumpWriter.render(b))
+        let summary = ImageSummary(a)
+        let symlinks = Double(summary.byType["symlink"] ?? 0) / 20000
+        let regular = Double(summary.byType["regular"] ?? 0) / 20000
+        #expect(symlinks > 0.07 && symlinks < 0.13, "\(symlinks) symlinks")
+        #expect(regular > 0.72 && regular < 0.86, "\(regular) regular files")
+        let labelled = a.entryIDs.allSatisfy { entry in
+            a.xattrs(of: a.inode(of: entry)).contains { String(decoding: $0.key, as: UTF8.self) == "security.selinux" }
+        }
+        #expect(labelled)
+        let large = try #require(a.lookup(path: Array("/usr/share/large".utf8)))
+        #expect(a.children(of: large).count == 3000)
+        let sizes = a.entryIDs.filter { a.inode(of: $0).type == .directory && $0 != large }.map {
+            a.children(of: $0).count
+        }
+        #expect(sizes.max()! <= 312)
+        #expect(try SyntheticModel.parse("synthetic:20000:1").map { try $0.image() } != nil)
+        #expect(try SyntheticModel(entries: 20000, seed: 2).image().entryCount == 20000)
+        #expect(DumpWriter.render(try SyntheticModel(entries: 20000, seed: 2).image()) != DumpWriter.render(a))
+    }
+
+    @Test(
+        "malformed synthetic sources are refused",
+        arguments: [
+            "synthetic:", "synthetic:x", "synthetic:1", "synthetic:10:10", "synthetic:10:0", "synthetic:10:2:3",
+            "synthetic:99999999999",
+        ])
+    func refused(source: String) {
+        #expect(throws: BenchError.self) { try SyntheticModel.parse(source) }
+    }
+}
+
+@Suite("Kernel counters")
+struct KernelCounterTests {
+    @Test(
+        "slabinfo and meminfo parse into the caches and fields density reads",
+        .enabled(if: geteuid() == 0, "/proc/slabinfo is readable by root only"))
+    func counters() throws {
+        let slab = try SystemCounters.slabBytes()
+        #expect((slab["dentry"] ?? 0) > 0)
+        let memory = try SystemCounters.memoryInfo()
+        #expect((memory["MemTotal"] ?? 0) > 1 << 26)
+        #expect(memory["Cached"] != nil && memory["Buffers"] != nil && memory["Slab"] != nil)
+        #expect(try SystemCounters.mounts() > 0)
+        #expect(try SystemCounters.attachedLoopDevices().allSatisfy { $0.hasPrefix("loop") })
+        #expect(try SystemCounters.deviceMapperDevices().allSatisfy { $0.hasPrefix("dm-") })
+    }
+
+    @Test("CPU time of a child comes from wait4, of this thread from getrusage")
+    func cpuTime() throws {
+        let (status, cpu) = try Subprocess.runMeasured(
+            "/bin/sh", ["-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"])
+        #expect(status == 0)
+        #expect(cpu.user + cpu.system > 0.001)
+        let before = CPUTime.thisThread()
+        var x: UInt64 = 1
+        for i in 0..<20_000_000 { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
+        #expect(x != 0)
+        let used = CPUTime.thisThread() - before
+        #expect(used.user > 0.001)
+    }
+}
+
 @Suite("Bench reports")
 struct ReportTests {
     @Test("JSON has results, ratios, images and system with the documented names")
@@ -183,9 +254,12 @@ struct BenchRunTests {
         let runner = BenchRunner(
             model: model, objects: dir.path("objects"), workDirectory: dir.path("work"), configuration: configuration)
         let report = try runner.run(source: "special.dump")
-        #expect(report.results.count == 5 * Workload.allCases.count * 2)
-        #expect(report.ratios.count == 4 * Workload.allCases.count * 2)
+        #expect(report.results.count == 5 * Workload.defaults.count * 2)
+        #expect(report.ratios.count == 4 * Workload.defaults.count * 2)
         #expect(report.results.allSatisfy { $0.samples.count == 2 && $0.median > 0 })
+        #expect(report.results.allSatisfy { $0.userSeconds.count == 2 && $0.systemSeconds.count == 2 })
+        #expect(report.results.filter { $0.workload == .mount }.allSatisfy { $0.unmountSamples?.count == 2 })
+        #expect(report.results.filter { $0.workload != .mount }.allSatisfy { $0.unmountSamples == nil })
         #expect(report.images.count == 5)
         #expect(report.skipped.map(\.arm) == ["overlay-disk-*"])
         #expect(nothingLeft(under: dir.url.path).isEmpty)
