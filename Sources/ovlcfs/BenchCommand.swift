@@ -39,9 +39,9 @@ struct BenchCommand: ParsableCommand {
             so reads read real data. Default SOURCE: this machine's /usr.
 
             --sweep largest-dir=100,1000,10000,30000 runs the walk workloads (ls-lR, walk, \
-            stat-random unless --workloads says otherwise) over synthetic models that differ in \
-            their largest directory (SOURCE: synthetic:ENTRIES, default synthetic:20000), and \
-            charts each arm's ratio to composefs against that directory's size (--svg).
+            stat-random unless --workloads says otherwise) over synthetic models of ENTRIES \
+            entries (SOURCE: synthetic:ENTRIES, default synthetic:20000) plus one directory of \
+            each size, and charts each arm's ratio to composefs against that size (--svg).
 
             Examples:
               sudo ovlcfs bench
@@ -225,13 +225,14 @@ struct BenchCommand: ParsableCommand {
     }
 
     func runSweep(_ cancellation: BenchRunner.Cancellation) throws {
-        var base = try SyntheticModel.parse(source ?? "synthetic:20000")!
+        let base = try SyntheticModel.parse(source ?? "synthetic:20000")!
         var configuration = try configurationValue()
         if workloads == nil { configuration.workloads = [.lsLR, .walk, .statRandom] }
         var sweepReport = SweepReport(parameter: "largest directory (entries)")
         for value in try sweepValues() {
-            base.largestDirectory = min(value, base.entries - 4)
-            let report = try measure(source: base.name, configuration: configuration, cancellation)
+            // The same ENTRIES elsewhere in the tree at every point, plus the large directory.
+            let model = SyntheticModel(entries: base.entries + value + 3, largestDirectory: value, seed: base.seed)
+            let report = try measure(source: model.name, configuration: configuration, cancellation)
             sweepReport.points.append(.init(value: value, report: report))
         }
         let out = BufferedOutput.standardOutput()

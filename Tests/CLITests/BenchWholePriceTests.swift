@@ -142,8 +142,12 @@ struct BenchWholePriceTests {
         #expect(points.compactMap { $0["value"] as? Int } == [10, 300])
         for point in points {
             let report = try #require(point["report"] as? [String: Any])
+            let value = try #require(point["value"] as? Int)
             #expect((report["ratios"] as? [Any])?.count == 1)
-            #expect(((report["system"] as? [String: Any])?["entries"] as? Int) == 1500)
+            // The same 1500 entries elsewhere, plus /usr/share/large of `value` entries.
+            #expect(((report["system"] as? [String: Any])?["entries"] as? Int) == 1500 + value + 3)
+            #expect(
+                ((report["system"] as? [String: Any])?["source"] as? String) == "synthetic:\(1503 + value):\(value)")
         }
         let svg = try String(contentsOfFile: dir.path("s.svg"), encoding: .utf8)
         #expect(svg.contains("<polyline") && svg.contains("warm ls-lR"))
