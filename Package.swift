@@ -70,7 +70,7 @@ let package = Package(
             "ComposefsDump", "ImageModel", "LinuxSys", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "DiskImage", "Verity",
         ], swiftSettings: strict),
         .target(name: "Bench", dependencies: [
-            "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "ImagePipeline", system,
+            "ImageModel", "LinuxSys", "MountDriver", "OverlayTranslation", "SquashfsWriter", "ErofsWriter", "ImagePipeline", "Verity", system,
         ], swiftSettings: strict),
         .target(name: "Archive", dependencies: ["CArchive", system], swiftSettings: strict),
         .target(name: "OCIImage", dependencies: ["Archive", "ImageModel", "LinuxSys", "ObjectStore", "Verity", system], swiftSettings: strict),

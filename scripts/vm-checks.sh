@@ -26,6 +26,12 @@ if [ -z "${VMTEST:-}" ]; then
   # the data partition starts at LBA 2048: flip the first byte of the squashfs superblock
   printf '\x00' | dd of="$I/bad.raw" bs=1 seek=$((2048 * 512)) conv=notrunc status=none
   mkfs.ext4 -q -F -O verity -b 4096 -d "$I/objects" "$I/objects.img" 64M
+  # composefs images on an fs-verity filesystem: the image, and a copy with one byte flipped
+  # (in its superblock's padding: still a valid image, another digest)
+  mkdir -p "$I/images"
+  cp "$I/image.cfs" "$I/images/image.cfs"; cp "$I/image.cfs" "$I/images/bad.cfs"
+  printf '\x01' | dd of="$I/images/bad.cfs" bs=1 seek=$((1024 + 120)) conv=notrunc status=none
+  mkfs.ext4 -q -F -O verity -b 4096 -d "$I/images" "$I/images.img" 16M
   echo "$BIN" > "$I/bin"
   "$KVM/vmrun.sh" -o "$OUT" -t "${VMTEST_TIMEOUT:-600}" -- "$HERE/vm-checks.sh"
   exit $?
@@ -81,6 +87,21 @@ check "enable fs-verity on the substituted object (now a wrong digest)" fsverity
 checkfail "reading big.bin is refused: the object's fs-verity digest is not the image's" cat /tmp/mnt/root/big.bin
 check "the kernel logged the digest mismatch" sh -c 'dmesg | grep -q "overlayfs: .*wrong fs-verity digest"'
 check "ovlcfs umount" "$BIN" umount /tmp/mnt/root
+
+# composefs with fs-verity (the bench's composefs-verity arm): the image's digest pinned, objects checked
+mkdir -p /tmp/mnt/images
+check "composefs images on ext4 (-O verity)" mount -t ext4 -o loop "$I/images.img" /tmp/mnt/images
+check "fsverity enable both images" sh -c 'fsverity enable /tmp/mnt/images/image.cfs && fsverity enable /tmp/mnt/images/bad.cfs'
+CFSD=$(fsverity measure /tmp/mnt/images/image.cfs | cut -d' ' -f1 | cut -d: -f2)
+checkfail "a composefs image one byte off its pinned digest is refused (kernel fs-verity measurement)" \
+  "$BIN" mount /tmp/mnt/images/bad.cfs /tmp/mnt/root --objects /tmp/mnt/objects --digest "$CFSD" --verity require
+check "the refused image left no mount" sh -c '! grep -q " /tmp/mnt/root " /proc/mounts'
+check "the image mounts with its digest pinned and verity=require" \
+  "$BIN" mount /tmp/mnt/images/image.cfs /tmp/mnt/root --objects /tmp/mnt/objects --digest "$CFSD" --verity require
+checkfail "composefs-verity: reading big.bin is refused (its object's digest is wrong)" cat /tmp/mnt/root/big.bin
+check "composefs-verity: a file with a good object still reads" cmp "$P/sub/numbers.txt" /tmp/mnt/root/sub/numbers.txt
+check "ovlcfs umount" "$BIN" umount /tmp/mnt/root
+umount /tmp/mnt/images
 # (made as ovlcfs makes them: veritysetup over loops of the disk's two partitions, at LBA 2048 and 4096)
 DLOOP=$(losetup -f --show -r -o $((2048 * 512)) --sizelimit 4096 "$I/disk.raw")
 HLOOP=$(losetup -f --show -r -o $((4096 * 512)) --sizelimit 4096 "$I/disk.raw")

@@ -44,12 +44,35 @@ public struct Arm: Sendable, Codable, Equatable {
         case composefs
         case squashfs(
             layout: OverlayLayout, compression: SquashfsOptions.Compression, rawMetadata: Bool, levers: [Lever] = [])
+        /// The composefs image with fs-verity enabled, mounted with its digest pinned, objects
+        /// checked (`verity=require`).
+        case composefsVerity
+        /// The overlay option's GPT disk (squashfs + dm-verity hash tree) through dm-verity,
+        /// objects checked (`verity=require`).
+        case verityDisk(compression: SquashfsOptions.Compression, rawMetadata: Bool)
     }
 
     public var name: String
     public var kind: Kind
 
     public static let composefs = Arm(name: "composefs", kind: .composefs)
+    public static let composefsVerity = Arm(name: "composefs-verity", kind: .composefsVerity)
+
+    /// `overlay-disk-<compression>`: the verity disk of the data-only overlay option.
+    public static func disk(_ compression: SquashfsOptions.Compression) -> Arm {
+        Arm(
+            name: "overlay-disk-\(compression.rawValue)",
+            kind: .verityDisk(
+                compression: compression == .none ? .gzip : compression, rawMetadata: compression == .none))
+    }
+
+    /// Whether the arm verifies everything it reads (and so needs fs-verity objects).
+    public var isVerified: Bool {
+        switch kind {
+        case .composefsVerity, .verityDisk: true
+        case .composefs, .squashfs: false
+        }
+    }
 
     /// `overlay-<layout>-<compression>`; `none` means metadata (and data) stored raw.
     public static func overlay(_ layout: OverlayLayout, _ compression: SquashfsOptions.Compression) -> Arm {
@@ -71,10 +94,10 @@ public struct Arm: Sendable, Codable, Equatable {
     public static func named(_ name: String) -> Arm? {
         let parts = name.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
         let known =
-            [composefs]
+            [composefs, composefsVerity]
             + OverlayLayout.allCases.flatMap { layout in
                 SquashfsOptions.Compression.allCases.map { overlay(layout, $0) }
-            }
+            } + SquashfsOptions.Compression.allCases.map { disk($0) }
         guard var arm = known.first(where: { $0.name == parts[0] }) else { return nil }
         guard parts.count > 1 else { return arm }
         guard case .squashfs(let layout, let compression, let raw, _) = arm.kind else { return nil }
@@ -98,6 +121,8 @@ public struct BenchConfiguration: Sendable {
     public var workloads: [Workload] = Workload.defaults
     public var caches: [CacheState] = CacheState.allCases
     public var runs = 5
+    /// Printed with the report (`--note`).
+    public var note: String?
     /// Images mounted at once by the `density` workload.
     public var density = 50
     public var warmups = 1

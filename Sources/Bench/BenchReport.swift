@@ -24,6 +24,14 @@ public struct BenchReport: Sendable, Codable {
         /// `mount` only: the unmount latency of each run (`ovlcfs umount`: until the loop
         /// devices are gone too).
         public var unmountSamples: [Double]?
+        /// CPU seconds all CPUs were busy during each run (`/proc/stat`, 10 ms ticks): the
+        /// thread's and child's time above plus the kernel's workers — loop's backing-file
+        /// reads, dm-verity and fs-verity hashing — which they do not include.
+        public var busySeconds: [Double]?
+        /// Per kind of block device (loop, dm, virtio, …), the read requests and bytes of each
+        /// run (`/sys/block/*/stat` deltas; a mount's and its unmount's for `mount`).
+        public var blockReadRequests: [String: [Double]]?
+        public var blockReadBytes: [String: [Double]]?
 
         public init(
             arm: String, workload: Workload, cache: CacheState, samples: [Double], median: Double, mean: Double,
@@ -47,6 +55,18 @@ public struct BenchReport: Sendable, Codable {
                 userSeconds: timings.map(\.cpu.user), systemSeconds: timings.map(\.cpu.system),
                 unmountSamples: timings.contains { $0.unmountSeconds != nil }
                     ? timings.map { $0.unmountSeconds ?? 0 } : nil)
+            if timings.allSatisfy({ $0.busySeconds != nil }) { busySeconds = timings.map { $0.busySeconds ?? 0 } }
+            let kinds = Set(timings.flatMap(\.blockReads.keys)).sorted()
+            if !kinds.isEmpty {
+                blockReadRequests = Dictionary(
+                    uniqueKeysWithValues: kinds.map { kind in
+                        (kind, timings.map { Double($0.blockReads[kind]?.requests ?? 0) })
+                    })
+                blockReadBytes = Dictionary(
+                    uniqueKeysWithValues: kinds.map { kind in
+                        (kind, timings.map { Double($0.blockReads[kind]?.bytes ?? 0) })
+                    })
+            }
         }
     }
 
@@ -75,12 +95,21 @@ public struct BenchReport: Sendable, Codable {
         /// squashfs_inode_cache, erofs_inode, inode_cache), active objects × object size.
         public var slabBytes: Double
         /// Page cache, block-device buffers included (`Cached` + `Buffers`, `/proc/meminfo`).
+        /// Loop devices run without direct I/O, so the overlay option's image is cached twice:
+        /// as the backing file's pages and as the loop device's.
         public var pageCacheBytes: Double
-        /// All slab memory (`Slab`, `/proc/meminfo`).
+        /// All slab memory (`Slab`, `/proc/meminfo`): the caches above plus kmalloc'd buffers
+        /// and everything else the kernel allocates from slabs.
         public var slabTotalBytes: Double
+        /// vmalloc'd and per-CPU memory (`VmallocUsed` + `Percpu`): decompressor buffers,
+        /// block-layer queues.
+        public var vmallocAndPercpuBytes: Double
 
-        public init(slabBytes: Double, pageCacheBytes: Double, slabTotalBytes: Double) {
+        public init(
+            slabBytes: Double, pageCacheBytes: Double, slabTotalBytes: Double, vmallocAndPercpuBytes: Double = 0
+        ) {
             (self.slabBytes, self.pageCacheBytes, self.slabTotalBytes) = (slabBytes, pageCacheBytes, slabTotalBytes)
+            self.vmallocAndPercpuBytes = vmallocAndPercpuBytes
         }
     }
 
@@ -155,6 +184,8 @@ public struct BenchReport: Sendable, Codable {
         /// Where the objects the images point to came from: `sparse stand-ins` (the default:
         /// files of the right sizes, all holes) or `hard links to the source's files`.
         public var objects: String = "sparse stand-ins of the right sizes"
+        /// Where and how it was measured, when that matters for reading it (e.g. under emulation).
+        public var note: String?
 
         public init(
             kernel: String, cpu: String, cores: Int, memoryBytes: UInt64, date: String, source: String, entries: Int,

@@ -66,7 +66,8 @@ extension BenchRunner {
             memory: .init(
                 slabBytes: median(runs.map { Double($0.memory.slab) }),
                 pageCacheBytes: median(runs.map { Double($0.memory.pageCache) }),
-                slabTotalBytes: median(runs.map { Double($0.memory.slabTotal) })))
+                slabTotalBytes: median(runs.map { Double($0.memory.slabTotal) }),
+                vmallocAndPercpuBytes: median(runs.map { Double($0.memory.other) })))
     }
 
     struct DensityRun {
@@ -80,15 +81,17 @@ extension BenchRunner {
     func densityRequests(_ arm: Arm, _ request: MountRequest, count: Int) throws -> [MountRequest] {
         let directory = workDirectory + "/density/" + arm.name
         try FileQueries.createDirectories(directory)
-        let size = try FileStatus(path: request.image).size
         return try (0..<count).map { index in
+            // Copied afresh every time: a copy from an earlier run may hold another image of
+            // the same size.
             let copy = directory + "/\(index).img"
-            if (try? FileStatus(path: copy))?.size != size || index == 0 {
-                if FileQueries.exists(copy) { try FileQueries.remove(copy) }
-                try FileManager.default.copyItem(atPath: request.image, toPath: copy)
-            }
+            if FileQueries.exists(copy) { try FileQueries.remove(copy) }
+            try FileManager.default.copyItem(atPath: request.image, toPath: copy)
             var each = request
             each.image = copy
+            // A copy has no fs-verity of its own: sealed again, so the pinned digest is measured
+            // by the kernel as for the original (not hashed in userspace inside the timing).
+            if request.digest != nil { each.digest = try sealImage(copy) }
             each.target = try mountRequest(arm, image: copy, target: workDirectory + "/mnt/density-\(index)").target
             return each
         }
@@ -139,17 +142,23 @@ struct KernelSnapshot {
     var slab: UInt64
     var slabTotal: UInt64
     var pageCache: UInt64
+    /// vmalloc'd and per-CPU memory (decompressor buffers, block-layer structures).
+    var other: UInt64
 
     /// The inode and dentry caches of the filesystems in the two stacks.
     static let caches = ["dentry", "ovl_inode", "squashfs_inode_cache", "erofs_inode", "inode_cache"]
 
     static func take() throws -> KernelSnapshot {
+        // Counts first, memory last: reading /sys makes dentries of its own.
+        let mounts = try SystemCounters.mounts()
+        let loops = try SystemCounters.attachedLoopDevices().count
+        let dm = try SystemCounters.deviceMapperDevices().count
         let slab = try SystemCounters.slabBytes()
         let memory = try SystemCounters.memoryInfo()
         return KernelSnapshot(
-            mounts: try SystemCounters.mounts(), loops: try SystemCounters.attachedLoopDevices().count,
-            dm: try SystemCounters.deviceMapperDevices().count, slab: caches.reduce(0) { $0 + (slab[$1] ?? 0) },
-            slabTotal: memory["Slab"] ?? 0, pageCache: (memory["Cached"] ?? 0) + (memory["Buffers"] ?? 0))
+            mounts: mounts, loops: loops, dm: dm, slab: caches.reduce(0) { $0 + (slab[$1] ?? 0) },
+            slabTotal: memory["Slab"] ?? 0, pageCache: (memory["Cached"] ?? 0) + (memory["Buffers"] ?? 0),
+            other: (memory["VmallocUsed"] ?? 0) + (memory["Percpu"] ?? 0))
     }
 
     /// A snapshot once freeing has settled: inodes and dentries that drop_caches let go are
@@ -169,13 +178,13 @@ struct KernelSnapshot {
     /// Differences (counts may go down: other activity; they are reported as they are).
     struct Delta {
         var mounts, loops, dm: Int
-        var slab, slabTotal, pageCache: Int64
+        var slab, slabTotal, pageCache, other: Int64
     }
 
     static func - (a: KernelSnapshot, b: KernelSnapshot) -> Delta {
         Delta(
             mounts: a.mounts - b.mounts, loops: a.loops - b.loops, dm: a.dm - b.dm,
             slab: Int64(a.slab) - Int64(b.slab), slabTotal: Int64(a.slabTotal) - Int64(b.slabTotal),
-            pageCache: Int64(a.pageCache) - Int64(b.pageCache))
+            pageCache: Int64(a.pageCache) - Int64(b.pageCache), other: Int64(a.other) - Int64(b.other))
     }
 }

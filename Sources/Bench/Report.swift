@@ -28,6 +28,7 @@ extension BenchReport {
         lines.append(
             "\(system.source): \(system.entries) entries, kernel \(system.kernel), \(system.cpu) (\(system.cores) cores), \(system.runs) runs"
         )
+        if let note = system.note { lines.append(note) }
         for cache in caches {
             lines.append("")
             lines.append("\(cache.rawValue) cache — median seconds, and × composefs [95 % CI]")
@@ -36,7 +37,8 @@ extension BenchReport {
             rows += timeRows(cache)
             lines += padded(rows)
             lines.append("")
-            lines.append("\(cache.rawValue) cache — CPU seconds, median user + system")
+            lines.append(
+                "\(cache.rawValue) cache — CPU seconds, median user + system (all CPUs busy, kernel workers included)")
             lines += padded([header] + cpuRows(cache))
         }
         if !density.isEmpty {
@@ -60,12 +62,20 @@ extension BenchReport {
             "\(system.entries) entries, \(formatSize(system.fileBytes)) of files; kernel \(system.kernel); \(system.cpu), \(system.cores) cores; "
         out += "\(system.runs) runs per cell (interleaved), \(system.warmups) warm-up; \(system.date).\n"
         out += "Objects: \(system.objects).\n\n"
+        if let note = system.note { out += "**\(note)**\n\n" }
         for cache in caches {
             out +=
                 "## \(cache.rawValue) cache\n\nMedian seconds; in brackets the ratio to composefs with its 95 % bootstrap interval.\n\n"
             out += markdownTable([["workload"] + armNames] + timeRows(cache))
-            out += "\nCPU seconds, median user + system (for ls-lR, the ls process's).\n\n"
+            out +=
+                "\nCPU seconds, median user + system (for ls-lR, the ls process's; else the benchmark thread's), and in brackets all CPUs' busy time during the run (`/proc/stat`: kernel workers such as loop, dm-verity and fs-verity included).\n\n"
             out += markdownTable([["workload"] + armNames] + cpuRows(cache))
+            let blocks = blockRows(cache)
+            if !blocks.isEmpty {
+                out +=
+                    "\nBlock-device reads per run, median requests / bytes by kind of device (`/sys/block/*/stat`).\n\n"
+                out += markdownTable([["workload"] + armNames] + blocks)
+            }
         }
         if !density.isEmpty {
             out += "## Density: \(density[0].images) images mounted at once\n\n"
@@ -101,14 +111,36 @@ extension BenchReport {
         return rows
     }
 
-    /// Rows of median CPU seconds, user + system, per workload.
+    /// Rows of median CPU seconds, user + system, per workload, and all CPUs' busy time.
     func cpuRows(_ cache: CacheState) -> [[String]] {
         workloads.filter { $0 != .density }.map { workload in
             [workload.rawValue]
                 + armNames.map { arm in
                     guard let r = result(arm, workload, cache), !r.userSeconds.isEmpty else { return "-" }
+                    let busy = r.busySeconds.map { " (all CPUs " + format(Statistics.median($0)) + ")" } ?? ""
                     return format(Statistics.median(r.userSeconds)) + " + " + format(Statistics.median(r.systemSeconds))
+                        + busy
                 }
+        }
+    }
+
+    /// Rows of median block-device reads per run: `kind requests/bytes` for each kind of
+    /// device that was read (none: no row).
+    func blockRows(_ cache: CacheState) -> [[String]] {
+        workloads.filter { $0 != .density }.compactMap { workload in
+            let cells = armNames.map { arm -> String in
+                guard let r = result(arm, workload, cache), let requests = r.blockReadRequests,
+                    let bytes = r.blockReadBytes
+                else { return "-" }
+                let parts = requests.keys.sorted().compactMap { kind -> String? in
+                    let count = Statistics.median(requests[kind] ?? [0])
+                    guard count > 0 else { return nil }
+                    let size = UInt64(Statistics.median(bytes[kind] ?? [0]))
+                    return "\(kind) \(Int(count)) / \(formatSize(size))"
+                }
+                return parts.isEmpty ? "0" : parts.joined(separator: ", ")
+            }
+            return cells.allSatisfy { $0 == "-" } ? nil : [workload.rawValue] + cells
         }
     }
 
@@ -122,7 +154,7 @@ extension BenchReport {
         var rows = [
             [
                 "arm", "mount all", "walk all", "umount all", "CPU user+sys", "mounts", "loops", "dm", "filesystems",
-                "inode+dentry slab", "page cache",
+                "inode+dentry slab", "all slab", "vmalloc+percpu", "page cache",
             ]
         ]
         for d in density {
@@ -141,6 +173,10 @@ extension BenchReport {
                 cell(
                     d.memory.slabBytes, isBase ? nil : base?.memory.slabBytes,
                     formatSize(UInt64(max(0, d.memory.slabBytes)))),
+                cell(
+                    d.memory.slabTotalBytes, isBase ? nil : base?.memory.slabTotalBytes,
+                    formatSize(UInt64(max(0, d.memory.slabTotalBytes)))),
+                formatSize(UInt64(max(0, d.memory.vmallocAndPercpuBytes))),
                 cell(
                     d.memory.pageCacheBytes, isBase ? nil : base?.memory.pageCacheBytes,
                     formatSize(UInt64(max(0, d.memory.pageCacheBytes)))),

@@ -15,6 +15,9 @@ public final class BenchRunner: @unchecked Sendable {
     public let objects: String
     public let workDirectory: String
     public let configuration: BenchConfiguration
+    /// Whether every object has fs-verity (``makeVerifiedStandIns(for:in:)`` says); the
+    /// verified arms run only then.
+    public var objectsHaveVerity = false
     public var progress: (String) -> Void = { _ in }
     /// Set (from a signal handler) to stop between runs; everything is still torn down.
     public var cancellation = Cancellation()
@@ -49,6 +52,7 @@ public final class BenchRunner: @unchecked Sendable {
         guard geteuid() == 0 else { throw BenchError("bench mounts images and drops caches: run it as root") }
         try FileQueries.createDirectories(workDirectory + "/mnt")
         var report = BenchReport(system: systemInfo(source: source))
+        report.system.note = configuration.note
         var requests: [(Arm, MountRequest)] = []
         var mounted: [String] = []
         defer {
@@ -57,18 +61,26 @@ public final class BenchRunner: @unchecked Sendable {
         let tree = configuration.workloads.filter(\.isTree)
         for arm in configuration.arms {
             try checkCancelled()
+            if let reason = unavailable(arm) {
+                report.skipped.append(.init(arm: arm.name, reason: reason))
+                continue
+            }
             progress("building \(arm.name)")
             let (path, seconds) = try build(arm)
             report.images.append(
                 .init(arm: arm.name, path: path, bytes: (try FileStatus(path: path)).size, buildSeconds: seconds))
-            let request = try mountRequest(arm, image: path, target: workDirectory + "/mnt/" + arm.name)
+            var request = try mountRequest(arm, image: path, target: workDirectory + "/mnt/" + arm.name)
+            if arm.kind == .composefsVerity { request.digest = try sealImage(path) }
             requests.append((arm, request))
             if !tree.isEmpty {
                 try driver.mount(request)
                 mounted.append(request.target)
             }
         }
-        report.skipped.append(.init(arm: "overlay-disk-*", reason: diskArmReason()))
+        if !configuration.arms.contains(where: { if case .verityDisk = $0.kind { true } else { false } }) {
+            report.skipped.append(.init(arm: "overlay-disk-*", reason: diskArmReason()))
+        }
+        guard !requests.isEmpty else { throw BenchError("no arm can run on this machine") }
         var timings: [String: [Timing]] = [:]
         if !tree.isEmpty {
             let runner = WorkloadRunner(sample: try TreeSample.list(mounted[0]), randomFiles: configuration.randomFiles)
@@ -92,7 +104,8 @@ public final class BenchRunner: @unchecked Sendable {
         try FileQueries.createDirectories(target)
         if try driver.isMountPoint(target) { try driver.unmount(target) }
         let layout: OverlayLayout = if case .squashfs(let layout, _, _, _) = arm.kind { layout } else { .dataOnly }
-        var request = MountRequest(image: image, target: target, objects: [objects], layout: layout, verity: .off)
+        var request = MountRequest(
+            image: image, target: target, objects: [objects], layout: layout, verity: arm.isVerified ? .require : .off)
         for lever in arm.levers { lever.apply(to: &request) }
         return request
     }
@@ -135,7 +148,11 @@ public final class BenchRunner: @unchecked Sendable {
             for (arm, item) in order {
                 try checkCancelled()
                 if cache == .cold { try dropCaches() }
-                let timing = try body(item)
+                let before = try BlockReadCounter.snapshot()
+                let busy = try SystemCounters.cpuBusySeconds()
+                var timing = try body(item)
+                timing.busySeconds = try SystemCounters.cpuBusySeconds() - busy
+                timing.blockReads = BlockReadCounter.delta(try BlockReadCounter.snapshot(), before)
                 timings[Self.key(arm, workload, cache), default: []].append(timing)
                 progress(
                     "\(cache.rawValue) \(workload.rawValue) run \(run + 1)/\(configuration.runs) \(arm.name): \(String(format: "%.3f", timing.seconds)) s"
@@ -173,8 +190,9 @@ public final class BenchRunner: @unchecked Sendable {
         let start = ContinuousClock.now
         let path: String
         switch arm.kind {
-        case .composefs:
-            path = workDirectory + "/composefs.cfs"
+        case .composefs, .composefsVerity:
+            path = workDirectory + "/\(arm.name).cfs"
+            try removeVerityImage(path)
             _ = try ImagePipeline.write(model, as: .composefs(minVersion: 0, maxVersion: 1, digest: false), to: path)
         case .squashfs(let layout, let compression, let rawMetadata, let levers):
             path = workDirectory + "/\(arm.name).sqfs"
@@ -182,14 +200,47 @@ public final class BenchRunner: @unchecked Sendable {
                 compression: compression, uncompressedTables: rawMetadata ? Set(SquashfsOptions.Table.allCases) : [])
             for lever in levers { lever.apply(to: &options) }
             _ = try ImagePipeline.write(model, as: .squashfs(layout: layout, options: options, disk: nil), to: path)
+        case .verityDisk(let compression, let rawMetadata):
+            path = workDirectory + "/\(arm.name).raw"
+            let options = SquashfsOptions(
+                compression: compression, uncompressedTables: rawMetadata ? Set(SquashfsOptions.Table.allCases) : [])
+            _ = try ImagePipeline.write(
+                model, as: .squashfs(layout: .dataOnly, options: options, disk: .init()), to: path)
         }
-        let elapsed = ContinuousClock.now - start
-        return (path, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        return (path, elapsedSeconds(since: start))
+    }
+
+    /// Enables fs-verity on a built composefs image and returns its digest, to pin at mount.
+    func sealImage(_ path: String) throws -> [UInt8] {
+        let file = try ReadOnlyFile(path: path)
+        try FileIO.enableVerity(file.descriptor, path: path)
+        guard let digest = FileIO.measureVerity(file.descriptor) else {
+            throw BenchError("\(path): fs-verity was enabled but cannot be measured")
+        }
+        return digest
+    }
+
+    /// An image with fs-verity cannot be rewritten in place (the file is immutable): a
+    /// previous run's goes first.
+    func removeVerityImage(_ path: String) throws {
+        if FileQueries.exists(path) { try FileQueries.remove(path) }
+    }
+
+    /// Why a verified arm cannot run here (nil: it can).
+    func unavailable(_ arm: Arm) -> String? {
+        guard arm.isVerified else { return nil }
+        if !objectsHaveVerity {
+            return "the objects' filesystem (\(objects)) has no fs-verity, so nothing can be verified"
+        }
+        if case .verityDisk = arm.kind, !FileQueries.exists("/dev/mapper/control") {
+            return "the kernel has no device-mapper (/dev/mapper/control missing), so dm-verity cannot be activated"
+        }
+        return nil
     }
 
     func diskArmReason() -> String {
         FileQueries.exists("/dev/mapper/control")
-            ? "verity disk images are not implemented yet"
+            ? "not asked for (--arms overlay-disk-lz4 with fs-verity objects)"
             : "the kernel has no device-mapper (/dev/mapper/control missing), so dm-verity cannot be activated"
     }
 
@@ -215,23 +266,4 @@ public final class BenchRunner: @unchecked Sendable {
 /// `sync` then drop the page cache, dentries and inodes.
 public func dropCaches() throws {
     do { try PageCache.dropAll() } catch { throw BenchError("\(error) (root needed)") }
-}
-
-/// Creates (or reuses) sparse stand-in objects of the right sizes for every payload of a model.
-/// Each is created confined to `directory` (no `..`, no symlinks followed, only regular files
-/// sized), whatever the model's payloads say.
-public func makeStandInObjects(for model: Image, in directory: String) throws -> Int {
-    let store = try DirectoryHandle.create(path: directory)
-    var made = 0
-    var seen = Set<[UInt8]>()
-    for inode in model.inodes where inode.type == .regular && inode.size > 0 {
-        guard let payload = inode.externalObject?.payload?.bytes, seen.insert(payload).inserted else { continue }
-        if let reason = Payload.problem(with: payload) { throw BenchError("stand-in object for payload: \(reason)") }
-        if store.regularFileSize(beneath: payload) == inode.size { continue }
-        let (fd, _) = try store.createRegularFile(beneath: payload)
-        defer { try? fd.close() }
-        try FileIO.truncate(fd, to: inode.size, path: directory + "/" + String(decoding: payload, as: UTF8.self))
-        made += 1
-    }
-    return made
 }

@@ -32,8 +32,8 @@ public struct SyntheticModel: Sendable, Equatable {
         }
         var model = SyntheticModel(entries: entries)
         if fields.count == 2 {
-            guard let largest = Int(fields[1]), (1..<entries).contains(largest) else {
-                throw BenchError("\(source): LARGEST_DIR must be from 1 to ENTRIES - 1")
+            guard let largest = Int(fields[1]), largest >= 1, largest <= entries - 4 else {
+                throw BenchError("\(source): LARGEST_DIR must be from 1 to ENTRIES - 4 (its parents are entries too)")
             }
             model.largestDirectory = largest
         }
@@ -124,12 +124,14 @@ private struct Generator {
     mutating func build(largestDirectory: Int?) throws -> Image {
         var queue: [EntryID] = []
         var head = 0
-        if let largest = largestDirectory {
+        if let largest = largestDirectory, entries >= 4 {
             let usr = try builder.add(name: Array("usr".utf8), in: .root, inode: directoryInode())
             let share = try builder.add(name: Array("share".utf8), in: usr, inode: directoryInode())
             let large = try builder.add(name: Array("large".utf8), in: share, inode: directoryInode())
             made += 3
-            for index in 0..<min(largest, entries - made) { _ = try entry(in: large, index: index, directoryShare: 0) }
+            for index in 0..<max(0, min(largest, entries - made)) {
+                _ = try entry(in: large, index: index, directoryShare: 0)
+            }
             queue = [.root, usr, share]
         } else {
             queue = [.root]

@@ -34,6 +34,10 @@ public struct Timing: Sendable, Equatable {
     public var seconds: Double
     public var cpu: CPUTime
     public var unmountSeconds: Double?
+    /// Read requests and bytes per kind of block device during the run (loop, dm, virtio, …).
+    public var blockReads: [String: BlockReads] = [:]
+    /// CPU seconds all CPUs spent busy during the run, kernel worker threads included.
+    public var busySeconds: Double?
 
     public init(seconds: Double, cpu: CPUTime, unmountSeconds: Double? = nil) {
         self.seconds = seconds
@@ -49,6 +53,47 @@ public struct Timing: Sendable, Equatable {
         let children = try body()
         let used = CPUTime.thisThread() - cpu + children
         return Timing(seconds: elapsedSeconds(since: start), cpu: used)
+    }
+}
+
+/// Reads from block devices of one kind.
+public struct BlockReads: Sendable, Equatable, Codable {
+    public var requests: UInt64
+    public var bytes: UInt64
+}
+
+/// Reads so far per kind of block device, from `/sys/block/*/stat`: what each stack asks of
+/// the block layer, counted exactly (emulation slows it down but does not change it).
+public enum BlockReadCounter {
+    public static func kind(of device: String) -> String {
+        if device.hasPrefix("loop") { return "loop" }
+        if device.hasPrefix("dm-") { return "dm" }
+        if device.hasPrefix("vd") { return "virtio" }
+        if device.hasPrefix("zram") || device.hasPrefix("ram") { return "ram" }
+        return "other"
+    }
+
+    public static func snapshot() throws -> [String: BlockReads] {
+        var totals: [String: BlockReads] = [:]
+        for (device, reads) in try SystemCounters.blockDeviceReads() {
+            var total = totals[kind(of: device), default: BlockReads(requests: 0, bytes: 0)]
+            total.requests += reads.requests
+            total.bytes += reads.bytes
+            totals[kind(of: device)] = total
+        }
+        return totals
+    }
+
+    /// `after` − `before` per kind (a device that went away between them counts as zero).
+    public static func delta(_ after: [String: BlockReads], _ before: [String: BlockReads]) -> [String: BlockReads] {
+        var delta: [String: BlockReads] = [:]
+        for (kind, reads) in after {
+            let base = before[kind] ?? BlockReads(requests: 0, bytes: 0)
+            delta[kind] = BlockReads(
+                requests: reads.requests >= base.requests ? reads.requests - base.requests : 0,
+                bytes: reads.bytes >= base.bytes ? reads.bytes - base.bytes : 0)
+        }
+        return delta
     }
 }
 

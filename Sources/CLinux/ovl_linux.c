@@ -195,3 +195,13 @@ int ovl_measure_verity(int fd, uint8_t *digest, uint16_t capacity, uint16_t *alg
     memcpy(digest, buffer.header.digest, capacity);
     return 0;
 }
+
+int ovl_enable_verity(int fd)
+{
+    struct fsverity_enable_arg arg;
+    memset(&arg, 0, sizeof(arg));
+    arg.version = 1;
+    arg.hash_algorithm = FS_VERITY_HASH_ALG_SHA256;
+    arg.block_size = 4096;
+    return ioctl(fd, FS_IOC_ENABLE_VERITY, &arg);
+}

@@ -48,6 +48,15 @@ public struct Image: Sendable {
 
     /// Number of entries (paths), root and every hard link included.
     public var entryCount: Int { records.count }
+
+    /// Changes every inode in place (their content and metadata; a type must stay a type).
+    public mutating func updateInodes(_ body: (inout Inode) throws -> Void) rethrows {
+        for index in inodes.indices {
+            let type = inodes[index].type
+            try body(&inodes[index])
+            precondition(inodes[index].type == type, "updateInodes changed an inode's type")
+        }
+    }
     /// Number of inodes (hard links counted once).
     public var inodeCount: Int { inodes.count }
     public var root: EntryID { .root }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// What the kernel holds, counted from `/proc` and `/sys`: mounts, loop and device-mapper
 /// devices, slab caches and memory. Each read throws when its file cannot be read, so a
 /// count is never a silent zero.
@@ -17,6 +19,32 @@ public enum SystemCounters {
         guard FileQueries.exists("/sys/class/block") else { return [] }
         return try FileQueries.directoryEntries("/sys/class/block").map { String(decoding: $0, as: UTF8.self) }
             .filter { $0.hasPrefix("dm-") }.sorted()
+    }
+
+    /// Reads completed and bytes read so far per block device (`/sys/block/DEV/stat`: fields
+    /// 1 and 3, sectors of 512 bytes whatever the device's block size).
+    public static func blockDeviceReads() throws -> [String: (requests: UInt64, bytes: UInt64)] {
+        var reads: [String: (requests: UInt64, bytes: UInt64)] = [:]
+        for name in try FileQueries.directoryEntries("/sys/block").map({ String(decoding: $0, as: UTF8.self) }) {
+            guard let text = try? text("/sys/block/\(name)/stat") else { continue }  // gone since listed
+            let fields = text.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 2, let requests = UInt64(fields[0]), let sectors = UInt64(fields[2]) else { continue }
+            reads[name] = (requests, sectors * 512)
+        }
+        return reads
+    }
+
+    /// Seconds all CPUs together have been busy since boot (`/proc/stat`: user, nice, system,
+    /// irq, softirq and steal; not idle or iowait), in clock ticks of 10 ms: work of every
+    /// thread, the kernel's workers (loop, dm-verity, fs-verity) included.
+    public static func cpuBusySeconds() throws -> Double {
+        guard let line = try text("/proc/stat").split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else {
+            throw IOError("parse", path: "/proc/stat", detail: "no cpu line")
+        }
+        let ticks = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard ticks.count >= 8 else { throw IOError("parse", path: "/proc/stat", detail: "short cpu line") }
+        let busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
+        return busy / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// Bytes in use per slab cache (active objects × object size, `/proc/slabinfo`; root).

@@ -73,9 +73,14 @@ struct BenchCommand: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             """
-            Comma-separated arms (default: all). An overlay arm followed by +LEVER departs from \
-            the defaults to measure one lever: +block-index, +grouped-order, +name-order, +loop512 \
-            (e.g. overlay-data-only-none+loop512).
+            Comma-separated arms (default: composefs and overlay-{data-only,legacy}-{none,lz4}). An \
+            overlay arm followed by +LEVER departs from the defaults to measure one lever: \
+            +block-index, +grouped-order, +name-order, +loop512 (e.g. overlay-data-only-none+loop512). \
+            Verified arms: composefs-verity (the image with fs-verity, its digest pinned) and \
+            overlay-disk-<compressor> (the GPT disk through dm-verity), both with verity=require on \
+            objects named by their own fs-verity digests; they need fs-verity on WORKDIR's \
+            filesystem and device-mapper, and are skipped with the reason otherwise \
+            (scripts/vm-bench.sh runs them in a 6.12 VM).
             """, valueName: "LIST"))
     var arms: String?
 
@@ -122,6 +127,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write an SVG bar chart.", valueName: "FILE"))
     var svg: String?
 
+    @Option(help: ArgumentHelp("A line printed with the report (where or how it was measured).", valueName: "TEXT"))
+    var note: String?
+
     @Flag(help: "No progress output.")
     var quiet = false
 
@@ -134,6 +142,7 @@ struct BenchCommand: ParsableCommand {
         configuration.randomFiles = randomFiles
         configuration.stateDirectory = state.stateDirectory
         configuration.density = density
+        configuration.note = note
         let allArms = Arm.defaults(compression: compression)
         if let arms {
             configuration.arms = try arms.split(separator: ",").map { name in
@@ -249,9 +258,11 @@ struct BenchCommand: ParsableCommand {
     {
         let say: (String) -> Void = quiet ? { _ in } : { printError($0) }
         say("loading \(source)")
-        let (model, objects, label) = try loadBenchModel(source)
+        let verified = configuration.arms.contains(where: \.isVerified)
+        let (model, objects, label, verity) = try loadBenchModel(source, verified: verified)
         let runner = BenchRunner(model: model, objects: objects, workDirectory: workDir, configuration: configuration)
         runner.cancellation = cancellation
+        runner.objectsHaveVerity = verity
         let live = !quiet && FileIO.standardErrorIsTerminal
         runner.progress =
             live
@@ -272,19 +283,25 @@ struct BenchCommand: ParsableCommand {
         return encoder
     }
 
-    /// The model, the objects directory and how its objects were made.
-    func loadBenchModel(_ source: String) throws -> (Image, String, String) {
+    /// The model, the objects directory, how its objects were made, and whether every object
+    /// has fs-verity. With `verified` arms the stand-ins are named by their own fs-verity
+    /// digests (the model's are replaced), with fs-verity enabled where the filesystem can.
+    func loadBenchModel(_ source: String, verified: Bool) throws -> (Image, String, String, Bool) {
         let say: (String) -> Void = quiet ? { _ in } : { printError($0) }
         let isDirectory = (try? FileStatus(path: source))?.isDirectory == true
         if objects == .hardlink {
             guard isDirectory else { throw ValidationError("--objects hardlink needs a directory SOURCE") }
+            guard !verified else {
+                throw ValidationError(
+                    "the verified arms need stand-ins named by their fs-verity digests: leave out --objects hardlink")
+            }
             let path = workDir + "/objects-hardlinked"
             let store = try ObjectStore(path: path, create: true) { say("waiting for ovlcfs gc on \(path)…") }
             var options = IngestOptions(storeMode: .hardlink)
             options.skipUnreadable = true
             let result = try Ingest.ingest(directory: source, store: store, options: options)
             say("\(result.image.entryCount) entries; \(result.objectsAdded) objects hard-linked into \(path)")
-            return (result.image, path, "hard links to the files of \(source)")
+            return (result.image, path, "hard links to the files of \(source)", false)
         }
         let model: Image
         if isDirectory {
@@ -294,11 +311,22 @@ struct BenchCommand: ParsableCommand {
         } else {
             model = try loadModel(source, options: DumpOptions()).0
         }
+        if verified {
+            let objects = workDir + "/objects-verity"
+            try FileQueries.createDirectories(objects)
+            let (image, verity) = try makeVerifiedStandIns(for: model, in: objects)
+            say("\(image.entryCount) entries; stand-ins named by their fs-verity digests in \(objects)")
+            return (
+                image, objects,
+                "sparse stand-ins of the right sizes, named by their own fs-verity digests"
+                    + (verity ? ", fs-verity enabled" : ""), verity
+            )
+        }
         let objects = workDir + "/objects"
         try FileQueries.createDirectories(objects)
         let made = try makeStandInObjects(for: model, in: objects)
         say("\(model.entryCount) entries; \(made) stand-in objects created in \(objects)")
-        return (model, objects, "sparse stand-ins of the right sizes")
+        return (model, objects, "sparse stand-ins of the right sizes", false)
     }
 }
 

@@ -121,7 +121,8 @@ struct SyntheticModelTests {
     @Test(
         "malformed synthetic sources are refused",
         arguments: [
-            "synthetic:", "synthetic:x", "synthetic:1", "synthetic:10:10", "synthetic:10:0", "synthetic:10:2:3",
+            "synthetic:", "synthetic:x", "synthetic:1", "synthetic:10:10", "synthetic:10:7", "synthetic:3:1",
+            "synthetic:10:0", "synthetic:10:2:3",
             "synthetic:99999999999",
         ])
     func refused(source: String) {
@@ -157,6 +158,34 @@ struct KernelCounterTests {
         #expect(x != 0)
         let used = CPUTime.thisThread() - before
         #expect(used.user > 0.001)
+    }
+}
+
+@Suite("Stand-ins for the verified arms")
+struct VerifiedStandInTests {
+    @Test(
+        "every external file points at a zero-filled object named by its fs-verity digest, as fsverity computes it",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/fsverity"), "fsverity is not installed"))
+    func digests() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let model = try SyntheticModel(entries: 300).image()
+        let (image, _) = try makeVerifiedStandIns(for: model, in: dir.path("objects"))
+        #expect(image.entryCount == model.entryCount)
+        var checked = 0
+        for entry in image.entryIDs {
+            let inode = image.inode(of: entry), original = model.inode(of: entry)
+            #expect(inode.type == original.type && inode.size == original.size)
+            guard let object = inode.externalObject, let digest = object.digest else { continue }
+            #expect(object.payload == .object(digest))
+            guard checked < 12 else { continue }
+            let path = dir.path("objects/" + String(decoding: digest.objectPath, as: UTF8.self))
+            #expect(try FileStatus(path: path).size == inode.size)
+            let printed = try run("/usr/bin/fsverity", ["digest", "--compact", path]).stdoutText
+            #expect(printed.trimmingCharacters(in: .whitespacesAndNewlines) == digest.hex)
+            checked += 1
+        }
+        #expect(checked == 12)
     }
 }
 

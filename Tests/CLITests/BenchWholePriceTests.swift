@@ -122,6 +122,38 @@ struct BenchWholePriceTests {
         #expect(mountCount(under: dir.path("work")) == 0)
     }
 
+    @Test("verified arms this kernel cannot run are skipped with the reason; the others run")
+    func verifiedArmsSkipped() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let result = try run(
+            ovlcfs,
+            [
+                "bench", "synthetic:800", "--arms", "composefs,composefs-verity,overlay-disk-lz4", "--runs", "1",
+                "--warmups", "0", "--workloads", "ls-lR", "--cache", "warm", "--work-dir", dir.path("work"),
+                "--state-directory", dir.path("state"), "--json", dir.path("r.json"), "--quiet",
+            ])
+        #expect(result.status == 0, "\(result.stderrText)")
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.url.appendingPathComponent("r.json")))
+                as? [String: Any])
+        let skipped = try #require(object["skipped"] as? [[String: String]])
+        if HostCapabilities.hasFsVerity(dir.path("work"))
+            && FileManager.default.fileExists(atPath: "/dev/mapper/control")
+        {
+            #expect(skipped.isEmpty)
+        } else {
+            #expect(Set(skipped.compactMap { $0["arm"] }) == ["composefs-verity", "overlay-disk-lz4"])
+            #expect(
+                skipped.allSatisfy {
+                    ($0["reason"] ?? "").contains("fs-verity") || ($0["reason"] ?? "").contains("device-mapper")
+                })
+        }
+        let arms = Set(((object["results"] as? [[String: Any]]) ?? []).compactMap { $0["arm"] as? String })
+        #expect(arms.contains("composefs"))
+        #expect(nothingLeft(under: dir.path("work")).isEmpty)
+    }
+
     @Test("a sweep over synthetic models writes a ratio per size, and its line chart")
     func sweep() throws {
         let dir = try TemporaryDirectory()

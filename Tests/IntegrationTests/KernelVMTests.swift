@@ -42,6 +42,35 @@ struct KernelVMTests {
             "vm-checks exited \(result.status):\n\(result.stdoutText.suffix(4000))\n\(result.stderrText.suffix(2000))")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
         // All checks ran: a VM that never booted would report no "ok" lines at all.
-        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 33, "\(result.stdoutText.suffix(4000))")
+        #expect(lines.filter { $0.hasPrefix("ok ") }.count == 41, "\(result.stdoutText.suffix(4000))")
+    }
+
+    @Test(
+        "scripts/vm-bench.sh measures composefs-verity and overlay-disk-lz4 in the VM and brings the report back",
+        .enabled(if: missing == nil, "\(missing ?? "")"))
+    func verifiedBench() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let result = try run(
+            TestPaths.packageRoot.appendingPathComponent("scripts/vm-bench.sh").path,
+            [
+                Self.binary, "synthetic:1500", "--runs", "1", "--warmups", "0", "--workloads", "ls-lR,read-all",
+                "--json", dir.path("r.json"), "--quiet",
+            ])
+        #expect(result.status == 0, "vm-bench exited \(result.status):\n\(result.stderrText.suffix(3000))")
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.url.appendingPathComponent("r.json")))
+                as? [String: Any])
+        let results = try #require(object["results"] as? [[String: Any]])
+        let arms = Set(results.compactMap { $0["arm"] as? String })
+        #expect(arms == ["composefs", "composefs-verity", "overlay-data-only-lz4", "overlay-disk-lz4"])
+        #expect((object["skipped"] as? [Any])?.isEmpty == true, "\(object["skipped"] ?? "")")
+        // The disk arm read through dm-verity: its cold reads show on a dm device.
+        let diskCold = try #require(
+            results.first { $0["arm"] as? String == "overlay-disk-lz4" && $0["cache"] as? String == "cold" })
+        let bytes = try #require(diskCold["blockReadBytes"] as? [String: [Double]])
+        #expect((bytes["dm"]?.first ?? 0) > 0, "no dm reads: \(bytes)")
+        #expect(((object["system"] as? [String: Any])?["note"] as? String)?.contains("QEMU") == true)
+        #expect(((object["system"] as? [String: Any])?["kernel"] as? String)?.hasPrefix("6.12") == true)
     }
 }

@@ -1,8 +1,12 @@
 import Foundation
+import MountDriver
 
 /// What this host lets tests do; each property is a reason to skip when it is not there.
 public enum HostCapabilities {
     public static var isRoot: Bool { geteuid() == 0 }
+
+    /// Whether the filesystem holding `directory` can enforce fs-verity (the mount driver's probe).
+    public static func hasFsVerity(_ directory: String) -> Bool { LinuxKernelOps().hasFsVerity(directory) }
 
     public static func kernelHasFilesystem(_ name: String) -> Bool {
         guard let text = try? String(contentsOfFile: "/proc/filesystems", encoding: .utf8) else { return false }

@@ -15,6 +15,9 @@ static inline unsigned long ovl_ficlone_request(void) { return _IOW(0x94, 9, int
 /// FS_IOC_MEASURE_VERITY: the file's fs-verity digest (`capacity` bytes) and algorithm; -1 with
 /// errno (ENODATA: no verity on this file; ENOTTY/EOPNOTSUPP: none on its filesystem).
 int ovl_measure_verity(int fd, uint8_t *digest, uint16_t capacity, uint16_t *algorithm);
+/// FS_IOC_ENABLE_VERITY with SHA-256, 4096-byte Merkle blocks and no salt (as `fsverity enable`
+/// does by default): 0, or -1 with errno. `fd` must be open read-only with no writer anywhere.
+int ovl_enable_verity(int fd);
 
 // Why: SEEK_DATA/SEEK_HOLE are only declared with _GNU_SOURCE, which Swift's Glibc lacks.
 static const int ovl_seek_data = 3;
