@@ -68,12 +68,12 @@ extension BenchReport {
                 "## \(cache.rawValue) cache\n\nMedian seconds; in brackets the ratio to composefs with its 95 % bootstrap interval.\n\n"
             out += markdownTable([["workload"] + armNames] + timeRows(cache))
             out +=
-                "\nCPU seconds, median user + system (for ls-lR, the ls process's; else the benchmark thread's), and in brackets all CPUs' busy time during the run (`/proc/stat`: kernel workers such as loop, dm-verity and fs-verity included).\n\n"
+                "CPU seconds, median user + system (for ls-lR, the ls process's; else the benchmark thread's), and in brackets all CPUs' busy time during the run (`/proc/stat`: kernel workers such as loop, dm-verity and fs-verity included).\n\n"
             out += markdownTable([["workload"] + armNames] + cpuRows(cache))
             let blocks = blockRows(cache)
             if !blocks.isEmpty {
                 out +=
-                    "\nBlock-device reads per run, median requests / bytes by kind of device (`/sys/block/*/stat`).\n\n"
+                    "Block-device reads per run, median requests / bytes by kind of device (`/sys/block/*/stat`).\n\n"
                 out += markdownTable([["workload"] + armNames] + blocks)
             }
         }

@@ -385,22 +385,7 @@ final class Plan {
             w.u16(UInt16(truncatingIfNeeded: node.inode.gid))
             w.u32(0)
         }
-        if node.xattrSize > 0 {
-            var bits: UInt32 = 0
-            for xattr in node.xattrs {
-                let (prefixIndex, name) = splitPrefix(xattr.key)
-                bits |= 1 << (XXHash32.hash(name, seed: ComposefsFormat.xattrFilterSeed &+ UInt32(prefixIndex)) & 31)
-            }
-            w.u32(bits ^ 0xFFFF_FFFF)
-            w.u8(UInt8(node.sharedOffsets.compactMap { $0 }.count))
-            w.zeros(7)
-            for offset in node.sharedOffsets.compactMap({ $0 }) {
-                w.u32(UInt32(((inodesEnd % blockSize) + offset) / 4))
-            }
-            for (index, xattr) in node.xattrs.enumerated() where node.sharedOffset(index) == nil {
-                emitEntry(xattr, into: &w)
-            }
-        }
+        if node.xattrSize > 0 { emitXattrBody(node, into: &w) }
         if node.tail > 0 {
             switch node.inode.type {
             case .directory: w.append(encodeGroup(direntGroups(node).last!))
@@ -412,6 +397,24 @@ final class Plan {
         }
         let core = node.extended ? ComposefsFormat.extendedInodeSize : ComposefsFormat.compactInodeSize
         precondition(w.count - start == core + node.xattrSize + node.tail, "inode size mismatch")
+    }
+
+    /// The inline xattr body (§6): bloom filter, shared count, shared indexes, inline entries.
+    func emitXattrBody(_ node: Node, into w: inout ByteWriter) {
+        var bits: UInt32 = 0
+        for xattr in node.xattrs {
+            let (prefixIndex, name) = splitPrefix(xattr.key)
+            bits |= 1 << (XXHash32.hash(name, seed: ComposefsFormat.xattrFilterSeed &+ UInt32(prefixIndex)) & 31)
+        }
+        w.u32(bits ^ 0xFFFF_FFFF)
+        w.u8(UInt8(node.sharedOffsets.compactMap { $0 }.count))
+        w.zeros(7)
+        for offset in node.sharedOffsets.compactMap({ $0 }) {
+            w.u32(UInt32(((inodesEnd % blockSize) + offset) / 4))
+        }
+        for (index, xattr) in node.xattrs.enumerated() where node.sharedOffset(index) == nil {
+            emitEntry(xattr, into: &w)
+        }
     }
 
     /// Dirent groups (§9.1): cut before an entry that would overflow a block.
