@@ -40,8 +40,8 @@ names=(inspect build-squashfs build-composefs)
 declare -A wall cpu rss
 for round in $(seq 1 "$rounds"); do
     for name in "${names[@]}"; do
-        out=$( { /usr/bin/time -f '%e %U %S %M' ${commands[$name]} >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-        read -r e u s m <<<"$out"
+        /usr/bin/time -o "$work/time.txt" -f '%e %U %S %M' ${commands[$name]} >/dev/null 2>&1
+        read -r e u s m <"$work/time.txt"
         wall[$name]+="$e "
         cpu[$name]+="$(echo "$u + $s" | bc) "
         rss[$name]+="$m "
