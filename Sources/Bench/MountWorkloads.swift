@@ -87,12 +87,10 @@ extension BenchRunner {
             let copy = directory + "/\(index).img"
             if FileQueries.exists(copy) { try FileQueries.remove(copy) }
             try FileManager.default.copyItem(atPath: request.image, toPath: copy)
-            var each = request
-            each.image = copy
+            var each = try mountRequest(arm, image: copy, target: workDirectory + "/mnt/density-\(index)")
             // A copy has no fs-verity of its own: sealed again, so the pinned digest is measured
             // by the kernel as for the original (not hashed in userspace inside the timing).
             if request.digest != nil { each.digest = try sealImage(copy) }
-            each.target = try mountRequest(arm, image: copy, target: workDirectory + "/mnt/density-\(index)").target
             return each
         }
     }

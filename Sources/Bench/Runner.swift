@@ -232,17 +232,17 @@ public final class BenchRunner: @unchecked Sendable {
         if !objectsHaveVerity {
             return "the objects' filesystem (\(objects)) has no fs-verity, so nothing can be verified"
         }
-        if case .verityDisk = arm.kind, !FileQueries.exists("/dev/mapper/control") {
-            return "the kernel has no device-mapper (/dev/mapper/control missing), so dm-verity cannot be activated"
-        }
+        if case .verityDisk = arm.kind, !LinuxKernelOps().hasDeviceMapper() { return Self.noDeviceMapper }
         return nil
     }
 
     func diskArmReason() -> String {
-        FileQueries.exists("/dev/mapper/control")
-            ? "not asked for (--arms overlay-disk-lz4 with fs-verity objects)"
-            : "the kernel has no device-mapper (/dev/mapper/control missing), so dm-verity cannot be activated"
+        LinuxKernelOps().hasDeviceMapper()
+            ? "not asked for (--arms overlay-disk-lz4 with fs-verity objects)" : Self.noDeviceMapper
     }
+
+    static let noDeviceMapper =
+        "the kernel has no device-mapper (/dev/mapper/control missing), so dm-verity cannot be activated"
 
     func systemInfo(source: String) -> BenchReport.SystemInfo {
         let summary = ImageSummary(model)

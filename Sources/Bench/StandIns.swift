@@ -13,13 +13,21 @@ public func makeStandInObjects(for model: Image, in directory: String) throws ->
     for inode in model.inodes where inode.type == .regular && inode.size > 0 {
         guard let payload = inode.externalObject?.payload?.bytes, seen.insert(payload).inserted else { continue }
         if let reason = Payload.problem(with: payload) { throw BenchError("stand-in object for payload: \(reason)") }
-        if store.regularFileSize(beneath: payload) == inode.size { continue }
-        let (fd, _) = try store.createRegularFile(beneath: payload)
-        defer { try? fd.close() }
-        try FileIO.truncate(fd, to: inode.size, path: directory + "/" + String(decoding: payload, as: UTF8.self))
-        made += 1
+        if try makeStandIn(beneath: payload, in: store, size: inode.size, directory: directory) { made += 1 }
     }
     return made
+}
+
+/// A sparse file of `size` bytes at `path` beneath `store`, unless one of that size is there;
+/// true when it was made.
+private func makeStandIn(beneath path: [UInt8], in store: DirectoryHandle, size: UInt64, directory: String) throws
+    -> Bool
+{
+    if store.regularFileSize(beneath: path) == size { return false }
+    let (fd, _) = try store.createRegularFile(beneath: path)
+    defer { try? fd.close() }
+    try FileIO.truncate(fd, to: size, path: directory + "/" + String(decoding: path, as: UTF8.self))
+    return true
 }
 
 /// Stand-ins that are what the model says: every external file of `model` is pointed at a
@@ -43,13 +51,10 @@ public func makeVerifiedStandIns(for model: Image, in directory: String) throws 
             let digest = hasher.finalize()
             digests[size] = digest
             let path = digest.objectPath
-            let name = directory + "/" + String(decoding: path, as: UTF8.self)
-            if store.regularFileSize(beneath: path) != size {
-                let (fd, _) = try store.createRegularFile(beneath: path)
-                defer { try? fd.close() }
-                try FileIO.truncate(fd, to: size, path: name)
+            _ = try makeStandIn(beneath: path, in: store, size: size, directory: directory)
+            if verity {
+                verity = try enableVerity(beneath: path, in: store, directory: directory, expected: digest, size: size)
             }
-            if verity { verity = try enableVerity(beneath: path, in: store, name: name, expected: digest, size: size) }
         }
         let digest = digests[size]!
         inode.data = .external(ExternalObject(payload: .object(digest), digest: digest))
@@ -60,8 +65,9 @@ public func makeVerifiedStandIns(for model: Image, in directory: String) throws 
 /// Enables fs-verity on a stand-in (false: the filesystem has none). One left by an earlier run
 /// with another digest (it was not zeros) is replaced first.
 private func enableVerity(
-    beneath path: [UInt8], in store: DirectoryHandle, name: String, expected: Digest, size: UInt64
+    beneath path: [UInt8], in store: DirectoryHandle, directory: String, expected: Digest, size: UInt64
 ) throws -> Bool {
+    let name = directory + "/" + String(decoding: path, as: UTF8.self)
     let measured: [UInt8]? = try {
         let (fd, _) = try store.openRegularFile(beneath: path)
         defer { try? fd.close() }
@@ -69,10 +75,9 @@ private func enableVerity(
     }()
     if measured == expected.bytes { return true }
     if measured != nil {
-        try FileQueries.remove(name)
-        let (created, _) = try store.createRegularFile(beneath: path)
-        defer { try? created.close() }
-        try FileIO.truncate(created, to: size, path: name)
+        // Removed through the store's handle, as it was made: `xx/<62 hex>`.
+        try store.openDirectory(beneath: Array(path.prefix(2))).remove(Array(path.dropFirst(3)))
+        _ = try makeStandIn(beneath: path, in: store, size: size, directory: directory)
     }
     let (fd, _) = try store.openRegularFile(beneath: path)
     defer { try? fd.close() }

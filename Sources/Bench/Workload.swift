@@ -98,7 +98,7 @@ public enum BlockReadCounter {
 }
 
 /// Seconds elapsed since `start`.
-func elapsedSeconds(since start: ContinuousClock.Instant) -> Double {
+public func elapsedSeconds(since start: ContinuousClock.Instant) -> Double {
     let elapsed = ContinuousClock.now - start
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }

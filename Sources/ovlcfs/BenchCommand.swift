@@ -228,12 +228,7 @@ struct BenchCommand: ParsableCommand {
     func runOne(_ cancellation: BenchRunner.Cancellation) throws {
         let source = self.source ?? "/usr"
         let report = try measure(source: source, configuration: try configurationValue(), cancellation)
-        let out = BufferedOutput.standardOutput()
-        try out.write(report.text)
-        try out.flush()
-        if let json { try writeAtomically(Array(try jsonEncoder().encode(report)) + [0x0A], to: json) }
-        if let markdown { try writeAtomically(Array(report.markdown.utf8), to: markdown) }
-        if let svg { try writeAtomically(Array(report.svg.utf8), to: svg) }
+        try writeOutputs(report, text: report.text, markdown: report.markdown, svg: report.svg)
     }
 
     func runSweep(_ cancellation: BenchRunner.Cancellation) throws {
@@ -247,12 +242,20 @@ struct BenchCommand: ParsableCommand {
             let report = try measure(source: model.name, configuration: configuration, cancellation)
             sweepReport.points.append(.init(value: value, report: report))
         }
+        try writeOutputs(sweepReport, text: sweepReport.text, markdown: sweepReport.markdown, svg: sweepReport.svg)
+    }
+
+    /// Prints the text table and writes the `--json`, `--markdown` and `--svg` files asked for.
+    func writeOutputs(
+        _ report: some Encodable, text: String, markdown markdownText: @autoclosure () -> String,
+        svg svgText: @autoclosure () -> String
+    ) throws {
         let out = BufferedOutput.standardOutput()
-        try out.write(sweepReport.text)
+        try out.write(text)
         try out.flush()
-        if let json { try writeAtomically(Array(try jsonEncoder().encode(sweepReport)) + [0x0A], to: json) }
-        if let markdown { try writeAtomically(Array(sweepReport.markdown.utf8), to: markdown) }
-        if let svg { try writeAtomically(Array(sweepReport.svg.utf8), to: svg) }
+        if let json { try writeAtomically(try jsonBytes(report), to: json) }
+        if let markdown { try writeAtomically(Array(markdownText().utf8), to: markdown) }
+        if let svg { try writeAtomically(Array(svgText().utf8), to: svg) }
     }
 
     /// Loads the model, puts its objects in place, and runs the benchmark on it.
@@ -278,12 +281,6 @@ struct BenchCommand: ParsableCommand {
         report.system.objects = label
         if live { printError("") }
         return report
-    }
-
-    func jsonEncoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return encoder
     }
 
     /// The model, the objects directory, how its objects were made, and whether every object

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bench
 import ComposefsDump
 import DiskImage
 import ErofsWriter
@@ -214,7 +215,7 @@ struct Build: ParsableCommand {
                 to: output
             ) { clock.lap($0) }
             let rootHash = result.rootHash
-            let seconds = seconds(since: started)
+            let seconds = elapsedSeconds(since: started)
             if !losses.isEmpty {
                 printError(
                     "ovlcfs: warning: the squashfs image does not hold everything in \(model)\(strict ? "" : " (--strict refuses what a mount would show differently)"):"
@@ -256,14 +257,14 @@ extension Build {
             let summary = ComposefsSummary(
                 image: output, format: "composefs", version: version, bytes: Int(bytes),
                 entries: image.entryCount, digest: digest?.hex ?? "",
-                seconds: seconds(since: started), phases: clock.laps)
+                seconds: elapsedSeconds(since: started), phases: clock.laps)
             try out.writeJSON(summary)
         } else if let digest, printDigest {
             try out.write("\(digest.hex)\n")
         } else {
             try out.write(
                 "wrote \(output): composefs version \(version), \(image.entryCount) entries, "
-                    + "\(formatBytes(bytes)) in \(String(format: "%.2f", seconds(since: started))) s\n")
+                    + "\(formatBytes(bytes)) in \(String(format: "%.2f", elapsedSeconds(since: started))) s\n")
         }
         try out.flush()
     }
@@ -346,19 +347,13 @@ struct BuildSummary: Codable {
     var rootHash: String?
 }
 
-/// Seconds elapsed since `start`.
-func seconds(since start: ContinuousClock.Instant) -> Double {
-    let elapsed = ContinuousClock.now - start
-    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-}
-
 /// Durations of consecutive phases of a command.
 struct PhaseClock {
     private var last = ContinuousClock.now
     private(set) var laps: [String: Double] = [:]
 
     mutating func lap(_ name: String) {
-        laps[name] = seconds(since: last)
+        laps[name] = elapsedSeconds(since: last)
         last = ContinuousClock.now
     }
 }

@@ -65,14 +65,16 @@ func printError(_ line: String) {
     try? out.flush()
 }
 
+/// `value` as pretty-printed JSON with sorted keys (dates in ISO 8601) and a newline: the one
+/// shape of every `--json` output, printed or written to a file.
+func jsonBytes(_ value: some Encodable) throws -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.dateEncodingStrategy = .iso8601
+    return Array(try encoder.encode(value)) + [0x0A]
+}
+
 extension BufferedOutput {
-    /// Writes `value` as pretty-printed JSON with sorted keys (dates in ISO 8601) and a newline:
-    /// the one shape of every `--json` output.
-    func writeJSON(_ value: some Encodable) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        try write(encoder.encode(value))
-        try write("\n")
-    }
+    /// Writes `value` as ``jsonBytes(_:)`` shapes it.
+    func writeJSON(_ value: some Encodable) throws { try write(jsonBytes(value)) }
 }
