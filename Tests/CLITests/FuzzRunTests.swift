@@ -27,4 +27,19 @@ struct FuzzRunTests {
             !result.stdoutText.contains(" 0 refused") && !result.stdoutText.contains(" 0 accepted"),
             "\(result.stdoutText)")
     }
+
+    @Test("a run leaves nothing in TMPDIR: its work directory and case file are removed")
+    func cleansUp() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: fuzzer)
+        process.arguments = ["dump", "20", "1"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": dir.path("") + "/"]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).isEmpty)
+    }
 }

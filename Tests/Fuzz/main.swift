@@ -269,7 +269,6 @@ let iterations = arguments.dropFirst().first.flatMap { Int($0) } ?? 10_000
 let seed = arguments.dropFirst(2).first.flatMap { UInt64($0) } ?? 1
 let work = NSTemporaryDirectory() + "ovlcfs-fuzz-\(getpid())"
 try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-defer { try? FileManager.default.removeItem(atPath: work) }
 
 var failed = false
 let all = try targets(workDirectory: work)
@@ -311,4 +310,6 @@ for name in which == "all" ? ["dump", "cfs", "sqfs", "gpt", "layer"] : [which] {
             name, iterations, now() - started, refused, accepted, slowest, slow, maxCaseSeconds, rss >> 20,
             maxResidentBytes >> 20))
 }
+// Removed here, not in a `defer`: top-level defers do not run before exit().
+try? FileManager.default.removeItem(atPath: work)
 exit(failed ? 1 : 0)
