@@ -9,11 +9,11 @@ enum XXHash32 {
         rotl(acc &+ input &* p2, 13) &* p1
     }
 
-    @inline(__always) private static func word(_ bytes: [UInt8], _ i: Int) -> UInt32 {
+    @inline(__always) private static func word(_ bytes: Span<UInt8>, _ i: Int) -> UInt32 {
         UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
     }
 
-    static func hash(_ bytes: [UInt8], seed: UInt32) -> UInt32 {
+    static func hash(_ bytes: Span<UInt8>, seed: UInt32) -> UInt32 {
         let count = bytes.count
         var i = 0
         var h: UInt32

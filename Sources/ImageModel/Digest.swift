@@ -80,10 +80,37 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var description: String { hex }
 
     /// The composefs object path for this digest: `xx/` + the remaining 62 hex digits.
-    public var objectPath: [UInt8] {
-        var hex = hexBytes
-        hex.insert(UInt8(ascii: "/"), at: 2)
-        return hex
+    public var objectPath: [UInt8] { objectPath(prefix: []) }
+
+    /// `prefix` followed by the object path, in one allocation (`/xx/…` is an overlay redirect).
+    public func objectPath(prefix: [UInt8]) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: prefix.count + 65) { buffer, count in
+            var i = 0
+            for byte in prefix {
+                buffer[i] = byte
+                i += 1
+            }
+            for (w, word) in [w0, w1, w2, w3].enumerated() {
+                for shift in stride(from: 60, through: 0, by: -4) {
+                    if w == 0 && shift == 52 {
+                        buffer[i] = UInt8(ascii: "/")
+                        i += 1
+                    }
+                    buffer[i] = hexDigits[Int(word >> UInt64(shift) & 0xF)]
+                    i += 1
+                }
+            }
+            count = i
+        }
+    }
+
+    /// `prefix` followed by the 32 bytes, in one allocation.
+    public func bytes(prefix: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(prefix.count + Self.byteCount)
+        out.append(contentsOf: prefix)
+        for word in [w0, w1, w2, w3] { out.appendLE(word.byteSwapped) }
+        return out
     }
 
     public static func < (a: Digest, b: Digest) -> Bool {

@@ -202,6 +202,20 @@ extension Image: Equatable {
 
 /// Compares two byte strings like `memcmp` then length: the order of names in directories.
 @inline(__always)
+public func compareBytes(_ a: ArraySlice<UInt8>, _ b: ArraySlice<UInt8>) -> Int {
+    let x = a.span, y = b.span
+    let common = min(x.count, y.count)
+    var i = 0
+    while i < common {
+        let p = x[i], q = y[i]
+        if p != q { return p < q ? -1 : 1 }
+        i += 1
+    }
+    return x.count == y.count ? 0 : (x.count < y.count ? -1 : 1)
+}
+
+/// Compares two byte strings like `memcmp` then length: the order of names in directories.
+@inline(__always)
 public func compareBytes(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Int {
     var ia = a.makeIterator(), ib = b.makeIterator()
     while true {

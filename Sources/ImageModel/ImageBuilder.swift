@@ -65,11 +65,14 @@ public struct ImageBuilder: Sendable {
         try add(name: name[...], in: parent, inode: inode)
     }
 
-    /// Adds an entry with a new inode under `parent`.
+    /// Adds an entry with a new inode under `parent` (`validated`: the name is known to be a
+    /// valid one, as every name of an image is).
     @discardableResult
-    public mutating func add(name: ArraySlice<UInt8>, in parent: EntryID, inode: Inode) throws(ModelError) -> EntryID {
+    public mutating func add(
+        name: ArraySlice<UInt8>, in parent: EntryID, inode: Inode, validated: Bool = false
+    ) throws(ModelError) -> EntryID {
         let inodeID = InodeID(image.inodes.count)
-        let entry = try addRecord(name: name, parent: parent, inode: inodeID)
+        let entry = try addRecord(name: name, parent: parent, inode: inodeID, validated: validated)
         image.inodes.append(inode)
         image.primaries.append(entry)
         return entry
@@ -106,7 +109,11 @@ public struct ImageBuilder: Sendable {
         }
         var result: [(Int, [EntryID])] = []
         for index in records.indices where records[index].children.count > 1 {
-            let children = records[index].children.sorted { a, b in
+            // Most lists come in order (dumps and copies are sorted): strictly increasing
+            // means sorted and without duplicates.
+            let list = records[index].children
+            if zip(list, list.dropFirst()).allSatisfy({ compareBytes(name($0), name($1)) < 0 }) { continue }
+            let children = list.sorted { a, b in
                 let order = compareBytes(name(a), name(b))
                 return order < 0 || (order == 0 && a < b)
             }
@@ -118,11 +125,13 @@ public struct ImageBuilder: Sendable {
         return result
     }
 
-    private mutating func addRecord(name: ArraySlice<UInt8>, parent: EntryID, inode: InodeID) throws(ModelError)
-        -> EntryID
-    {
-        try Self.validate(name: name)
-        guard image.inode(of: parent).type == .directory else { throw .parentNotDirectory(parent: parent) }
+    fileprivate mutating func addRecord(
+        name: ArraySlice<UInt8>, parent: EntryID, inode: InodeID, validated: Bool = false
+    ) throws(ModelError) -> EntryID {
+        if !validated { try Self.validate(name: name) }
+        guard image.inodes[image.records[parent.index].inode.index].type == .directory else {
+            throw .parentNotDirectory(parent: parent)
+        }
         let entry = EntryID(image.records.count)
         let start = image.names.count
         image.names.append(contentsOf: name)
@@ -176,20 +185,31 @@ extension ImageBuilder {
         inodeMap[image.inodeID(of: .root).index] = InodeID(0)
         entryMap[EntryID.root.index] = .root
         builder.reserveCapacity(entries: image.entryCount)
+        // A set the transform left as it was keeps the id it got the first time.
+        var setCache: [XattrSetID: XattrSetID] = [:]
         var stack = image.children(of: .root).reversed().map { $0 }
         while let entry = stack.popLast() {
             guard keep(entry), let parent = entryMap[image.parent(of: entry).index] else { continue }
             let oldInode = image.inodeID(of: entry)
-            let name = Array(image.name(of: entry))
+            let name = image.name(of: entry)
             let copied: EntryID
             if let existing = inodeMap[oldInode.index] {
-                copied = try builder.addHardLink(name: name, in: parent, to: existing)
+                copied = try builder.addRecord(name: name, parent: parent, inode: existing, validated: true)
             } else {
                 var inode = image[inode: oldInode]
-                var xattrs = image.xattrs(of: inode)
+                let oldSet = inode.xattrs
+                let original = image.xattrTable[oldSet]
+                var xattrs = original
                 try transform(entry, &inode, &xattrs)
-                inode.xattrs = isUnique(inode) ? builder.appendXattrs(xattrs) : builder.internXattrs(xattrs)
-                copied = try builder.add(name: name, in: parent, inode: inode)
+                if isUnique(inode) {
+                    inode.xattrs = builder.appendXattrs(xattrs)
+                } else if xattrs == original, let id = setCache[oldSet] {
+                    inode.xattrs = id
+                } else {
+                    inode.xattrs = builder.internXattrs(xattrs)
+                    if xattrs == original { setCache[oldSet] = inode.xattrs }
+                }
+                copied = try builder.add(name: name, in: parent, inode: inode, validated: true)
                 inodeMap[oldInode.index] = builder.inodeID(of: copied)
             }
             if image.isPrimary(entry) { builder.makePrimary(copied) }

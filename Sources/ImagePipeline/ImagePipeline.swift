@@ -67,16 +67,20 @@ public enum ImagePipeline {
             lap("write")
             return written
         case .composefs(let minVersion, let maxVersion, let digest):
-            let version = try ComposefsImage.version(for: model, minVersion: minVersion, maxVersion: maxVersion)
-            let bytes = try ComposefsImage.bytes(for: model, minVersion: minVersion, maxVersion: maxVersion)
+            // Streamed: the image goes to the file (and the hasher) as it is made.
             let file = try AtomicFileWriter(destination: destination)
-            try file.write(bytes)
+            let hasher = digest ? try FsVerityHasher() : nil
+            var bytes: UInt64 = 0
+            let version = try ComposefsImage.write(model, minVersion: minVersion, maxVersion: maxVersion) { piece in
+                try file.write(piece)
+                hasher?.update(piece)
+                bytes += UInt64(piece.count)
+            }
             try file.commit()
             lap("write")
             return Written(
-                bytes: UInt64(bytes.count), entries: model.entryCount, inodes: model.inodeCount,
-                composefsVersion: version,
-                digest: digest ? try FsVerity.digest(of: bytes) : nil)
+                bytes: bytes, entries: model.entryCount, inodes: model.inodeCount, composefsVersion: version,
+                digest: hasher?.finalize())
         }
     }
 }

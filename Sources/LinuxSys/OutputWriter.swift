@@ -30,6 +30,21 @@ public final class BufferedOutput {
         if buffer.count >= capacity { try flush() }
     }
 
+    /// Writes a large piece straight through, without copying it into the buffer.
+    public func write(_ bytes: [UInt8]) throws(IOError) {
+        guard bytes.count >= capacity else {
+            buffer.append(contentsOf: bytes)
+            if buffer.count >= capacity { try flush() }
+            return
+        }
+        try flush()
+        do {
+            _ = try bytes.withUnsafeBytes { try fd.writeAll($0) }
+        } catch {
+            throw IOError("write", path: name, errno: error as? Errno)
+        }
+    }
+
     public func write(_ text: String) throws(IOError) { try write(text.utf8) }
 
     public func flush() throws(IOError) {
@@ -71,6 +86,11 @@ public final class AtomicFileWriter {
     deinit { abandon() }
 
     public func write(_ bytes: some Sequence<UInt8>) throws(IOError) {
+        guard let output else { throw IOError("write", path: destination, detail: "writer already closed") }
+        try output.write(bytes)
+    }
+
+    public func write(_ bytes: [UInt8]) throws(IOError) {
         guard let output else { throw IOError("write", path: destination, detail: "writer already closed") }
         try output.write(bytes)
     }

@@ -62,7 +62,9 @@ public enum OverlayTranslation {
         // A stub's xattrs name its object: unique, not worth deduplicating.
         let isStub: (Inode) -> Bool = { $0.type == .regular && $0.externalObject != nil && $0.size > 0 }
         var builder = try ImageBuilder(copying: image, isUnique: isStub) { entry, inode, xattrs in
-            xattrs = xattrs.map { Xattr(key: OverlayXattr.escape($0.key), value: $0.value) }
+            if xattrs.contains(where: { $0.key.starts(with: OverlayXattr.prefix) }) {
+                xattrs = xattrs.map { Xattr(key: OverlayXattr.escape($0.key), value: $0.value) }
+            }
             if let long = xattrs.first(where: { $0.key.count > Limits.maxXattrKeyLength }) {
                 throw TranslationError(
                     path: image.displayPath(of: entry),
@@ -78,10 +80,18 @@ public enum OverlayTranslation {
                     inode.data = .inline([])
                     break
                 }
-                setXattr(&xattrs, OverlayXattr.metacopy, OverlayXattr.metacopyValue(digest: object.digest))
-                if let payload = object.payload {
-                    let redirect = try redirectValue(payload.bytes, path: image.displayPath(of: entry))
-                    setXattr(&xattrs, OverlayXattr.redirect, redirect)
+                // Escaped above, no key of the model's is the metacopy or redirect key.
+                xattrs.reserveCapacity(xattrs.count + 2)
+                xattrs.append(
+                    Xattr(key: OverlayXattr.metacopy, value: OverlayXattr.metacopyValue(digest: object.digest)))
+                switch object.payload {
+                case .object(let digest):
+                    xattrs.append(Xattr(key: OverlayXattr.redirect, value: digest.objectPath(prefix: [0x2F])))
+                case .path(let bytes):
+                    let redirect = try redirectValue(bytes, path: image.displayPath(of: entry))
+                    xattrs.append(Xattr(key: OverlayXattr.redirect, value: redirect))
+                case nil:
+                    break
                 }
             case .charDevice where inode.isWhiteout:
                 inode.type = .regular

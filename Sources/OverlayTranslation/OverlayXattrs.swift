@@ -20,7 +20,7 @@ public enum OverlayXattr {
     /// (SHA-256), then the 32-byte fs-verity digest. No digest: an empty value.
     public static func metacopyValue(digest: Digest?) -> [UInt8] {
         guard let digest else { return [] }
-        return [0x00, 0x24, 0x00, 0x01] + digest.bytes
+        return digest.bytes(prefix: [0x00, 0x24, 0x00, 0x01])
     }
 
     /// The digest in a metacopy value, if it carries a SHA-256 one.
