@@ -16,9 +16,14 @@ public struct DumpOptions: Sendable, Equatable {
     /// of rejecting them — for dumps written by tools that print `./usr/…`.
     public var normalizePaths: Bool
 
-    public init(mode: Mode = .lenient, normalizePaths: Bool = false) {
+    /// How many threads read lines (1: read in the calling thread). Whatever the number, the
+    /// image and every error — its line number included — are the same.
+    public var jobs: Int
+
+    public init(mode: Mode = .lenient, normalizePaths: Bool = false, jobs: Int = 1) {
         self.mode = mode
         self.normalizePaths = normalizePaths
+        self.jobs = max(1, jobs)
     }
 
     public static let lenient = DumpOptions()
@@ -38,6 +43,9 @@ public final class DumpParser {
     /// xattrs); this bound is checked as bytes arrive, so input without newlines cannot grow
     /// a buffer without end.
     public static let maxLineLength = 1 << 18
+    /// Said of a longer line, whether its end has arrived or not (so the message does not
+    /// depend on how the input was cut).
+    static let longLineReason = "line longer than \(maxLineLength) bytes (binary data, or no newlines?)"
 
     public let input: String
     public let options: DumpOptions
@@ -53,9 +61,19 @@ public final class DumpParser {
     var pendingLinks: [PendingLink] = []
     /// Name → entry of the directories hard links point into (built while resolving them).
     var childIndexes: [EntryID: [[UInt8]: EntryID]] = [:]
-    var lastXattrs: (text: [UInt8], id: XattrSetID) = ([], .empty)
-    var xattrCache: [[UInt8]: XattrSetID] = [:]
     var endedWithNewline = true
+    /// Stage one's xattr lists: each distinct xattr text once, by its index (a line names
+    /// its list by index; stage two interns each list once).
+    var xattrLists: [[Xattr]] = []
+    var lastXattrs: (text: [UInt8], index: Int32) = ([], -1)
+    var xattrCache: [[UInt8]: Int32] = [:]
+    /// Stage two: the set id of each of the current lists (nil: not interned yet).
+    var xattrIDs: [XattrSetID?] = []
+    /// Parallel reading: input not read yet, and the parts whose stage two is still to run.
+    var pending: [UInt8] = []
+    var preparedParts: [PreparedPart] = []
+    /// The size of one part of the input that stage one reads in a thread.
+    var partSize = 1 << 20
     /// Field boundaries of the current line (kept to reuse its storage).
     var bounds: [Range<Int>] = []
 
@@ -86,6 +104,10 @@ public final class DumpParser {
     /// Feeds the next chunk of input.
     public func feed(_ chunk: ArraySlice<UInt8>) throws(DumpError) {
         guard !chunk.isEmpty else { return }
+        if options.jobs > 1 {
+            try feedParallel(chunk)
+            return
+        }
         var start = chunk.startIndex
         if !carry.isEmpty {
             guard let newline = chunk.firstIndex(of: 0x0A) else {
@@ -122,6 +144,7 @@ public final class DumpParser {
     /// Ends the input: parses a last line without newline, resolves hard links, checks for
     /// duplicates and returns the image.
     public func finish() throws(DumpError) -> Image {
+        if options.jobs > 1 { try finishParallel() }
         if !carry.isEmpty {
             let line = carry
             carry = []
@@ -159,7 +182,7 @@ public final class DumpParser {
         guard carry.count + count > Self.maxLineLength else { return }
         throw DumpError(
             input: input, line: lineNumber + 1, field: .line,
-            reason: "line longer than \(Self.maxLineLength) bytes (binary data, or no newlines?)")
+            reason: Self.longLineReason)
     }
 
     /// One line's fixed fields, parsed and checked on their own (MODE, numbers, escapes, PATH).
@@ -175,21 +198,122 @@ public final class DumpParser {
         var digest: Digest?
     }
 
-    private func parseLine(_ line: Span<UInt8>) throws(DumpError) {
+    /// One line, read and added in the calling thread.
+    func parseLine(_ line: Span<UInt8>) throws(DumpError) {
         lineNumber += 1
-        guard line.count <= Self.maxLineLength else {
-            throw error(.line, "line of \(line.count) bytes, longer than \(Self.maxLineLength) (binary data?)")
+        let prepared: Prepared
+        do {
+            prepared = try prepare(line)
+        } catch {
+            try reject(error)
         }
-        try checkRawBytes(line)
-        let (present, xattrStart) = try splitFields(line)
-        let fields = try parseFields(line, present: present)
-        try checkRoot(fields)
-        if fields.isHardLink {
-            try addHardLink(fields)
+        try commit(prepared)
+    }
+
+    // MARK: - Stage one: a line on its own
+
+    /// What a line says, read without looking at any other line. Stage one runs in parallel
+    /// over parts of the input; stage two (``commit(_:)``) adds its lines in order.
+    struct Prepared {
+        var located: Located
+        /// A new inode's content and metadata (nil for a hard link).
+        var inode: Inode?
+        /// A hard link's checked target path.
+        var linkTarget: [UInt8]?
+        /// The line's xattrs, an index into `xattrLists` (-1: none).
+        var xattrs: Int32 = -1
+    }
+
+    /// A line that stage one refused: the error, and how far the line got. The checks a
+    /// sequential read makes before that point need other lines; ``reject(_:)`` makes them
+    /// first, so either way the same error comes out.
+    struct Refusal: Error {
+        enum Stage { case fields, content, xattrs }
+        var error: DumpError
+        var stage: Stage
+        var located: Located?
+    }
+
+    /// What stage two needs of a line's fields: where the entry goes, and what it is. (The
+    /// other fields end in stage one, on the thread that read them.)
+    struct Located {
+        var path: [UInt8]
+        /// The PATH field as written, when it is not `/` + `path` (normalized paths).
+        var writtenPath: [UInt8]?
+        var type: FileType
+        var isHardLink: Bool
+
+        init(_ fields: Fields) {
+            path = fields.path
+            let plain =
+                fields.rawPath.first == UInt8(ascii: "/") && fields.rawPath.count == fields.path.count + 1
+                && fields.rawPath.dropFirst().elementsEqual(fields.path)
+            writtenPath = plain ? nil : fields.rawPath
+            type = fields.type
+            isHardLink = fields.isHardLink
+        }
+
+        /// The PATH field as written (for messages).
+        var rawPath: [UInt8] { writtenPath ?? [UInt8(ascii: "/")] + path }
+    }
+
+    func prepare(_ line: Span<UInt8>) throws(Refusal) -> Prepared {
+        let fields: Fields
+        let xattrStart: Int?
+        do throws(DumpError) {
+            guard line.count <= Self.maxLineLength else {
+                throw error(.line, Self.longLineReason)
+            }
+            try checkRawBytes(line)
+            let split = try splitFields(line)
+            xattrStart = split.xattrStart
+            fields = try parseFields(line, present: split.present)
+        } catch {
+            throw Refusal(error: error, stage: .fields)
+        }
+        let located = Located(fields)
+        var prepared = Prepared(located: located)
+        do throws(DumpError) {
+            if fields.isHardLink {
+                prepared.linkTarget = try checkedLinkTarget(fields)
+                return prepared
+            }
+            prepared.inode = try makeInode(fields)
+        } catch {
+            throw Refusal(error: error, stage: .content, located: located)
+        }
+        if let xattrStart {
+            do throws(DumpError) {
+                prepared.xattrs = try parseXattrs(line.extracting(xattrStart..<line.count))
+            } catch {
+                throw Refusal(error: error, stage: .xattrs, located: located)
+            }
+        }
+        return prepared
+    }
+
+    // MARK: - Stage two: the line in the tree, in order
+
+    /// Adds a prepared line (line `lineNumber`).
+    func commit(_ prepared: Prepared) throws(DumpError) {
+        try checkRoot(prepared.located)
+        if let target = prepared.linkTarget {
+            try addHardLink(prepared.located, target: target)
             return
         }
-        let inode = try makeInode(fields)
-        try insert(inode, fields, line: line, xattrs: xattrStart.map { $0..<line.count })
+        try insert(prepared.inode!, prepared.located, xattrs: prepared.xattrs)
+    }
+
+    /// Throws a refused line's error (line `lineNumber`), after the checks that come before
+    /// it in a sequential read.
+    func reject(_ refusal: Refusal) throws(DumpError) -> Never {
+        if refusal.stage != .fields, let located = refusal.located {
+            try checkRoot(located)
+            if refusal.stage == .xattrs { _ = try locateParent(located.path, rawPath: located.rawPath) }
+        }
+        var error = refusal.error
+        error.line = lineNumber
+        throw error
     }
 
     /// Splits off the 11 fixed fields at the first 11 spaces into `bounds`; returns how many
@@ -259,7 +383,7 @@ public final class DumpParser {
     }
 
     /// The root comes first, once, and is a directory.
-    private func checkRoot(_ fields: Fields) throws(DumpError) {
+    private func checkRoot(_ fields: Located) throws(DumpError) {
         if lineNumber == 1 || builder == nil {
             guard fields.path.isEmpty else {
                 throw error(
@@ -273,8 +397,8 @@ public final class DumpParser {
         }
     }
 
-    /// Hard links are resolved in ``finish()``, when every target exists.
-    private func addHardLink(_ fields: Fields) throws(DumpError) {
+    /// A hard link's target path, checked (the link itself is added in stage two).
+    private func checkedLinkTarget(_ fields: Fields) throws(DumpError) -> [UInt8] {
         guard fields.type != .directory else { throw error(.mode, "directories can't be hardlinked") }
         guard let target = fields.payload, !target.isEmpty else {
             throw error(.payload, "hardlink has no target path in PAYLOAD")
@@ -283,9 +407,14 @@ public final class DumpParser {
         guard targetPath != fields.path else {
             throw error(.payload, "self-referential hardlink \(displayBytes(fields.rawPath))")
         }
+        return targetPath
+    }
+
+    /// Hard links are resolved in ``finish()``, when every target exists.
+    private func addHardLink(_ fields: Located, target: [UInt8]) throws(DumpError) {
         let (parent, name) = try locateParent(fields.path, rawPath: fields.rawPath)
         pendingLinks.append(
-            PendingLink(path: fields.path, parent: parent, name: Array(name), target: targetPath, line: lineNumber))
+            PendingLink(path: fields.path, parent: parent, name: Array(name), target: target, line: lineNumber))
     }
 
     private func makeInode(_ fields: Fields) throws(DumpError) -> Inode {
@@ -350,21 +479,21 @@ public final class DumpParser {
         return target
     }
 
-    /// Adds the entry (the root creates the builder) with its xattrs.
-    private func insert(_ inode: Inode, _ fields: Fields, line: Span<UInt8>, xattrs: Range<Int>?) throws(DumpError) {
+    /// Adds the entry (the root creates the builder) with its xattrs (a list index).
+    private func insert(_ inode: Inode, _ fields: Located, xattrs: Int32) throws(DumpError) {
         var inode = inode
         let (parent, name) = try locateParent(fields.path, rawPath: fields.rawPath)
         if builder == nil {
             do { builder = try ImageBuilder(root: inode) } catch { throw self.error(.mode, error.description) }
             lineOfEntry.append(UInt32(lineNumber))
             directories[[]] = .root
-            if let xattrs {
-                let id = try parseXattrs(line.extracting(xattrs))
+            if xattrs >= 0 {
+                let id = internXattrs(xattrs)
                 builder!.updateInode(InodeID(0)) { $0.xattrs = id }
             }
             return
         }
-        if let xattrs { inode.xattrs = try parseXattrs(line.extracting(xattrs)) }
+        if xattrs >= 0 { inode.xattrs = internXattrs(xattrs) }
         let entry: EntryID
         do {
             entry = try builder!.add(name: name, in: parent, inode: inode)
@@ -376,6 +505,16 @@ public final class DumpParser {
             throw self.error(
                 .path, "duplicate path \(displayBytes(fields.rawPath)) (first on line \(lineOfEntry[existing.index]))")
         }
+    }
+
+    /// The set id of xattr list `index`, interned on first use.
+    private func internXattrs(_ index: Int32) -> XattrSetID {
+        let i = Int(index)
+        if i >= xattrIDs.count { xattrIDs.append(contentsOf: repeatElement(nil, count: i + 1 - xattrIDs.count)) }
+        if let id = xattrIDs[i] { return id }
+        let id = builder!.internXattrs(xattrLists[i])
+        xattrIDs[i] = id
+        return id
     }
 }
 

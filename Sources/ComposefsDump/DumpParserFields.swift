@@ -111,17 +111,19 @@ extension DumpParser {
         return Timestamp(seconds: seconds, nanoseconds: UInt32(nanos))
     }
 
-    func parseXattrs(_ region: Span<UInt8>) throws(DumpError) -> XattrSetID {
+    /// The xattr list of a line's xattr text, by its index in `xattrLists` (each distinct
+    /// text is parsed once).
+    func parseXattrs(_ region: Span<UInt8>) throws(DumpError) -> Int32 {
         guard region.count <= 65535 else {
             throw error(.xattr, "too many xattrs: \(region.count) bytes of xattrs, the limit is 65535")
         }
-        if equal(region, lastXattrs.text) { return lastXattrs.id }
+        if lastXattrs.index >= 0 && equal(region, lastXattrs.text) { return lastXattrs.index }
         var text: [UInt8] = []
         text.reserveCapacity(region.count)
         for i in region.indices { text.append(region[i]) }
-        if let id = xattrCache[text] {
-            lastXattrs = (text, id)
-            return id
+        if let index = xattrCache[text] {
+            lastXattrs = (text, index)
+            return index
         }
         var xattrs: [Xattr] = []
         var budget = Limits.xattrHeaderOverhead
@@ -161,10 +163,11 @@ extension DumpParser {
                     .xattr, "xattrs need \(budget) bytes, more than the per-inode maximum of \(Limits.maxXattrBudget)")
             }
         }
-        let id = builder!.internXattrs(xattrs)
-        xattrCache[text] = id
-        lastXattrs = (text, id)
-        return id
+        let index = Int32(xattrLists.count)
+        xattrLists.append(xattrs)
+        xattrCache[text] = index
+        lastXattrs = (text, index)
+        return index
     }
 
     func equal(_ span: Span<UInt8>, _ bytes: [UInt8]) -> Bool {

@@ -53,13 +53,22 @@ public enum ComposefsImage {
     public static func write(
         _ model: Image, minVersion: Int = 0, maxVersion: Int = 1, to sink: ([UInt8]) throws -> Void
     ) throws -> Int {
+        try write(model, minVersion: minVersion, maxVersion: maxVersion, pairHash: pairHash, to: sink)
+    }
+
+    /// ``write(_:minVersion:maxVersion:to:)`` with the shared-xattr count's prefilter hash
+    /// given (tests make every pair collide, to check the exact path writes the same image).
+    static func write(
+        _ model: Image, minVersion: Int, maxVersion: Int, pairHash: (Xattr) -> UInt64,
+        to sink: ([UInt8]) throws -> Void
+    ) throws -> Int {
         let version = try version(for: model, minVersion: minVersion, maxVersion: maxVersion)
         for inode in model.inodes
         where inode.type == .regular && inode.externalObject != nil && inode.size > Limits.maxExternalFileSize {
             throw ComposefsError(reason: "file too large: \(inode.size) bytes needs more than 1024 chunks")
         }
         let layer = try OverlayTranslation.translate(model, options: .composefs(version: version))
-        let plan = Plan(layer: layer, version: version)
+        let plan = Plan(layer: layer, version: version, pairHash: pairHash)
         plan.layout()
         try plan.emit(to: sink)
         return version
@@ -103,12 +112,12 @@ final class Plan {
     private(set) var dataStart = 0
     private(set) var dataBlocks = 0
 
-    init(layer: Image, version: Int) {
+    init(layer: Image, version: Int, pairHash: (Xattr) -> UInt64 = pairHash) {
         self.layer = layer
         self.version = version
         let order = BFSOrder(layer)
         (nodes, nodeOfInode, minMtime) = (order.nodes, order.nodeOfInode, order.minMtime)
-        xattrSets = XattrSets(layer.xattrTable, uses: order.setUses)
+        xattrSets = XattrSets(layer.xattrTable, uses: order.setUses, hash: pairHash)
         collectDirents()
     }
 

@@ -22,8 +22,10 @@ struct XattrSets {
     private(set) var bodySize: [Int] = []
     private(set) var bloom: [UInt32] = []
 
-    /// - Parameter uses: per set of `table`, how many inodes carry it.
-    init(_ table: XattrTable, uses: [Int]) {
+    /// - Parameters:
+    ///   - uses: per set of `table`, how many inodes carry it.
+    ///   - hash: the prefilter's hash (tests pass a colliding one to exercise the exact path).
+    init(_ table: XattrTable, uses: [Int], hash: (Xattr) -> UInt64 = pairHash) {
         lists = table.sets
         self.uses = uses
         base = [0]
@@ -35,7 +37,7 @@ struct XattrSets {
             }
             base.append(base[s] + list.count)
         }
-        share(XattrClasses(self))
+        share(XattrClasses(self, hash: hash))
     }
 
     /// Whether any inode carries a POSIX ACL (the header's flag).
@@ -99,9 +101,15 @@ struct XattrClasses {
     private(set) var uses: [Int] = []
     private var representative: [(set: Int32, index: Int32)] = []
 
-    init(_ sets: XattrSets) {
+    /// Whether the count took the exact path (two different pairs shared a hash).
+    private(set) var countedExactly = false
+
+    init(_ sets: XattrSets, hash: (Xattr) -> UInt64 = pairHash) {
         classOf = [Int32](repeating: -1, count: sets.base[sets.lists.count])
-        if !countByHash(sets) { countExactly(sets) }
+        if !countByHash(sets, hash: hash) {
+            countedExactly = true
+            countExactly(sets)
+        }
     }
 
     func xattr(_ c: Int, in sets: XattrSets) -> Xattr {
@@ -110,7 +118,7 @@ struct XattrClasses {
     }
 
     /// The fast count; false when two different pairs share a hash.
-    private mutating func countByHash(_ sets: XattrSets) -> Bool {
+    private mutating func countByHash(_ sets: XattrSets, hash pairHash: (Xattr) -> UInt64) -> Bool {
         var capacity = 16
         while capacity < 2 * classOf.count { capacity <<= 1 }
         let mask = capacity - 1
@@ -146,6 +154,7 @@ struct XattrClasses {
     private mutating func countExactly(_ sets: XattrSets) {
         uses = []
         representative = []
+        classOf = [Int32](repeating: -1, count: classOf.count)
         var classes: [Xattr: Int32] = [:]
         for s in sets.lists.indices where sets.uses[s] > 0 {
             for (i, xattr) in sets.lists[s].enumerated() {

@@ -309,7 +309,7 @@ struct BenchCommand: ParsableCommand {
             options.skipUnreadable = true
             model = try Ingest.ingest(directory: source, store: nil, options: options).image
         } else {
-            model = try loadModel(source, options: DumpOptions()).0
+            model = try loadModel(source, options: DumpOptions(jobs: defaultDumpJobs)).0
         }
         if verified {
             let objects = workDir + "/objects-verity"

@@ -89,7 +89,10 @@ struct Build: ParsableCommand {
             "An image index's platform to import (default linux/amd64).", valueName: "OS/ARCH[/VARIANT]"))
     var platform: String?
 
-    @Option(help: ArgumentHelp("Ingest: hashing/copying threads (default: one per core).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Threads for hashing and copying a directory, or for reading a dump's lines (default: one per core). The image is the same for any number.",
+            valueName: "N"))
     var jobs: Int?
 
     @Flag(help: "Ingest: descend into directories on other filesystems.")
@@ -195,13 +198,15 @@ struct Build: ParsableCommand {
                     platform.map { _ in "--platform" },
                     objects.map { _ in "--objects" }, storeMode.map { _ in "--store-mode" },
                     dumpOut.map { _ in "--dump-out" },
-                    jobs.map { _ in "--jobs" }, crossDevices ? "--cross-devices" : nil,
+                    crossDevices ? "--cross-devices" : nil,
                     skipUnreadable ? "--skip-unreadable" : nil,
                 ]
                 if let option = ingestOnly.compactMap({ $0 }).first {
                     throw ValidationError("\(option) applies when MODEL is a directory to ingest; \(model) is not one.")
                 }
-                image = try loadModel(model, options: DumpOptions(mode: strictDump ? .strict : .lenient)).0
+                image = try loadModel(
+                    model, options: DumpOptions(mode: strictDump ? .strict : .lenient, jobs: jobs ?? defaultDumpJobs)
+                ).0
             }
             clock.lap("read")
             if format == .composefs {

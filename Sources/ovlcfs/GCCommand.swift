@@ -64,7 +64,7 @@ struct GCCommand: ParsableCommand {
                         if case .object(let digest)? = inode.externalObject?.payload { referenced.insert(digest) }
                     }
                 }
-                for image in images { keep(try loadModel(image, options: DumpOptions()).0) }
+                for image in images { keep(try loadModel(image, options: DumpOptions(jobs: defaultDumpJobs)).0) }
                 if let garbage = driver.garbageRecords().first {
                     throw ValidationError(
                         "\(garbage) is an unreadable mount record; gc removes nothing rather than guess what its mount uses (ovlcfs umount --all clears it)"
@@ -84,7 +84,7 @@ struct GCCommand: ParsableCommand {
                         )
                     }
                     do {
-                        keep(try loadModel(record.image, options: DumpOptions()).0)
+                        keep(try loadModel(record.image, options: DumpOptions(jobs: defaultDumpJobs)).0)
                     } catch {
                         throw ValidationError(
                             "the image of the ovlcfs mount at \(record.target) (\(record.image)) cannot be read: \(error); gc removes nothing rather than guess what it names"

@@ -72,7 +72,8 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let options = DumpOptions(mode: strict ? .strict : .lenient, normalizePaths: normalizePaths)
+            let options = DumpOptions(
+                mode: strict ? .strict : .lenient, normalizePaths: normalizePaths, jobs: defaultDumpJobs)
             let image: Image
             var kind = ModelKind.dump
             if example {

@@ -23,6 +23,9 @@ let maxComposefsImageBytes: UInt64 = 1 << 30
 /// model passes ``Image/validate()`` before anyone uses it.
 /// An image reference (`oci:DIR`, `oci-archive:FILE`, …) is imported with digests only;
 /// `synthetic:ENTRIES[:LARGEST_DIR]` is generated (``SyntheticModel``).
+/// Threads reading a dump's lines when the command line does not say: one per core.
+let defaultDumpJobs = ProcessInfo.processInfo.activeProcessorCount
+
 func loadModel(_ path: String, options: DumpOptions, platform: Platform? = nil) throws -> (Image, ModelKind) {
     if let synthetic = try SyntheticModel.parse(path) { return (try synthetic.image(), .dump) }
     if let reference = imageReference(path) {

@@ -123,7 +123,7 @@ struct MountCommand: ParsableCommand {
 
     /// The image's payloads that no objects directory holds with the right size.
     func missingObjects() throws -> [String] {
-        let (model, _) = try loadModel(image, options: DumpOptions())
+        let (model, _) = try loadModel(image, options: DumpOptions(jobs: defaultDumpJobs))
         let stores = try objects.map { try DirectoryHandle(path: $0) }
         var missing: [String] = []
         var seen = Set<[UInt8]>()

@@ -34,7 +34,7 @@ struct VerifyCommand: ParsableCommand {
         var clean = true
         try reportingErrors {
             let store = try ObjectStore(path: objects, create: false)
-            let image = try model.map { try loadModel($0, options: DumpOptions()).0 }
+            let image = try model.map { try loadModel($0, options: DumpOptions(jobs: defaultDumpJobs)).0 }
             let report = try store.verify(model: image)
             clean = report.isClean
             let out = BufferedOutput.standardOutput()

@@ -1,0 +1,148 @@
+import Dispatch
+import ImageModel
+
+/// Reading a dump on several threads (`DumpOptions.jobs` > 1).
+///
+/// The input is cut at line boundaries into parts. Stage one (``DumpParser/prepare(_:)``)
+/// reads each part's lines on its own thread: fields, numbers, escapes, paths, inodes,
+/// xattrs — everything a line says by itself. Stage two (``DumpParser/commit(_:)``) adds the
+/// lines to the tree in input order on one thread, while the next batch of parts is in stage
+/// one. The tree, and so the image, are the same for any number of threads; so is every
+/// error, line number included: a part stops at its first refused line, and stage two makes
+/// the checks that come before that point in a sequential read before it throws.
+extension DumpParser {
+    /// Stage one's reading of one part: its lines, the xattr lists they name, and the refusal
+    /// that ended the part early.
+    struct PreparedPart: @unchecked Sendable {
+        var lines: [Prepared] = []
+        var xattrLists: [[Xattr]] = []
+        var refusal: Refusal?
+    }
+
+    func feedParallel(_ chunk: ArraySlice<UInt8>) throws(DumpError) {
+        pending.append(contentsOf: chunk)
+        if pending.count >= 2 * options.jobs * partSize { try runBatch() }
+    }
+
+    /// Reads every complete line still pending, then leaves the last line without a
+    /// newline (if any) to the sequential ending.
+    func finishParallel() throws(DumpError) {
+        try runBatch()
+        try commitParts(preparedParts)
+        preparedParts = []
+        if !pending.isEmpty {
+            endedWithNewline = false
+            carry = pending
+            pending = []
+        }
+    }
+
+    /// Cuts the complete lines of `pending` into parts and runs their stage one in parallel
+    /// with stage two of the parts before them.
+    private func runBatch() throws(DumpError) {
+        guard let lastNewline = pending.lastIndex(of: 0x0A) else {
+            if pending.count > Self.maxLineLength {
+                try commitParts(preparedParts)
+                preparedParts = []
+                throw DumpError(
+                    input: input, line: lineNumber + 1, field: .line,
+                    reason: Self.longLineReason)
+            }
+            return
+        }
+        let parts = cut(pending[...lastNewline], into: 2 * options.jobs)
+        let previous = preparedParts
+        let work = ParallelWork(parser: self, input: input, options: options)
+        let results = work.run(parts: parts, thenCommit: previous)
+        if let error = results.commitError { throw error }
+        preparedParts = results.parts
+        pending.removeSubrange(...lastNewline)
+    }
+
+    /// Parts of about equal size, each ending in a newline.
+    private func cut(_ text: ArraySlice<UInt8>, into count: Int) -> [ArraySlice<UInt8>] {
+        var parts: [ArraySlice<UInt8>] = []
+        var start = text.startIndex
+        let size = max(1, text.count / count)
+        while start < text.endIndex {
+            var end = min(start + size, text.endIndex) - 1
+            while text[end] != 0x0A { end += 1 }
+            parts.append(text[start...end])
+            start = end + 1
+        }
+        return parts
+    }
+
+    /// Stage one of one part, with a parser of its own (line numbers counted from the part).
+    static func prepare(part: ArraySlice<UInt8>, input: String, options: DumpOptions) -> PreparedPart {
+        let preparer = DumpParser(input: input, options: options)
+        var result = PreparedPart()
+        result.lines.reserveCapacity(part.count / 200)
+        let span = part.span
+        var lineStart = 0
+        for i in 0..<span.count where span[i] == 0x0A {
+            preparer.lineNumber += 1
+            do {
+                result.lines.append(try preparer.prepare(span.extracting(lineStart..<i)))
+            } catch {
+                result.refusal = error
+                break
+            }
+            lineStart = i + 1
+        }
+        result.xattrLists = preparer.xattrLists
+        return result
+    }
+
+    /// Stage two of parts, in order.
+    func commitParts(_ parts: [PreparedPart]) throws(DumpError) {
+        for part in parts {
+            xattrLists = part.xattrLists
+            xattrIDs = []
+            for prepared in part.lines {
+                lineNumber += 1
+                try commit(prepared)
+            }
+            if let refusal = part.refusal {
+                lineNumber += 1
+                try reject(refusal)
+            }
+        }
+        xattrLists = []
+        xattrIDs = []
+    }
+}
+
+/// One batch: stage one of each part on the worker threads, and stage two of the previous
+/// batch beside them. Each task writes only its own slot.
+private final class ParallelWork: @unchecked Sendable {
+    let parser: DumpParser
+    let input: String
+    let options: DumpOptions
+    var parts: [DumpParser.PreparedPart] = []
+    var commitError: DumpError?
+
+    init(parser: DumpParser, input: String, options: DumpOptions) {
+        self.parser = parser
+        self.input = input
+        self.options = options
+    }
+
+    func run(parts text: [ArraySlice<UInt8>], thenCommit previous: [DumpParser.PreparedPart]) -> ParallelWork {
+        let slots = text.map { _ in Slot() }
+        // Task 0, stage two, is the longest: it starts first.
+        DispatchQueue.concurrentPerform(iterations: text.count + 1) { task in
+            if task == 0 {
+                do throws(DumpError) { try parser.commitParts(previous) } catch { commitError = error }
+            } else {
+                slots[task - 1].part = DumpParser.prepare(part: text[task - 1], input: input, options: options)
+            }
+        }
+        parts = slots.map { $0.part! }
+        return self
+    }
+
+    private final class Slot: @unchecked Sendable {
+        var part: DumpParser.PreparedPart?
+    }
+}
