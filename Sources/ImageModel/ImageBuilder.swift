@@ -219,6 +219,43 @@ extension ImageBuilder {
         self = builder
     }
 
+    /// Starts a builder from `image` itself, for passes that change inodes and xattrs but keep
+    /// the tree (entries may be added after): the same entries, names, hard links and primary
+    /// paths, and inode ids. Nothing of the tree is copied.
+    ///
+    /// `transform` sees each inode once, in inode order, with its primary entry and its xattrs
+    /// as a list, and may change both (a type must stay a type… or become another that keeps
+    /// the tree valid). The xattr table is made afresh; the sets of inodes for which `isUnique`
+    /// (asked after `transform`) is true are stored without deduplication.
+    public init(
+        rewriting image: Image,
+        isUnique: (Inode) -> Bool = { _ in false },
+        transform: (EntryID, inout Inode, inout [Xattr]) throws -> Void
+    ) rethrows {
+        var image = image
+        let old = image.xattrTable
+        image.xattrTable = XattrTable()
+        // A set the transform left as it was keeps the id it got the first time.
+        var setCache = [XattrSetID?](repeating: nil, count: old.sets.count)
+        for index in image.inodes.indices {
+            var inode = image.inodes[index]
+            let oldSet = inode.xattrs
+            let original = old[oldSet]
+            var xattrs = original
+            try transform(image.primaries[index], &inode, &xattrs)
+            if isUnique(inode) {
+                inode.xattrs = image.xattrTable.append(xattrs)
+            } else if xattrs == original, let id = setCache[Int(oldSet.rawValue)] {
+                inode.xattrs = id
+            } else {
+                inode.xattrs = image.xattrTable.intern(xattrs)
+                if xattrs == original { setCache[Int(oldSet.rawValue)] = inode.xattrs }
+            }
+            image.inodes[index] = inode
+        }
+        self.image = image
+    }
+
     /// The xattrs of an inode (resolved from its interned set).
     public func xattrs(of inode: InodeID) -> [Xattr] { xattrs(self[inode: inode].xattrs) }
 

@@ -61,7 +61,9 @@ public enum OverlayTranslation {
         }
         // A stub's xattrs name its object: unique, not worth deduplicating.
         let isStub: (Inode) -> Bool = { $0.type == .regular && $0.externalObject != nil && $0.size > 0 }
-        var builder = try ImageBuilder(copying: image, isUnique: isStub) { entry, inode, xattrs in
+        // The tree stays as it is (the legacy layout's root whiteouts are added after): only
+        // inodes and xattrs change, in place.
+        var builder = try ImageBuilder(rewriting: image, isUnique: isStub) { entry, inode, xattrs in
             if xattrs.contains(where: { $0.key.starts(with: OverlayXattr.prefix) }) {
                 xattrs = xattrs.map { Xattr(key: OverlayXattr.escape($0.key), value: $0.value) }
             }
@@ -117,9 +119,10 @@ public enum OverlayTranslation {
             }
         }
         if options.composefsCompatible {
-            var rootXattrs = builder.xattrs(of: InodeID(0))
+            let root = image.inodeID(of: .root)
+            var rootXattrs = builder.xattrs(of: root)
             setXattr(&rootXattrs, OverlayXattr.opaque, Array("y".utf8))
-            builder.setXattrs(rootXattrs, of: InodeID(0))
+            builder.setXattrs(rootXattrs, of: root)
         }
         if options.layout == .legacy {
             try addRootWhiteouts(&builder, hideStoreNames: !options.composefsCompatible)
@@ -192,8 +195,9 @@ public enum OverlayTranslation {
     /// Adds a real whiteout for every name `00`…`ff` (and the store's private names) the root
     /// lacks (legacy layout).
     static func addRootWhiteouts(_ builder: inout ImageBuilder, hideStoreNames: Bool) throws {
-        let root = builder[inode: InodeID(0)]
-        let selinux = builder.xattrs(of: InodeID(0)).filter { $0.key == OverlayXattr.selinux }
+        let rootID = builder.inodeID(of: .root)
+        let root = builder[inode: rootID]
+        let selinux = builder.xattrs(of: rootID).filter { $0.key == OverlayXattr.selinux }
         let xattrs = builder.internXattrs(selinux)
         let digits = Array("0123456789abcdef".utf8)
         let names =

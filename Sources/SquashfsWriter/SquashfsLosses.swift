@@ -55,10 +55,13 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
                 samples[kind, default: []].append(image.displayPath(of: entry))
             }
         }
-        var seen = Set<InodeID>()
+        var seen = [Bool](repeating: false, count: image.inodeCount)
+        // Per xattr set: nil until checked, then whether it holds an xattr squashfs drops.
+        var dropsXattrs = [Bool?](repeating: nil, count: image.xattrTable.sets.count)
         image.forEachDepthFirst { entry in
             let id = image.inodeID(of: entry)
-            guard seen.insert(id).inserted else { return }
+            guard !seen[id.index] else { return }
+            seen[id.index] = true
             if !image.isPrimary(entry) { note(.hardLinkPrimary, image.primaryEntry(of: id)) }
             let inode = image[inode: id]
             if inode.mtime.nanoseconds != 0 { note(.nanosecondMtime, entry) }
@@ -66,15 +69,18 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
             if (inode.type == .blockDevice || inode.type == .charDevice) && inode.rdev > UInt64(UInt32.max) {
                 note(.wideDeviceNumber, entry)
             }
-            if inode.size != 0 && [.blockDevice, .charDevice, .fifo, .socket].contains(inode.type) {
-                note(.specialFileSize, entry)
+            switch inode.type {
+            case .blockDevice, .charDevice, .fifo, .socket: if inode.size != 0 { note(.specialFileSize, entry) }
+            case .regular, .directory, .symlink: break
             }
             if inode.size == 0, let object = inode.externalObject, object.payload != nil || object.digest != nil {
                 note(.emptyFileObject, entry)
             }
-            if image.xattrs(of: inode).contains(where: { !SquashfsLosses.isStorable($0.key) }) {
-                note(.unsupportedXattr, entry)
+            let set = Int(inode.xattrs.rawValue)
+            if dropsXattrs[set] == nil {
+                dropsXattrs[set] = image.xattrTable.sets[set].contains { !SquashfsLosses.isStorable($0.key) }
             }
+            if dropsXattrs[set]! { note(.unsupportedXattr, entry) }
         }
         items = Kind.allCases.compactMap { kind in
             counts[kind].map { Item(kind: kind, count: $0, paths: samples[kind] ?? []) }
