@@ -457,7 +457,14 @@ public final class DumpParser {
                 "file too large: \(size) bytes exceeds the composefs maximum of 2^53 (\(Limits.maxExternalFileSize))")
         }
         var object: Payload? = nil
-        if let payload = fields.payload { object = try checkedPayload(payload) }
+        if let payload = fields.payload {
+            // Most payloads are their digest's object path: compared, not parsed again.
+            if let digest = fields.digest, digest.isObjectPath(payload) {
+                object = .object(digest)
+            } else {
+                object = try checkedPayload(payload)
+            }
+        }
         return .external(ExternalObject(payload: object, digest: fields.digest))
     }
 

@@ -67,20 +67,23 @@ public enum ImagePipeline {
             lap("write")
             return written
         case .composefs(let minVersion, let maxVersion, let digest):
-            // Streamed: the image goes to the file (and the hasher) as it is made.
-            let file = try AtomicFileWriter(destination: destination)
-            let hasher = digest ? try FsVerityHasher() : nil
-            var bytes: UInt64 = 0
-            let version = try ComposefsImage.write(model, minVersion: minVersion, maxVersion: maxVersion) { piece in
-                try file.write(piece)
-                hasher?.update(piece)
-                bytes += UInt64(piece.count)
+            // Streamed: the image goes to the file (and the hasher) on another thread while
+            // the next piece is made.
+            let output = try BackgroundWriter(destination: destination, digest: digest)
+            let version: Int
+            do {
+                version = try ComposefsImage.write(model, minVersion: minVersion, maxVersion: maxVersion) {
+                    try output.write($0)
+                }
+            } catch {
+                output.abandon()
+                throw error
             }
-            try file.commit()
+            let (bytes, imageDigest) = try output.finish()
             lap("write")
             return Written(
                 bytes: bytes, entries: model.entryCount, inodes: model.inodeCount, composefsVersion: version,
-                digest: hasher?.finalize())
+                digest: imageDigest)
         }
     }
 }
