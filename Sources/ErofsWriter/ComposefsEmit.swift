@@ -184,7 +184,7 @@ extension Plan {
             let target = direntTarget(k, of: directory)
             w.u64(nodes[target].nid)
             w.u16(UInt16(nameOffset))
-            w.u8(fileType(layer[inode: nodes[target].inode].type))
+            w.u8(fileType(layer.fileType(of: nodes[target].inode)))
             w.u8(0)
             nameOffset += direntName(k).count
         }

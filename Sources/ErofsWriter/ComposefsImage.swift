@@ -49,18 +49,20 @@ public enum ComposefsImage {
 
     /// Writes the image for `model` front to back through `sink`, a MiB or so at a time, so
     /// the image never has to fit in memory; returns the format version chosen.
+    /// `lap` is told when each phase ends: `translate`, `layout` (the rest is writing).
     @discardableResult
     public static func write(
-        _ model: Image, minVersion: Int = 0, maxVersion: Int = 1, to sink: ([UInt8]) throws -> Void
+        _ model: Image, minVersion: Int = 0, maxVersion: Int = 1, lap: (String) -> Void = { _ in },
+        to sink: ([UInt8]) throws -> Void
     ) throws -> Int {
-        try write(model, minVersion: minVersion, maxVersion: maxVersion, pairHash: pairHash, to: sink)
+        try write(model, minVersion: minVersion, maxVersion: maxVersion, pairHash: pairHash, lap: lap, to: sink)
     }
 
     /// ``write(_:minVersion:maxVersion:to:)`` with the shared-xattr count's prefilter hash
     /// given (tests make every pair collide, to check the exact path writes the same image).
     static func write(
         _ model: Image, minVersion: Int, maxVersion: Int, pairHash: (Xattr) -> UInt64,
-        to sink: ([UInt8]) throws -> Void
+        lap: (String) -> Void = { _ in }, to sink: ([UInt8]) throws -> Void
     ) throws -> Int {
         let version = try version(for: model, minVersion: minVersion, maxVersion: maxVersion)
         for inode in model.inodes
@@ -68,8 +70,10 @@ public enum ComposefsImage {
             throw ComposefsError(reason: "file too large: \(inode.size) bytes needs more than 1024 chunks")
         }
         let layer = try OverlayTranslation.translate(model, options: .composefs(version: version))
+        lap("translate")
         let plan = Plan(layer: layer, version: version, pairHash: pairHash)
         plan.layout()
+        lap("layout")
         try plan.emit(to: sink)
         return version
     }
@@ -126,7 +130,7 @@ final class Plan {
     /// Each directory's entries: all its children (hard links too) plus `.` and `..`, sorted
     /// by name — the children are sorted already, so `.` and `..` are merged in.
     private func collectDirents() {
-        for i in nodes.indices where layer[inode: nodes[i].inode].type == .directory {
+        for i in nodes.indices where layer.fileType(of: nodes[i].inode) == .directory {
             let children = layer.children(of: nodes[i].entry)
             // Few names sort before `.` (a byte below 0x2E first): look from the front.
             let beforeDot = children.firstIndex { compareBytes(layer.name(of: $0), dotName) > 0 } ?? children.count

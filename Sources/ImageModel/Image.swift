@@ -72,6 +72,12 @@ public struct Image: Sendable {
 
     public subscript(inode id: InodeID) -> Inode { inodes[id.index] }
 
+    /// An inode's type (without copying the inode).
+    public func fileType(of id: InodeID) -> FileType { inodes[id.index].type }
+
+    /// The type of the inode an entry names (without copying the inode).
+    public func fileType(of entry: EntryID) -> FileType { inodes[records[entry.index].inode.index].type }
+
     /// The entry's name (empty for the root).
     public func name(of entry: EntryID) -> ArraySlice<UInt8> {
         let record = records[entry.index]
@@ -100,7 +106,7 @@ public struct Image: Sendable {
         guard node.type == .directory else { return node.nlink }
         let entry = primaries[id.index]
         var count: UInt32 = 2
-        for child in records[entry.index].children where inode(of: child).type == .directory {
+        for child in records[entry.index].children where fileType(of: child) == .directory {
             count += 1
         }
         return count

@@ -42,7 +42,7 @@ public enum ImagePipeline {
     }
 
     /// Writes `model` to `destination` as `recipe` says; `lap` is told when each phase
-    /// (`translate`, `write`) ends.
+    /// (`translate`, for composefs `layout`, `write`) ends.
     public static func write(
         _ model: Image, as recipe: Recipe, to destination: String, lap: (String) -> Void = { _ in }
     ) throws -> Written {
@@ -72,9 +72,9 @@ public enum ImagePipeline {
             let output = try BackgroundWriter(destination: destination, digest: digest)
             let version: Int
             do {
-                version = try ComposefsImage.write(model, minVersion: minVersion, maxVersion: maxVersion) {
-                    try output.write($0)
-                }
+                version = try ComposefsImage.write(
+                    model, minVersion: minVersion, maxVersion: maxVersion, lap: lap
+                ) { try output.write($0) }
             } catch {
                 output.abandon()
                 throw error

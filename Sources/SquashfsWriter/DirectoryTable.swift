@@ -3,7 +3,8 @@ import ImageModel
 
 /// One child in a directory listing, in the order the listing holds them (strcmp order).
 struct DirectoryChild {
-    var name: [UInt8]
+    /// The name, as a slice of the layer's names (no copy per entry).
+    var name: ArraySlice<UInt8>
     var inodeNumber: UInt32
     /// The child's inode reference: on-disk block offset in the inode table << 16 | offset.
     var inodeRef: UInt64
@@ -97,7 +98,7 @@ final class DirectoryTableWriter {
             let indexed = first > 0 && (stride != nil || here.block != lastIndexedBlock)
             if indexed {
                 listing.index.append(
-                    .init(index: UInt32(length), startBlock: UInt32(here.block), name: children[first].name))
+                    .init(index: UInt32(length), startBlock: UInt32(here.block), name: Array(children[first].name)))
                 lastIndexedBlock = here.block
             }
             var bytes: [UInt8] = []

@@ -155,8 +155,8 @@ private final class Session {
                     layer.children(of: directory).map { child in
                         let childID = layer.inodeID(of: child)
                         return DirectoryChild(
-                            name: Array(layer.name(of: child)), inodeNumber: numbers[childID.index],
-                            inodeRef: refs[childID.index], type: Self.listingType(layer[inode: childID].type))
+                            name: layer.name(of: child), inodeNumber: numbers[childID.index],
+                            inodeRef: refs[childID.index], type: Self.listingType(layer.fileType(of: childID)))
                     })
             }
         }
@@ -208,7 +208,7 @@ private final class Session {
         steps.append(.inode(entry))
     }
 
-    private func isDirectory(_ entry: EntryID) -> Bool { layer.inode(of: entry).type == .directory }
+    private func isDirectory(_ entry: EntryID) -> Bool { layer.fileType(of: entry) == .directory }
 
     /// Inode order `directories`: per directory, its subdirectories' contents first, then all
     /// its children together in name order, then its listing.
