@@ -243,12 +243,11 @@ public final class DumpParser {
         var type: FileType
         var isHardLink: Bool
 
-        init(_ fields: Fields) {
+        /// - Parameter normalized: whether the path was normalized (else it is the PATH field
+        ///   without its leading `/`).
+        init(_ fields: Fields, normalized: Bool) {
             path = fields.path
-            let plain =
-                fields.rawPath.first == UInt8(ascii: "/") && fields.rawPath.count == fields.path.count + 1
-                && fields.rawPath.dropFirst().elementsEqual(fields.path)
-            writtenPath = plain ? nil : fields.rawPath
+            writtenPath = normalized ? fields.rawPath : nil
             type = fields.type
             isHardLink = fields.isHardLink
         }
@@ -271,7 +270,7 @@ public final class DumpParser {
         } catch {
             throw Refusal(error: error, stage: .fields)
         }
-        let located = Located(fields)
+        let located = Located(fields, normalized: options.normalizePaths)
         var prepared = Prepared(located: located)
         do throws(DumpError) {
             if fields.isHardLink {

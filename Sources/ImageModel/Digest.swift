@@ -148,22 +148,25 @@ private struct Words {
 
 let hexDigits = Array("0123456789abcdef".utf8)
 
+/// Per byte: its value as a hex digit (either case), or 0xFF.
+private let hexTable: [UInt8] = (0..<256).map { UInt8(truncatingIfNeeded: hexValue(UInt8($0)) ?? 0xFF) }
+/// The same, lowercase digits only.
+private let lowerHexTable: [UInt8] = (0..<256).map {
+    UInt8($0) >= UInt8(ascii: "A") && UInt8($0) <= UInt8(ascii: "F") ? 0xFF : hexTable[$0]
+}
+
 /// Parses `count` (≤ 16) hex digits of `span` starting at `start` into one word.
 @inline(__always)
 private func hexWord(_ span: Span<UInt8>, from start: Int, count: Int = 16, lowercaseOnly: Bool = false) -> UInt64? {
+    let table = (lowercaseOnly ? lowerHexTable : hexTable).span
     var word: UInt64 = 0
+    var bad: UInt8 = 0
     for i in start..<start + count {
-        let char = span[i]
-        let digit = char &- UInt8(ascii: "0")
-        if digit < 10 {
-            word = word << 4 | UInt64(digit)
-            continue
-        }
-        let letter = (lowercaseOnly ? char : char | 0x20) &- UInt8(ascii: "a")
-        guard letter < 6 else { return nil }
-        word = word << 4 | UInt64(letter &+ 10)
+        let nibble = table[Int(span[i])]
+        bad |= nibble
+        word = word << 4 | UInt64(nibble & 0xF)
     }
-    return word
+    return bad & 0xF0 == 0 ? word : nil
 }
 
 @inline(__always)

@@ -26,7 +26,11 @@ final class XattrTableWriter {
     func index(of set: XattrSetID, xattrs: () -> [Xattr]) -> UInt32 {
         if set == .empty { return 0xFFFF_FFFF }
         if let id = ids[Int(set.rawValue)] { return id }
-        let storable = xattrs().filter { SquashfsLosses.isStorable($0.key) }
+        let all = xattrs()
+        // Usually every xattr is storable: then the layer's own list is kept, not a copy.
+        let storable =
+            all.allSatisfy { SquashfsLosses.isStorable($0.key) }
+            ? all : all.filter { SquashfsLosses.isStorable($0.key) }
         let id: UInt32 = storable.isEmpty ? 0xFFFF_FFFF : UInt32(sets.count)
         if !storable.isEmpty { sets.append(storable) }
         ids[Int(set.rawValue)] = id
