@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Builds an ``Image`` entry by entry, in any order; ``build()`` sorts every directory and
 /// rejects duplicate names.
 public struct ImageBuilder: Sendable {
@@ -227,31 +229,47 @@ extension ImageBuilder {
     /// as a list, and may change both (a type must stay a type… or become another that keeps
     /// the tree valid). The xattr table is made afresh; the sets of inodes for which `isUnique`
     /// (asked after `transform`) is true are stored without deduplication.
+    ///
+    /// With `jobs` > 1 the transform runs on that many threads, over batches of inodes; the
+    /// sets are then stored in inode order, so the result (and the first error, in inode
+    /// order) is the same for any number.
     public init(
         rewriting image: Image,
+        jobs: Int = 1,
         isUnique: (Inode) -> Bool = { _ in false },
-        transform: (EntryID, inout Inode, inout [Xattr]) throws -> Void
-    ) rethrows {
+        transform: @Sendable (EntryID, inout Inode, inout [Xattr]) throws -> Void
+    ) throws {
         var image = image
-        let old = image.xattrTable
+        let source = image
         image.xattrTable = XattrTable()
         // A set the transform left as it was keeps the id it got the first time.
-        var setCache = [XattrSetID?](repeating: nil, count: old.sets.count)
-        for index in image.inodes.indices {
-            var inode = image.inodes[index]
-            let oldSet = inode.xattrs
-            let original = old[oldSet]
-            var xattrs = original
-            try transform(image.primaries[index], &inode, &xattrs)
-            if isUnique(inode) {
-                inode.xattrs = image.xattrTable.append(xattrs)
-            } else if xattrs == original, let id = setCache[Int(oldSet.rawValue)] {
-                inode.xattrs = id
-            } else {
-                inode.xattrs = image.xattrTable.intern(xattrs)
-                if xattrs == original { setCache[Int(oldSet.rawValue)] = inode.xattrs }
+        var setCache = [XattrSetID?](repeating: nil, count: source.xattrTable.sets.count)
+        let parts = max(1, jobs)
+        let batch = 16_384 * parts
+        var batchStart = 0
+        while batchStart < source.inodes.count {
+            let batchEnd = min(source.inodes.count, batchStart + batch)
+            let results = RewrittenInodes.run(source, batchStart..<batchEnd, parts: parts, transform)
+            for part in results {
+                for k in part.inodes.indices {
+                    let index = part.range.lowerBound + k
+                    var inode = part.inodes[k]
+                    let xattrs = part.xattrs[k]
+                    let oldSet = source.inodes[index].xattrs
+                    let original = source.xattrTable[oldSet]
+                    if isUnique(inode) {
+                        inode.xattrs = image.xattrTable.append(xattrs)
+                    } else if xattrs == original, let id = setCache[Int(oldSet.rawValue)] {
+                        inode.xattrs = id
+                    } else {
+                        inode.xattrs = image.xattrTable.intern(xattrs)
+                        if xattrs == original { setCache[Int(oldSet.rawValue)] = inode.xattrs }
+                    }
+                    image.inodes[index] = inode
+                }
+                if let error = part.error { throw error }
             }
-            image.inodes[index] = inode
+            batchStart = batchEnd
         }
         self.image = image
     }
@@ -263,5 +281,49 @@ extension ImageBuilder {
     public mutating func setXattrs(_ xattrs: [Xattr], of inode: InodeID) {
         let id = internXattrs(xattrs)
         updateInode(inode) { $0.xattrs = id }
+    }
+}
+
+/// One part of a batch of inodes, transformed on a thread of its own: the inodes and xattr
+/// lists up to the first that failed, and that failure.
+private final class RewrittenInodes: @unchecked Sendable {
+    let range: Range<Int>
+    var inodes: [Inode] = []
+    var xattrs: [[Xattr]] = []
+    var error: (any Error)?
+
+    init(range: Range<Int>) { self.range = range }
+
+    static func run(
+        _ source: Image, _ batch: Range<Int>, parts: Int,
+        _ transform: @Sendable (EntryID, inout Inode, inout [Xattr]) throws -> Void
+    ) -> [RewrittenInodes] {
+        let size = (batch.count + parts - 1) / parts
+        let results = stride(from: batch.lowerBound, to: batch.upperBound, by: size).map {
+            RewrittenInodes(range: $0..<min($0 + size, batch.upperBound))
+        }
+        @Sendable func work(_ p: Int) {
+            let part = results[p]
+            part.inodes.reserveCapacity(part.range.count)
+            part.xattrs.reserveCapacity(part.range.count)
+            for index in part.range {
+                var inode = source.inodes[index]
+                var xattrs = source.xattrTable[inode.xattrs]
+                do {
+                    try transform(source.primaries[index], &inode, &xattrs)
+                } catch {
+                    part.error = error
+                    return
+                }
+                part.inodes.append(inode)
+                part.xattrs.append(xattrs)
+            }
+        }
+        if results.count == 1 {
+            work(0)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: results.count) { work($0) }
+        }
+        return results
     }
 }

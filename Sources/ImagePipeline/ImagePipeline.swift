@@ -41,14 +41,14 @@ public enum ImagePipeline {
         public var digest: Digest?
     }
 
-    /// Writes `model` to `destination` as `recipe` says; `lap` is told when each phase
-    /// (`translate`, for composefs `layout`, `write`) ends.
+    /// Writes `model` to `destination` as `recipe` says, translating on `jobs` threads;
+    /// `lap` is told when each phase (`translate`, for composefs `layout`, `write`) ends.
     public static func write(
-        _ model: Image, as recipe: Recipe, to destination: String, lap: (String) -> Void = { _ in }
+        _ model: Image, as recipe: Recipe, to destination: String, jobs: Int = 1, lap: (String) -> Void = { _ in }
     ) throws -> Written {
         switch recipe {
         case .squashfs(let layout, let options, let disk):
-            let layer = try OverlayTranslation.translate(model, options: .init(layout: layout))
+            let layer = try OverlayTranslation.translate(model, options: .init(layout: layout), jobs: jobs)
             lap("translate")
             var written: Written
             if let disk {
@@ -73,7 +73,7 @@ public enum ImagePipeline {
             let version: Int
             do {
                 version = try ComposefsImage.write(
-                    model, minVersion: minVersion, maxVersion: maxVersion, lap: lap
+                    model, minVersion: minVersion, maxVersion: maxVersion, jobs: jobs, lap: lap
                 ) { try output.write($0) }
             } catch {
                 output.abandon()

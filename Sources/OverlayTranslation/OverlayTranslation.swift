@@ -51,19 +51,21 @@ public enum OverlayTranslation {
         }
     }
 
-    /// The overlay layer for `image`.
-    public static func translate(_ image: Image, options: Options = Options()) throws -> Image {
+    /// The overlay layer for `image` (`jobs`: threads for the inodes; the layer is the same
+    /// for any number).
+    public static func translate(_ image: Image, options: Options = Options(), jobs: Int = 1) throws -> Image {
         // Every writer comes through here: nothing a reader would refuse gets written.
         try image.validate()
-        var whiteoutParents = Set<EntryID>()
+        var parents = Set<EntryID>()
         for entry in image.entryIDs where entry != .root && image.inode(of: entry).isWhiteout {
-            whiteoutParents.insert(image.parent(of: entry))
+            parents.insert(image.parent(of: entry))
         }
+        let whiteoutParents = parents
         // A stub's xattrs name its object: unique, not worth deduplicating.
         let isStub: (Inode) -> Bool = { $0.type == .regular && $0.externalObject != nil && $0.size > 0 }
         // The tree stays as it is (the legacy layout's root whiteouts are added after): only
         // inodes and xattrs change, in place.
-        var builder = try ImageBuilder(rewriting: image, isUnique: isStub) { entry, inode, xattrs in
+        var builder = try ImageBuilder(rewriting: image, jobs: jobs, isUnique: isStub) { entry, inode, xattrs in
             if xattrs.contains(where: { $0.key.starts(with: OverlayXattr.prefix) }) {
                 xattrs = xattrs.map { Xattr(key: OverlayXattr.escape($0.key), value: $0.value) }
             }

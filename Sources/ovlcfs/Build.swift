@@ -217,7 +217,7 @@ struct Build: ParsableCommand {
             if strict && losses.losesData { throw SquashfsLossError(losses: losses) }
             let result = try ImagePipeline.write(
                 image, as: .squashfs(layout: layout, options: options, disk: disk ? .init(salt: try saltBytes()) : nil),
-                to: output
+                to: output, jobs: jobs ?? defaultDumpJobs
             ) { clock.lap($0) }
             let rootHash = result.rootHash
             let seconds = elapsedSeconds(since: started)
@@ -253,7 +253,8 @@ extension Build {
     func writeComposefs(_ image: Image, clock: inout PhaseClock, started: ContinuousClock.Instant) throws {
         let (low, high) = versionRange
         let written = try ImagePipeline.write(
-            image, as: .composefs(minVersion: low, maxVersion: high, digest: printDigest || json), to: output
+            image, as: .composefs(minVersion: low, maxVersion: high, digest: printDigest || json), to: output,
+            jobs: jobs ?? defaultDumpJobs
         ) { clock.lap($0) }
         let version = written.composefsVersion ?? 0, digest = written.digest
         let bytes = written.bytes
