@@ -4,8 +4,9 @@
 # and whole, side by side with another ovlcfs binary (BEFORE=path) and with mkcomposefs where
 # it is installed.
 #
-#   Benchmarks/build-scale.sh [ENTRIES] [WORK]
+#   Benchmarks/build-scale.sh [ENTRIES|DUMP] [WORK]
 #   BEFORE=/path/to/old/ovlcfs ROUNDS=5 Benchmarks/build-scale.sh
+#   BEFORE=… Benchmarks/build-scale.sh Examples/cs9-x86_64-minimal.dump.gz   (the small end)
 #
 # The model is `synthetic:ENTRIES` (deterministic, seeded: directories of 1–300 entries,
 # ~10 % symlinks, ~80 % regular files with fs-verity digests and log-normal sizes, every entry
@@ -25,10 +26,16 @@ command -v /usr/bin/time >/dev/null || { echo "build-scale: needs /usr/bin/time 
 [ -x "$ovlcfs" ] || { echo "build-scale: no $ovlcfs (swift build -c release)" >&2; exit 1; }
 [ -z "$before" ] || [ -x "$before" ] || { echo "build-scale: BEFORE=$before is not an executable" >&2; exit 1; }
 mkdir -p "$work"
-model=$work/model-$entries.dump
-if [ ! -f "$model" ]; then
-    echo "build-scale: writing synthetic:$entries to $model (once)" >&2
-    "$ovlcfs" inspect "synthetic:$entries" --dump -o "$model"
+if [ -f "$entries" ]; then
+    # A dump given: measure it as it is.
+    model=$entries
+    entries=$("$ovlcfs" inspect "$model" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["entries"])')
+else
+    model=$work/model-$entries.dump
+    if [ ! -f "$model" ]; then
+        echo "build-scale: writing synthetic:$entries to $model (once)" >&2
+        "$ovlcfs" inspect "synthetic:$entries" --dump -o "$model"
+    fi
 fi
 cat "$model" >/dev/null  # warm
 
