@@ -53,17 +53,19 @@ public enum ComposefsImage {
     /// `jobs`: threads for the translation (the image is the same for any number).
     @discardableResult
     public static func write(
-        _ model: Image, minVersion: Int = 0, maxVersion: Int = 1, jobs: Int = 1, lap: (String) -> Void = { _ in },
+        _ model: consuming Image, minVersion: Int = 0, maxVersion: Int = 1, jobs: Int = 1,
+        lap: (String) -> Void = { _ in },
         to sink: ([UInt8]) throws -> Void
     ) throws -> Int {
         try write(
-            model, minVersion: minVersion, maxVersion: maxVersion, pairHash: pairHash, jobs: jobs, lap: lap, to: sink)
+            consume model, minVersion: minVersion, maxVersion: maxVersion, pairHash: pairHash, jobs: jobs, lap: lap,
+            to: sink)
     }
 
     /// ``write(_:minVersion:maxVersion:to:)`` with the shared-xattr count's prefilter hash
     /// given (tests make every pair collide, to check the exact path writes the same image).
     static func write(
-        _ model: Image, minVersion: Int, maxVersion: Int, pairHash: (Xattr) -> UInt64, jobs: Int = 1,
+        _ model: consuming Image, minVersion: Int, maxVersion: Int, pairHash: (Xattr) -> UInt64, jobs: Int = 1,
         lap: (String) -> Void = { _ in }, to sink: ([UInt8]) throws -> Void
     ) throws -> Int {
         let version = try version(for: model, minVersion: minVersion, maxVersion: maxVersion)
@@ -71,7 +73,8 @@ public enum ComposefsImage {
         where inode.type == .regular && inode.externalObject != nil && inode.size > Limits.maxExternalFileSize {
             throw ComposefsError(reason: "file too large: \(inode.size) bytes needs more than 1024 chunks")
         }
-        let layer = try OverlayTranslation.translate(model, options: .composefs(version: version), jobs: jobs)
+        let layer = try OverlayTranslation.translate(
+            consume model, options: .composefs(version: version), jobs: jobs)
         lap("translate")
         let plan = Plan(layer: layer, version: version, pairHash: pairHash)
         plan.layout()

@@ -41,11 +41,7 @@ struct XattrSets {
     }
 
     /// Whether any inode carries a POSIX ACL (the header's flag).
-    var hasACL: Bool {
-        lists.indices.contains { s in
-            uses[s] > 0 && lists[s].contains { $0.key == aclAccess || $0.key == aclDefault }
-        }
-    }
+    private(set) var hasACL = false
 
     /// Builds the shared table (pairs on more than one inode, sorted descending by key, value
     /// length, value) and each set's body layout.
@@ -78,6 +74,7 @@ struct XattrSets {
                     size += entrySize(xattr)
                 }
                 let (prefixIndex, prefixLength) = namePrefix(xattr.key)
+                if prefixIndex == 2 || prefixIndex == 3 { hasACL = hasACL || prefixLength == xattr.key.count }
                 let name = xattr.key[prefixLength...]
                 let seed = ComposefsFormat.xattrFilterSeed &+ UInt32(prefixIndex)
                 bits |= 1 << (XXHash32.hash(name.span, seed: seed) & 31)
@@ -212,9 +209,12 @@ private let prefixes: [([UInt8], UInt8)] = [
 ]
 
 /// §6: the EROFS name index of a key and the length of the prefix it stands for (the stored
-/// name is the key without it).
+/// name is the key without it). The first byte picks the one or two prefixes to compare.
 func namePrefix(_ key: [UInt8]) -> (index: UInt8, length: Int) {
-    for (prefix, index) in prefixes where key.starts(with: prefix) { return (index, prefix.count) }
+    guard let first = key.first else { return (0, 0) }
+    for (prefix, index) in prefixes where prefix[0] == first && key.starts(with: prefix) {
+        return (index, prefix.count)
+    }
     return (0, 0)
 }
 

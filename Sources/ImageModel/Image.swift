@@ -132,6 +132,10 @@ public struct Image: Sendable {
     /// Display form of a path (invalid UTF-8 replaced), for messages.
     public func displayPath(of entry: EntryID) -> String { String(decoding: path(of: entry), as: UTF8.self) }
 
+    /// The tree's names alone, to name entries in messages without holding on to the inodes
+    /// (a pass that rewrites the inodes in place must not share them).
+    public var paths: EntryPaths { EntryPaths(names: names, records: records) }
+
     /// The child of `directory` called `name`, by binary search.
     public func child(named name: some Collection<UInt8>, in directory: EntryID) -> EntryID? {
         let children = records[directory.index].children
@@ -282,5 +286,29 @@ extension Image {
             if seen.insert(id).inserted { copy.primaries[id.index] = entry }
         }
         return copy
+    }
+}
+
+/// The names of an image's entries, apart from its inodes: see ``Image/paths``.
+public struct EntryPaths: Sendable {
+    let names: [UInt8]
+    let records: [EntryRecord]
+
+    /// Display form of an entry's absolute path (invalid UTF-8 replaced), for messages.
+    public func displayPath(of entry: EntryID) -> String {
+        if entry == .root { return "/" }
+        var chain: [EntryID] = []
+        var current = entry
+        while current != .root {
+            chain.append(current)
+            current = records[current.index].parent
+        }
+        var path: [UInt8] = []
+        for id in chain.reversed() {
+            let record = records[id.index]
+            path.append(UInt8(ascii: "/"))
+            path.append(contentsOf: names[Int(record.nameStart)..<Int(record.nameStart) + Int(record.nameLength)])
+        }
+        return String(decoding: path, as: UTF8.self)
     }
 }

@@ -234,29 +234,32 @@ extension ImageBuilder {
     /// sets are then stored in inode order, so the result (and the first error, in inode
     /// order) is the same for any number.
     public init(
-        rewriting image: Image,
+        rewriting image: consuming Image,
         jobs: Int = 1,
         isUnique: (Inode) -> Bool = { _ in false },
         transform: @Sendable (EntryID, inout Inode, inout [Xattr]) throws -> Void
     ) throws {
         var image = image
-        let source = image
+        let old = image.xattrTable
         image.xattrTable = XattrTable()
         // A set the transform left as it was keeps the id it got the first time.
-        var setCache = [XattrSetID?](repeating: nil, count: source.xattrTable.sets.count)
+        var setCache = [XattrSetID?](repeating: nil, count: old.sets.count)
         let parts = max(1, jobs)
         let batch = 16_384 * parts
         var batchStart = 0
-        while batchStart < source.inodes.count {
-            let batchEnd = min(source.inodes.count, batchStart + batch)
-            let results = RewrittenInodes.run(source, batchStart..<batchEnd, parts: parts, transform)
+        while batchStart < image.inodes.count {
+            let batchEnd = min(image.inodes.count, batchStart + batch)
+            // The workers share the inodes only until they are done: the writes below then
+            // change them in place, not a copy.
+            let results = RewrittenInodes.run(
+                image.inodes, image.primaries, old, batchStart..<batchEnd, parts: parts, transform)
             for part in results {
                 for k in part.inodes.indices {
                     let index = part.range.lowerBound + k
                     var inode = part.inodes[k]
                     let xattrs = part.xattrs[k]
-                    let oldSet = source.inodes[index].xattrs
-                    let original = source.xattrTable[oldSet]
+                    let oldSet = image.inodes[index].xattrs
+                    let original = old[oldSet]
                     if isUnique(inode) {
                         inode.xattrs = image.xattrTable.append(xattrs)
                     } else if xattrs == original, let id = setCache[Int(oldSet.rawValue)] {
@@ -295,7 +298,7 @@ private final class RewrittenInodes: @unchecked Sendable {
     init(range: Range<Int>) { self.range = range }
 
     static func run(
-        _ source: Image, _ batch: Range<Int>, parts: Int,
+        _ inodes: [Inode], _ primaries: [EntryID], _ table: XattrTable, _ batch: Range<Int>, parts: Int,
         _ transform: @Sendable (EntryID, inout Inode, inout [Xattr]) throws -> Void
     ) -> [RewrittenInodes] {
         let size = (batch.count + parts - 1) / parts
@@ -307,10 +310,10 @@ private final class RewrittenInodes: @unchecked Sendable {
             part.inodes.reserveCapacity(part.range.count)
             part.xattrs.reserveCapacity(part.range.count)
             for index in part.range {
-                var inode = source.inodes[index]
-                var xattrs = source.xattrTable[inode.xattrs]
+                var inode = inodes[index]
+                var xattrs = table[inode.xattrs]
                 do {
-                    try transform(source.primaries[index], &inode, &xattrs)
+                    try transform(primaries[index], &inode, &xattrs)
                 } catch {
                     part.error = error
                     return

@@ -41,14 +41,16 @@ public enum ImagePipeline {
         public var digest: Digest?
     }
 
-    /// Writes `model` to `destination` as `recipe` says, translating on `jobs` threads;
+    /// Writes `model` to `destination` as `recipe` says, translating on `jobs` threads (hand
+    /// the model over with `consume` and the translation rewrites it in place);
     /// `lap` is told when each phase (`translate`, for composefs `layout`, `write`) ends.
     public static func write(
-        _ model: Image, as recipe: Recipe, to destination: String, jobs: Int = 1, lap: (String) -> Void = { _ in }
+        _ model: consuming Image, as recipe: Recipe, to destination: String, jobs: Int = 1,
+        lap: (String) -> Void = { _ in }
     ) throws -> Written {
         switch recipe {
         case .squashfs(let layout, let options, let disk):
-            let layer = try OverlayTranslation.translate(model, options: .init(layout: layout), jobs: jobs)
+            let layer = try OverlayTranslation.translate(consume model, options: .init(layout: layout), jobs: jobs)
             lap("translate")
             var written: Written
             if let disk {
@@ -70,10 +72,11 @@ public enum ImagePipeline {
             // Streamed: the image goes to the file (and the hasher) on another thread while
             // the next piece is made.
             let output = try BackgroundWriter(destination: destination, digest: digest)
+            let (entries, inodes) = (model.entryCount, model.inodeCount)
             let version: Int
             do {
                 version = try ComposefsImage.write(
-                    model, minVersion: minVersion, maxVersion: maxVersion, jobs: jobs, lap: lap
+                    consume model, minVersion: minVersion, maxVersion: maxVersion, jobs: jobs, lap: lap
                 ) { try output.write($0) }
             } catch {
                 output.abandon()
@@ -82,7 +85,7 @@ public enum ImagePipeline {
             let (bytes, imageDigest) = try output.finish()
             lap("write")
             return Written(
-                bytes: bytes, entries: model.entryCount, inodes: model.inodeCount, composefsVersion: version,
+                bytes: bytes, entries: entries, inodes: inodes, composefsVersion: version,
                 digest: imageDigest)
         }
     }

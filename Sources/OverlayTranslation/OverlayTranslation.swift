@@ -53,7 +53,9 @@ public enum OverlayTranslation {
 
     /// The overlay layer for `image` (`jobs`: threads for the inodes; the layer is the same
     /// for any number).
-    public static func translate(_ image: Image, options: Options = Options(), jobs: Int = 1) throws -> Image {
+    public static func translate(_ image: consuming Image, options: Options = Options(), jobs: Int = 1) throws
+        -> Image
+    {
         // Every writer comes through here: nothing a reader would refuse gets written.
         try image.validate()
         var parents = Set<EntryID>()
@@ -61,17 +63,19 @@ public enum OverlayTranslation {
             parents.insert(image.parent(of: entry))
         }
         let whiteoutParents = parents
+        let paths = image.paths
         // A stub's xattrs name its object: unique, not worth deduplicating.
         let isStub: (Inode) -> Bool = { $0.type == .regular && $0.externalObject != nil && $0.size > 0 }
         // The tree stays as it is (the legacy layout's root whiteouts are added after): only
         // inodes and xattrs change, in place.
-        var builder = try ImageBuilder(rewriting: image, jobs: jobs, isUnique: isStub) { entry, inode, xattrs in
+        var builder = try ImageBuilder(rewriting: consume image, jobs: jobs, isUnique: isStub) {
+            entry, inode, xattrs in
             if xattrs.contains(where: { $0.key.starts(with: OverlayXattr.prefix) }) {
                 xattrs = xattrs.map { Xattr(key: OverlayXattr.escape($0.key), value: $0.value) }
             }
             if let long = xattrs.first(where: { $0.key.count > Limits.maxXattrKeyLength }) {
                 throw TranslationError(
-                    path: image.displayPath(of: entry),
+                    path: paths.displayPath(of: entry),
                     reason:
                         "xattr \(String(decoding: long.key, as: UTF8.self)) is longer than \(Limits.maxXattrKeyLength) bytes once escaped for overlayfs"
                 )
@@ -92,7 +96,7 @@ public enum OverlayTranslation {
                 case .object(let digest):
                     xattrs.append(Xattr(key: OverlayXattr.redirect, value: digest.objectPath(prefix: [0x2F])))
                 case .path(let bytes):
-                    let redirect = try redirectValue(bytes, path: image.displayPath(of: entry))
+                    let redirect = try redirectValue(bytes, path: paths.displayPath(of: entry))
                     xattrs.append(Xattr(key: OverlayXattr.redirect, value: redirect))
                 case nil:
                     break
@@ -121,7 +125,7 @@ public enum OverlayTranslation {
             }
         }
         if options.composefsCompatible {
-            let root = image.inodeID(of: .root)
+            let root = builder.inodeID(of: .root)
             var rootXattrs = builder.xattrs(of: root)
             setXattr(&rootXattrs, OverlayXattr.opaque, Array("y".utf8))
             builder.setXattrs(rootXattrs, of: root)

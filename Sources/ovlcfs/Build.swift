@@ -210,13 +210,15 @@ struct Build: ParsableCommand {
             }
             clock.lap("read")
             if format == .composefs {
-                try writeComposefs(image, clock: &clock, started: started)
+                try writeComposefs(consume image, clock: &clock, started: started)
                 return
             }
             let losses = SquashfsLosses(checking: image)
             if strict && losses.losesData { throw SquashfsLossError(losses: losses) }
+            // The model is handed over: the translation rewrites it in place.
             let result = try ImagePipeline.write(
-                image, as: .squashfs(layout: layout, options: options, disk: disk ? .init(salt: try saltBytes()) : nil),
+                consume image,
+                as: .squashfs(layout: layout, options: options, disk: disk ? .init(salt: try saltBytes()) : nil),
                 to: output, jobs: jobs ?? defaultDumpJobs
             ) { clock.lap($0) }
             let rootHash = result.rootHash
@@ -250,10 +252,11 @@ struct Build: ParsableCommand {
 
 extension Build {
     /// Writes the composefs image (atomically) and reports it.
-    func writeComposefs(_ image: Image, clock: inout PhaseClock, started: ContinuousClock.Instant) throws {
+    func writeComposefs(_ image: consuming Image, clock: inout PhaseClock, started: ContinuousClock.Instant) throws {
         let (low, high) = versionRange
         let written = try ImagePipeline.write(
-            image, as: .composefs(minVersion: low, maxVersion: high, digest: printDigest || json), to: output,
+            consume image, as: .composefs(minVersion: low, maxVersion: high, digest: printDigest || json),
+            to: output,
             jobs: jobs ?? defaultDumpJobs
         ) { clock.lap($0) }
         let version = written.composefsVersion ?? 0, digest = written.digest
@@ -262,14 +265,14 @@ extension Build {
         if json {
             let summary = ComposefsSummary(
                 image: output, format: "composefs", version: version, bytes: Int(bytes),
-                entries: image.entryCount, digest: digest?.hex ?? "",
+                entries: written.entries, digest: digest?.hex ?? "",
                 seconds: elapsedSeconds(since: started), phases: clock.laps)
             try out.writeJSON(summary)
         } else if let digest, printDigest {
             try out.write("\(digest.hex)\n")
         } else {
             try out.write(
-                "wrote \(output): composefs version \(version), \(image.entryCount) entries, "
+                "wrote \(output): composefs version \(version), \(written.entries) entries, "
                     + "\(formatBytes(bytes)) in \(String(format: "%.2f", elapsedSeconds(since: started))) s\n")
         }
         try out.flush()
