@@ -294,7 +294,7 @@ public final class DumpParser {
     // MARK: - Stage two: the line in the tree, in order
 
     /// Adds a prepared line (line `lineNumber`).
-    func commit(_ prepared: Prepared) throws(DumpError) {
+    func commit(_ prepared: borrowing Prepared) throws(DumpError) {
         try checkRoot(prepared.located)
         if let target = prepared.linkTarget {
             try addHardLink(prepared.located, target: target)

@@ -99,9 +99,9 @@ extension DumpParser {
         for part in parts {
             xattrLists = part.xattrLists
             xattrIDs = []
-            for prepared in part.lines {
+            for i in part.lines.indices {
                 lineNumber += 1
-                try commit(prepared)
+                try commit(part.lines[i])
             }
             if let refusal = part.refusal {
                 lineNumber += 1

@@ -11,8 +11,7 @@ extension DumpParser {
             throw error(field, "path \(displayBytes(raw)) is not absolute (it must start with \"/\")")
         }
         if raw.count == 1 { return [] }
-        var path = raw
-        path.removeFirst()
+        let path = Array(raw[1...])
         var componentStart = 0
         for index in 0...path.count {
             guard index == path.count || path[index] == UInt8(ascii: "/") else { continue }

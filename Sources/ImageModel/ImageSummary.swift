@@ -24,12 +24,16 @@ public struct ImageSummary: Sendable, Equatable, Codable {
     public var whiteouts: Int
 
     public init(_ image: Image) {
-        var byType = Dictionary(uniqueKeysWithValues: FileType.allCases.map { ($0.jsonName, 0) })
-        var objects = Set<Payload>()
+        var counts = [Int](repeating: 0, count: FileType.allCases.count)
+        // Object paths are counted by digest where they are one (most are): no path bytes hashed.
+        var objectDigests = Set<Digest>(minimumCapacity: image.inodeCount / 2)
+        var otherObjects = Set<[UInt8]>()
+        var usedSets = [Bool](repeating: false, count: image.xattrTable.sets.count)
         var inline = 0, external = 0, bytes: UInt64 = 0, xattrs = 0, digests = 0, whiteouts = 0
         for inode in image.inodes {
-            byType[inode.type.jsonName, default: 0] += 1
+            counts[Int(inode.type.rawValue)] += 1
             xattrs += image.xattrTable[inode.xattrs].count
+            usedSets[Int(inode.xattrs.rawValue)] = true
             if inode.isWhiteout { whiteouts += 1 }
             guard inode.type == .regular else { continue }
             bytes += inode.size
@@ -37,20 +41,28 @@ public struct ImageSummary: Sendable, Equatable, Codable {
             case .inline: inline += 1
             case .external(let object):
                 external += 1
-                if let payload = object.payload { objects.insert(payload) }
+                switch object.payload {
+                case .object(let digest): objectDigests.insert(digest)
+                case .path(let path): otherObjects.insert(path)
+                case nil: break
+                }
                 if object.digest != nil { digests += 1 }
             default: break
             }
         }
+        var byType: [String: Int] = [:]
+        for type in FileType.allCases { byType[type.jsonName] = counts[Int(type.rawValue)] }
         entries = image.entryCount
         self.byType = byType
         hardLinks = image.entryCount - image.inodeCount
         inlineFiles = inline
-        self.objects = objects.count
+        // A `.path` payload never spells a canonical object path (those are `.object`), so the
+        // two sets do not overlap.
+        self.objects = objectDigests.count + otherObjects.count
         externalFiles = external
         fileBytes = bytes
         self.xattrs = xattrs
-        distinctXattrSets = Set(image.inodes.map(\.xattrs)).subtracting([.empty]).count
+        distinctXattrSets = usedSets.dropFirst().count { $0 }
         filesWithDigest = digests
         self.whiteouts = whiteouts
     }
