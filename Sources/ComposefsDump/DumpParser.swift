@@ -19,11 +19,15 @@ public struct DumpOptions: Sendable, Equatable {
     /// How many threads read lines (1: read in the calling thread). Whatever the number, the
     /// image and every error — its line number included — are the same.
     public var jobs: Int
+    /// With `jobs` > 1: about how many bytes of input one thread reads at a time (tests and
+    /// the fuzzer make it tiny, to cut inputs at every kind of line).
+    public var partSize: Int
 
-    public init(mode: Mode = .lenient, normalizePaths: Bool = false, jobs: Int = 1) {
+    public init(mode: Mode = .lenient, normalizePaths: Bool = false, jobs: Int = 1, partSize: Int = 1 << 20) {
         self.mode = mode
         self.normalizePaths = normalizePaths
         self.jobs = max(1, jobs)
+        self.partSize = max(1, partSize)
     }
 
     public static let lenient = DumpOptions()
@@ -72,8 +76,6 @@ public final class DumpParser {
     /// Parallel reading: input not read yet, and the parts whose stage two is still to run.
     var pending: [UInt8] = []
     var preparedParts: [PreparedPart] = []
-    /// The size of one part of the input that stage one reads in a thread.
-    var partSize = 1 << 20
     /// Field boundaries of the current line (kept to reuse its storage).
     var bounds: [Range<Int>] = []
 

@@ -21,7 +21,7 @@ extension DumpParser {
 
     func feedParallel(_ chunk: ArraySlice<UInt8>) throws(DumpError) {
         pending.append(contentsOf: chunk)
-        if pending.count >= 2 * options.jobs * partSize { try runBatch() }
+        if pending.count >= 2 * options.jobs * options.partSize { try runBatch() }
     }
 
     /// Reads every complete line still pending, then leaves the last line without a

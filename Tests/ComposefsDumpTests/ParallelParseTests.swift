@@ -64,8 +64,8 @@ struct ParallelParseTests {
     > {
         var options = options
         options.jobs = jobs
+        options.partSize = partSize
         let parser = DumpParser(input: "t.dump", options: options)
-        parser.partSize = partSize
         do {
             // Fed in uneven chunks, as a reader hands them over.
             var start = 0, step = 1

@@ -24,6 +24,15 @@ import SquashfsWriter
 let maxCaseSeconds = 2.0
 let maxResidentBytes = 512 << 20
 
+/// A dump's image, or the error reading it.
+func parseOutcome(_ bytes: [UInt8], _ options: DumpOptions) -> Result<Image, DumpError> {
+    do {
+        return .success(try DumpParser.parse(bytes, input: "fuzz", options: options))
+    } catch {
+        return .failure(error)
+    }
+}
+
 /// A small model with every kind of entry the formats know.
 func seedModel() throws -> Image {
     var dump = "/ 4096 40755 2 0 0 0 1700000000.0 - - - security.selinux=system_u:object_r:root_t:s0\n"
@@ -159,7 +168,14 @@ func targets(workDirectory: String) throws -> [String: Target] {
                 return bytes
             },
             run: { bytes, _ in
-                let image = try DumpParser.parse(bytes, input: "fuzz")
+                // Differential: the parallel reader, cut into tiny parts, must give the very
+                // image or the very error (line number included) that one thread gives.
+                let one = parseOutcome(bytes, DumpOptions())
+                let many = parseOutcome(bytes, DumpOptions(jobs: 3, partSize: 97))
+                guard one == many else {
+                    fatalError("parallel and sequential reads disagree: \(one) against \(many)")
+                }
+                let image = try one.get()
                 try image.validate()
                 _ = try DumpParser.parse(DumpWriter.render(image), input: "fuzz (rewritten)")
             }),
