@@ -196,7 +196,10 @@ public final class DumpParser {
         var rawMode: UInt64
         var size, nlink, uid, gid, rdev: UInt64
         var mtime: Timestamp
-        var payload, content: [UInt8]?
+        var payload: [UInt8]?
+        /// PAYLOAD is DIGEST's object path (then `payload` is left nil).
+        var payloadIsDigestPath = false
+        var content: [UInt8]?
         var digest: Digest?
     }
 
@@ -372,15 +375,24 @@ public final class DumpParser {
         let gid = try parseDecimal(line.extracting(bounds[5]), .gid, max: UInt64(UInt32.max), bits: 32)
         let rdev = try parseDecimal(line.extracting(bounds[6]), .rdev)
         let mtime = try parseMtime(line.extracting(bounds[7]))
-        let payload = try optionalField(line.extracting(bounds[8]), .payload)
+        // Most regular files' PAYLOAD is their DIGEST's object path: recognised in place, it
+        // needs no copy (and, being plain hex, can raise no error of its own).
+        let payloadField = line.extracting(bounds[8])
+        var payloadIsDigestPath = false
+        if type == .regular && !isHardLink && present > 10,
+            let digest = Digest(hex: line.extracting(bounds[10])), digest.isObjectPath(payloadField)
+        {
+            payloadIsDigestPath = true
+        }
+        let payload = payloadIsDigestPath ? nil : try optionalField(payloadField, .payload)
         let content = present > 9 ? try optionalField(line.extracting(bounds[9]), .content) : nil
         let digest = present > 10 ? try parseDigest(line.extracting(bounds[10])) : nil
         let rawPath = try unescape(line.extracting(bounds[0]), .path)
         let path = try checkedPath(rawPath)
         return Fields(
             rawPath: rawPath, path: path, type: type, isHardLink: isHardLink, rawMode: rawMode, size: size,
-            nlink: nlink, uid: uid, gid: gid, rdev: rdev, mtime: mtime, payload: payload, content: content,
-            digest: digest)
+            nlink: nlink, uid: uid, gid: gid, rdev: rdev, mtime: mtime, payload: payload,
+            payloadIsDigestPath: payloadIsDigestPath, content: content, digest: digest)
     }
 
     /// The root comes first, once, and is a directory.
@@ -458,7 +470,9 @@ public final class DumpParser {
                 "file too large: \(size) bytes exceeds the composefs maximum of 2^53 (\(Limits.maxExternalFileSize))")
         }
         var object: Payload? = nil
-        if let payload = fields.payload {
+        if fields.payloadIsDigestPath, let digest = fields.digest {
+            object = .object(digest)
+        } else if let payload = fields.payload {
             // Most payloads are their digest's object path: compared, not parsed again.
             if let digest = fields.digest, digest.isObjectPath(payload) {
                 object = .object(digest)
