@@ -19,6 +19,8 @@ public struct DumpOptions: Sendable, Equatable {
     /// How many threads read lines (1: read in the calling thread). Whatever the number, the
     /// image and every error — its line number included — are the same.
     public var jobs: Int
+    /// The most threads a dump is read on.
+    public static let maxJobs = 256
     /// With `jobs` > 1: about how many bytes of input one thread reads at a time (tests and
     /// the fuzzer make it tiny, to cut inputs at every kind of line).
     public var partSize: Int
@@ -26,8 +28,8 @@ public struct DumpOptions: Sendable, Equatable {
     public init(mode: Mode = .lenient, normalizePaths: Bool = false, jobs: Int = 1, partSize: Int = 1 << 20) {
         self.mode = mode
         self.normalizePaths = normalizePaths
-        self.jobs = max(1, jobs)
-        self.partSize = max(1, partSize)
+        self.jobs = min(max(1, jobs), Self.maxJobs)
+        self.partSize = min(max(1, partSize), 1 << 26)
     }
 
     public static let lenient = DumpOptions()
@@ -75,6 +77,8 @@ public final class DumpParser {
     var xattrIDs: [XattrSetID?] = []
     /// Parallel reading: input not read yet, and the parts whose stage two is still to run.
     var pending: [UInt8] = []
+    /// Where the line still being received starts in `pending`.
+    var pendingLineStart = 0
     var preparedParts: [PreparedPart] = []
     /// Field boundaries of the current line (kept to reuse its storage).
     var bounds: [Range<Int>] = []

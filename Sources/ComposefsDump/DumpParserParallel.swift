@@ -1,5 +1,6 @@
 import Dispatch
 import ImageModel
+import Synchronization
 
 /// Reading a dump on several threads (`DumpOptions.jobs` > 1).
 ///
@@ -21,7 +22,14 @@ extension DumpParser {
 
     func feedParallel(_ chunk: ArraySlice<UInt8>) throws(DumpError) {
         pending.append(contentsOf: chunk)
-        if pending.count >= 2 * options.jobs * options.partSize { try runBatch() }
+        if let newline = chunk.lastIndex(of: 0x0A) { pendingLineStart = pending.count - (chunk.endIndex - newline - 1) }
+        // A line longer than the limit is refused as its bytes arrive, as in a sequential read:
+        // the lines before it are read first, then (no newline left) the batch throws.
+        let lineTooLong = pending.count - pendingLineStart > Self.maxLineLength
+        if pending.count >= 2 * options.jobs * options.partSize || lineTooLong {
+            try runBatch()
+            if lineTooLong { try runBatch() }
+        }
     }
 
     /// Reads every complete line still pending, then leaves the last line without a
@@ -57,6 +65,7 @@ extension DumpParser {
         if let error = results.commitError { throw error }
         preparedParts = results.parts
         pending.removeSubrange(...lastNewline)
+        pendingLineStart = 0
     }
 
     /// Parts of about equal size, each ending in a newline.
@@ -128,14 +137,21 @@ private final class ParallelWork: @unchecked Sendable {
         self.options = options
     }
 
+    /// The next part not yet taken by a thread.
+    private let nextPart = Atomic<Int>(0)
+
+    /// Runs on `options.jobs` threads at most: the first does stage two of `previous`, then
+    /// joins the others in taking parts for stage one.
     func run(parts text: [ArraySlice<UInt8>], thenCommit previous: [DumpParser.PreparedPart]) -> ParallelWork {
         let slots = text.map { _ in Slot() }
-        // Task 0, stage two, is the longest: it starts first.
-        DispatchQueue.concurrentPerform(iterations: text.count + 1) { task in
+        DispatchQueue.concurrentPerform(iterations: min(options.jobs, text.count + 1)) { task in
             if task == 0 {
                 do throws(DumpError) { try parser.commitParts(previous) } catch { commitError = error }
-            } else {
-                slots[task - 1].part = DumpParser.prepare(part: text[task - 1], input: input, options: options)
+            }
+            while true {
+                let part = nextPart.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard part < text.count else { break }
+                slots[part].part = DumpParser.prepare(part: text[part], input: input, options: options)
             }
         }
         parts = slots.map { $0.part! }

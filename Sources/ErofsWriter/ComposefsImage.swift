@@ -77,6 +77,13 @@ public enum ComposefsImage {
             consume model, options: .composefs(version: version), jobs: jobs)
         lap("translate")
         let plan = Plan(layer: layer, version: version, pairHash: pairHash)
+        // Shared xattrs are addressed by a u32 count of 4-byte words from the table's block.
+        guard plan.xattrSets.sharedSize < (1 << 34) - ComposefsFormat.blockSize else {
+            throw ComposefsError(
+                reason:
+                    "the shared xattr table would take \(plan.xattrSets.sharedSize) bytes, more than composefs can address"
+            )
+        }
         plan.layout()
         lap("layout")
         try plan.emit(to: sink)

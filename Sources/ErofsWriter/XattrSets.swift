@@ -17,7 +17,7 @@ struct XattrSets {
     private(set) var shared: [Xattr] = []
     private(set) var sharedSize = 0
     /// Per flat position: the xattr's offset in the shared table, or -1 when stored inline.
-    private(set) var sharedOffset: [Int32] = []
+    private(set) var sharedOffset: [Int] = []
     /// Per set: the size of its xattr body (0 for no xattrs) and its name bloom filter.
     private(set) var bodySize: [Int] = []
     private(set) var bloom: [UInt32] = []
@@ -52,14 +52,14 @@ struct XattrSets {
             if x.value.count != y.value.count { return x.value.count > y.value.count }
             return y.value.lexicographicallyPrecedes(x.value)
         }
-        var classOffset = [Int32](repeating: -1, count: classes.uses.count)
+        var classOffset = [Int](repeating: -1, count: classes.uses.count)
         for c in sharedClasses {
             let xattr = classes.xattr(c, in: self)
-            classOffset[c] = Int32(sharedSize)
+            classOffset[c] = sharedSize
             shared.append(xattr)
             sharedSize += entrySize(xattr)
         }
-        sharedOffset = [Int32](repeating: -1, count: base[lists.count])
+        sharedOffset = [Int](repeating: -1, count: base[lists.count])
         bodySize = [Int](repeating: 0, count: lists.count)
         bloom = [UInt32](repeating: 0, count: lists.count)
         for s in lists.indices where uses[s] > 0 && !lists[s].isEmpty {

@@ -244,7 +244,7 @@ extension ImageBuilder {
         image.xattrTable = XattrTable()
         // A set the transform left as it was keeps the id it got the first time.
         var setCache = [XattrSetID?](repeating: nil, count: old.sets.count)
-        let parts = max(1, jobs)
+        let parts = min(max(1, jobs), 256)
         let batch = 16_384 * parts
         var batchStart = 0
         while batchStart < image.inodes.count {

@@ -12,36 +12,41 @@ import Verity
 final class BackgroundWriter: Sendable {
     private let queue = DispatchQueue(label: "ovlcfs.output")
     private let slots: DispatchSemaphore
-    private let state: Mutex<State>
+    /// The first failure; the only state both threads touch.
+    private let failure = Mutex<(any Error)?>(nil)
+    /// The file, the hasher and the count: touched only on `queue`, or after it has drained.
+    private let output: Output
 
-    private struct State: ~Copyable {
+    private final class Output: @unchecked Sendable {
         var file: AtomicFileWriter?
-        var hasher: FsVerityHasher?
+        let hasher: FsVerityHasher?
         var bytes: UInt64 = 0
-        var failure: (any Error)?
+
+        init(file: AtomicFileWriter, hasher: FsVerityHasher?) {
+            self.file = file
+            self.hasher = hasher
+        }
     }
 
     init(destination: String, digest: Bool, depth: Int = 4) throws {
-        let file = try AtomicFileWriter(destination: destination)
-        state = Mutex(State(file: file, hasher: digest ? try FsVerityHasher() : nil))
+        output = Output(
+            file: try AtomicFileWriter(destination: destination), hasher: digest ? try FsVerityHasher() : nil)
         slots = DispatchSemaphore(value: depth)
     }
 
     /// Queues `piece`; throws the writer's failure, if one has happened.
     func write(_ piece: [UInt8]) throws {
-        if let failure = state.withLock({ $0.failure }) { throw failure }
+        if let failure = failure.withLock({ $0 }) { throw failure }
         slots.wait()
         queue.async { [self] in
             defer { slots.signal() }
-            state.withLock { state in
-                guard state.failure == nil, let file = state.file else { return }
-                do {
-                    try file.write(piece)
-                    state.hasher?.update(piece)
-                    state.bytes += UInt64(piece.count)
-                } catch {
-                    state.failure = error
-                }
+            guard failure.withLock({ $0 == nil }), let file = output.file else { return }
+            do {
+                try file.write(piece)
+                output.hasher?.update(piece)
+                output.bytes += UInt64(piece.count)
+            } catch {
+                failure.withLock { $0 = $0 ?? error }
             }
         }
     }
@@ -50,20 +55,16 @@ final class BackgroundWriter: Sendable {
     /// the fs-verity digest (if asked for).
     func finish() throws -> (bytes: UInt64, digest: Digest?) {
         queue.sync {}
-        return try state.withLock { state in
-            if let failure = state.failure { throw failure }
-            try state.file?.commit()
-            state.file = nil
-            return (state.bytes, state.hasher?.finalize())
-        }
+        if let failure = failure.withLock({ $0 }) { throw failure }
+        try output.file?.commit()
+        output.file = nil
+        return (output.bytes, output.hasher?.finalize())
     }
 
     /// Waits for the pieces in flight and discards the file.
     func abandon() {
         queue.sync {}
-        state.withLock { state in
-            state.file?.abandon()
-            state.file = nil
-        }
+        output.file?.abandon()
+        output.file = nil
     }
 }

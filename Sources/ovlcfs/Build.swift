@@ -156,6 +156,9 @@ struct Build: ParsableCommand {
         _ = try squashfs.options()
         _ = try saltBytes()
         if disk && format == .composefs { throw ValidationError("--disk applies to squashfs images.") }
+        if let jobs, !(1...DumpOptions.maxJobs).contains(jobs) {
+            throw ValidationError("--jobs must be between 1 and \(DumpOptions.maxJobs).")
+        }
         // Options that would do nothing in this combination are refused, not ignored.
         if salt != nil && !disk { throw ValidationError("--salt applies to --disk.") }
         if format == .composefs && (layout != .dataOnly || squashfs.compressionLevel != nil || strict) {

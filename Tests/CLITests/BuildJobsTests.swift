@@ -30,3 +30,14 @@ struct BuildJobsTests {
         }
     }
 }
+
+extension BuildJobsTests {
+    @Test("--jobs outside 1…256 is refused before anything is read")
+    func jobsBounds() throws {
+        for jobs in ["0", "257", "100000000000000"] {
+            let result = try run(ovlcfs, ["build", "/nonexistent.dump", "-o", "/tmp/never.img", "--jobs", jobs])
+            #expect(result.status != 0)
+            #expect(result.stderrText.contains("--jobs must be between 1 and 256"), "\(jobs): \(result.stderrText)")
+        }
+    }
+}

@@ -164,4 +164,26 @@ struct ParallelParseTests {
         #expect(error.line == 1)
         for (jobs, partSize) in Self.shapes { #expect(Self.parse(text, jobs: jobs, partSize: partSize) == one) }
     }
+
+    @Test("input without newlines is refused as it arrives, on any number of threads")
+    func noNewlines() {
+        for jobs in [1, 2, 8] {
+            let parser = DumpParser(input: "t.dump", options: DumpOptions(jobs: jobs))
+            let chunk = [UInt8](repeating: UInt8(ascii: "a"), count: 4096)
+            var fed = 0
+            var refused: DumpError?
+            while fed < 64 << 20 {
+                do {
+                    try parser.feed(chunk[...])
+                    fed += chunk.count
+                } catch {
+                    refused = error
+                    break
+                }
+            }
+            #expect(refused?.line == 1, "jobs \(jobs)")
+            #expect(refused?.reason.contains("longer than") == true, "jobs \(jobs)")
+            #expect(fed <= DumpParser.maxLineLength + chunk.count, "jobs \(jobs): \(fed) bytes taken first")
+        }
+    }
 }
