@@ -113,21 +113,7 @@ public struct Image: Sendable {
     }
 
     /// The absolute path of an entry, `/` for the root.
-    public func path(of entry: EntryID) -> [UInt8] {
-        if entry == .root { return [UInt8(ascii: "/")] }
-        var chain: [EntryID] = []
-        var current = entry
-        while current != .root {
-            chain.append(current)
-            current = records[current.index].parent
-        }
-        var path: [UInt8] = []
-        for id in chain.reversed() {
-            path.append(UInt8(ascii: "/"))
-            path.append(contentsOf: name(of: id))
-        }
-        return path
-    }
+    public func path(of entry: EntryID) -> [UInt8] { paths.path(of: entry) }
 
     /// Display form of a path (invalid UTF-8 replaced), for messages.
     public func displayPath(of entry: EntryID) -> String { String(decoding: path(of: entry), as: UTF8.self) }
@@ -294,9 +280,9 @@ public struct EntryPaths: Sendable {
     let names: [UInt8]
     let records: [EntryRecord]
 
-    /// Display form of an entry's absolute path (invalid UTF-8 replaced), for messages.
-    public func displayPath(of entry: EntryID) -> String {
-        if entry == .root { return "/" }
+    /// The absolute path of an entry, `/` for the root.
+    public func path(of entry: EntryID) -> [UInt8] {
+        if entry == .root { return [UInt8(ascii: "/")] }
         var chain: [EntryID] = []
         var current = entry
         while current != .root {
@@ -309,6 +295,9 @@ public struct EntryPaths: Sendable {
             path.append(UInt8(ascii: "/"))
             path.append(contentsOf: names[Int(record.nameStart)..<Int(record.nameStart) + Int(record.nameLength)])
         }
-        return String(decoding: path, as: UTF8.self)
+        return path
     }
+
+    /// Display form of an entry's absolute path (invalid UTF-8 replaced), for messages.
+    public func displayPath(of entry: EntryID) -> String { String(decoding: path(of: entry), as: UTF8.self) }
 }
