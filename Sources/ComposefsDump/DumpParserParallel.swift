@@ -20,15 +20,25 @@ extension DumpParser {
         var refusal: Refusal?
     }
 
+    /// Takes a chunk a batch at a time (a whole input handed over at once is still read in
+    /// bounded batches, stage two of one beside stage one of the next).
     func feedParallel(_ chunk: ArraySlice<UInt8>) throws(DumpError) {
-        pending.append(contentsOf: chunk)
-        if let newline = chunk.lastIndex(of: 0x0A) { pendingLineStart = pending.count - (chunk.endIndex - newline - 1) }
-        // A line longer than the limit is refused as its bytes arrive, as in a sequential read:
-        // the lines before it are read first, then (no newline left) the batch throws.
-        let lineTooLong = pending.count - pendingLineStart > Self.maxLineLength
-        if pending.count >= 2 * options.jobs * options.partSize || lineTooLong {
-            try runBatch()
-            if lineTooLong { try runBatch() }
+        let batchBytes = 2 * options.jobs * options.partSize
+        var rest = chunk
+        while !rest.isEmpty {
+            let piece = rest.prefix(batchBytes)
+            rest = rest.dropFirst(piece.count)
+            pending.append(contentsOf: piece)
+            if let newline = piece.lastIndex(of: 0x0A) {
+                pendingLineStart = pending.count - (piece.endIndex - newline - 1)
+            }
+            // A line longer than the limit is refused as its bytes arrive, as in a sequential
+            // read: the lines before it are read first, then (no newline left) the batch throws.
+            let lineTooLong = pending.count - pendingLineStart > Self.maxLineLength
+            if pending.count >= batchBytes || lineTooLong {
+                try runBatch()
+                if lineTooLong { try runBatch() }
+            }
         }
     }
 
@@ -48,7 +58,8 @@ extension DumpParser {
     /// Cuts the complete lines of `pending` into parts and runs their stage one in parallel
     /// with stage two of the parts before them.
     private func runBatch() throws(DumpError) {
-        guard let lastNewline = pending.lastIndex(of: 0x0A) else {
+        // `pending` holds complete lines up to `pendingLineStart` (none when it is 0).
+        guard pendingLineStart > 0 else {
             if pending.count > Self.maxLineLength {
                 try commitParts(preparedParts)
                 preparedParts = []
@@ -58,6 +69,7 @@ extension DumpParser {
             }
             return
         }
+        let lastNewline = pendingLineStart - 1
         let parts = cut(pending[...lastNewline], into: 2 * options.jobs)
         let previous = preparedParts
         let work = ParallelWork(parser: self, input: input, options: options)

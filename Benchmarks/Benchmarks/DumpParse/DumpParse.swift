@@ -9,13 +9,14 @@ import ImageModel
 let bytesPerEntry = BenchmarkMetric.custom("peak RSS growth bytes / entry", polarity: .prefersSmaller, useScalingFactor: false)
 let linesPerSecond = BenchmarkMetric.custom("lines / s (thousands)", polarity: .prefersLarger, useScalingFactor: false)
 
-/// Parses `bytes` once per iteration and reports throughput and the model's heap footprint.
-func parseBenchmark(_ benchmark: Benchmark, _ bytes: [UInt8], lines: Int) throws {
+/// Parses `bytes` once per iteration (on `jobs` threads) and reports throughput and the
+/// model's heap footprint.
+func parseBenchmark(_ benchmark: Benchmark, _ bytes: [UInt8], lines: Int, jobs: Int = 1) throws {
     var first = true
     for _ in benchmark.scaledIterations {
         let before = residentBytes()
         let start = ContinuousClock.now
-        let image = try DumpParser.parse(bytes, input: "bench")
+        let image = try DumpParser.parse(bytes, input: "bench", options: DumpOptions(jobs: jobs))
         let elapsed = ContinuousClock.now - start
         if first {
             benchmark.measurement(bytesPerEntry, (residentBytes() - before) / image.entryCount)
@@ -51,5 +52,11 @@ let benchmarks: @Sendable () -> Void = {
         let synthetic = syntheticDump(entries: 1_000_000)
         benchmark.startMeasurement()
         try parseBenchmark(benchmark, synthetic, lines: 1_000_000)
+    }
+
+    Benchmark("DumpParse synthetic (1000000 lines, 2 threads)", configuration: .init(maxIterations: 5)) { benchmark in
+        let synthetic = syntheticDump(entries: 1_000_000)
+        benchmark.startMeasurement()
+        try parseBenchmark(benchmark, synthetic, lines: 1_000_000, jobs: 2)
     }
 }
