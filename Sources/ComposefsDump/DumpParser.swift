@@ -380,17 +380,18 @@ public final class DumpParser {
         let rdev = try parseDecimal(line.extracting(bounds[6]), .rdev)
         let mtime = try parseMtime(line.extracting(bounds[7]))
         // Most regular files' PAYLOAD is their DIGEST's object path: recognised in place, it
-        // needs no copy (and, being plain hex, can raise no error of its own).
+        // needs no copy (and, being plain hex, can raise no error of its own). A DIGEST that
+        // parses here is the one parseDigest would return below, in field order.
         let payloadField = line.extracting(bounds[8])
+        let validDigest = present > 10 ? Digest(hex: line.extracting(bounds[10])) : nil
         var payloadIsDigestPath = false
-        if type == .regular && !isHardLink && present > 10,
-            let digest = Digest(hex: line.extracting(bounds[10])), digest.isObjectPath(payloadField)
-        {
-            payloadIsDigestPath = true
+        if type == .regular && !isHardLink, let validDigest {
+            payloadIsDigestPath = validDigest.isObjectPath(payloadField)
         }
         let payload = payloadIsDigestPath ? nil : try optionalField(payloadField, .payload)
         let content = present > 9 ? try optionalField(line.extracting(bounds[9]), .content) : nil
-        let digest = present > 10 ? try parseDigest(line.extracting(bounds[10])) : nil
+        var digest = validDigest
+        if digest == nil && present > 10 { digest = try parseDigest(line.extracting(bounds[10])) }
         let rawPath = try unescape(line.extracting(bounds[0]), .path)
         let path = try checkedPath(rawPath)
         return Fields(
@@ -477,12 +478,7 @@ public final class DumpParser {
         if fields.payloadIsDigestPath, let digest = fields.digest {
             object = .object(digest)
         } else if let payload = fields.payload {
-            // Most payloads are their digest's object path: compared, not parsed again.
-            if let digest = fields.digest, digest.isObjectPath(payload) {
-                object = .object(digest)
-            } else {
-                object = try checkedPayload(payload)
-            }
+            object = try checkedPayload(payload)
         }
         return .external(ExternalObject(payload: object, digest: fields.digest))
     }

@@ -53,7 +53,7 @@ extension DumpParser {
         let slash = path.lastIndex(of: UInt8(ascii: "/"))
         let parentKey = slash.map { path[..<$0] } ?? []
         let name = slash.map { path[($0 + 1)...] } ?? path[...]
-        if sameBytes(parentKey, lastParent.key) { return (lastParent.entry, name) }
+        if equal(parentKey.span, lastParent.key) { return (lastParent.entry, name) }
         let key = Array(parentKey)
         guard let parent = directories[key] else {
             if let blocker = existingNonDirectory(key) {
@@ -65,14 +65,6 @@ extension DumpParser {
         }
         lastParent = (key, parent)
         return (parent, name)
-    }
-
-    /// Whether two byte strings are equal (lengths first, then the bytes).
-    private func sameBytes(_ a: ArraySlice<UInt8>, _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        let x = a.span, y = b.span
-        for i in 0..<x.count where x[i] != y[i] { return false }
-        return true
     }
 
     /// The first prefix of `key` that names an existing non-directory, if any (error path only).

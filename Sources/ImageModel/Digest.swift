@@ -55,9 +55,6 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Whether `bytes` is this digest's object path (`xx/` + 62 lowercase hex digits):
     /// `Digest(objectPath: bytes) == self`, without parsing or allocating.
-    public func isObjectPath(_ bytes: [UInt8]) -> Bool { isObjectPath(bytes.span) }
-
-    /// ``isObjectPath(_:)`` of bytes in place.
     public func isObjectPath(_ bytes: Span<UInt8>) -> Bool {
         guard bytes.count == 65, bytes[2] == UInt8(ascii: "/") else { return false }
         var i = 0

@@ -30,9 +30,6 @@ public struct ImageBuilder: Sendable {
     /// Interns an xattr list (keep its order; keys should be unique).
     public mutating func internXattrs(_ xattrs: [Xattr]) -> XattrSetID { image.xattrTable.intern(xattrs) }
 
-    /// Adds an xattr list known to be unique, without looking for an equal one.
-    public mutating func appendXattrs(_ xattrs: [Xattr]) -> XattrSetID { image.xattrTable.append(xattrs) }
-
     /// The xattrs of an interned set.
     public func xattrs(_ id: XattrSetID) -> [Xattr] { image.xattrTable[id] }
 
@@ -187,8 +184,7 @@ extension ImageBuilder {
         inodeMap[image.inodeID(of: .root).index] = InodeID(0)
         entryMap[EntryID.root.index] = .root
         builder.reserveCapacity(entries: image.entryCount)
-        // A set the transform left as it was keeps the id it got the first time.
-        var setCache: [XattrSetID: XattrSetID] = [:]
+        var sets = XattrRemap(sourceSets: image.xattrTable.sets.count)
         var stack = image.children(of: .root).reversed().map { $0 }
         while let entry = stack.popLast() {
             guard keep(entry), let parent = entryMap[image.parent(of: entry).index] else { continue }
@@ -203,14 +199,9 @@ extension ImageBuilder {
                 let original = image.xattrTable[oldSet]
                 var xattrs = original
                 try transform(entry, &inode, &xattrs)
-                if isUnique(inode) {
-                    inode.xattrs = builder.appendXattrs(xattrs)
-                } else if xattrs == original, let id = setCache[oldSet] {
-                    inode.xattrs = id
-                } else {
-                    inode.xattrs = builder.internXattrs(xattrs)
-                    if xattrs == original { setCache[oldSet] = inode.xattrs }
-                }
+                inode.xattrs = sets.store(
+                    xattrs, transformedFrom: original, set: oldSet, unique: isUnique(inode),
+                    in: &builder.image.xattrTable)
                 copied = try builder.add(name: name, in: parent, inode: inode, validated: true)
                 inodeMap[oldInode.index] = builder.inodeID(of: copied)
             }
@@ -242,8 +233,7 @@ extension ImageBuilder {
         var image = image
         let old = image.xattrTable
         image.xattrTable = XattrTable()
-        // A set the transform left as it was keeps the id it got the first time.
-        var setCache = [XattrSetID?](repeating: nil, count: old.sets.count)
+        var sets = XattrRemap(sourceSets: old.sets.count)
         let parts = min(max(1, jobs), 256)
         let batch = 16_384 * parts
         var batchStart = 0
@@ -260,14 +250,9 @@ extension ImageBuilder {
                     let xattrs = part.xattrs[k]
                     let oldSet = image.inodes[index].xattrs
                     let original = old[oldSet]
-                    if isUnique(inode) {
-                        inode.xattrs = image.xattrTable.append(xattrs)
-                    } else if xattrs == original, let id = setCache[Int(oldSet.rawValue)] {
-                        inode.xattrs = id
-                    } else {
-                        inode.xattrs = image.xattrTable.intern(xattrs)
-                        if xattrs == original { setCache[Int(oldSet.rawValue)] = inode.xattrs }
-                    }
+                    inode.xattrs = sets.store(
+                        xattrs, transformedFrom: original, set: oldSet, unique: isUnique(inode),
+                        in: &image.xattrTable)
                     image.inodes[index] = inode
                 }
                 if let error = part.error { throw error }
@@ -284,6 +269,28 @@ extension ImageBuilder {
     public mutating func setXattrs(_ xattrs: [Xattr], of inode: InodeID) {
         let id = internXattrs(xattrs)
         updateInode(inode) { $0.xattrs = id }
+    }
+}
+
+/// Where the transformed xattr lists of a copying or rewriting pass go in the new table: a
+/// unique set (a stub's) is appended without a lookup; a list the pass left as it was keeps
+/// the id its source set got the first time; anything else is interned.
+private struct XattrRemap {
+    /// Per source set: the id an unchanged copy of it got (nil: none yet).
+    private var ids: [XattrSetID?]
+
+    init(sourceSets count: Int) { ids = [XattrSetID?](repeating: nil, count: count) }
+
+    mutating func store(
+        _ xattrs: [Xattr], transformedFrom original: [Xattr], set source: XattrSetID, unique: Bool,
+        in table: inout XattrTable
+    ) -> XattrSetID {
+        if unique { return table.append(xattrs) }
+        let unchanged = xattrs == original
+        if unchanged, let id = ids[Int(source.rawValue)] { return id }
+        let id = table.intern(xattrs)
+        if unchanged { ids[Int(source.rawValue)] = id }
+        return id
     }
 }
 

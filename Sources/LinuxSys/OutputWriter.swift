@@ -32,30 +32,25 @@ public final class BufferedOutput {
 
     /// Writes a large piece straight through, without copying it into the buffer.
     public func write(_ bytes: [UInt8]) throws(IOError) {
-        guard bytes.count >= capacity else {
-            buffer.append(contentsOf: bytes)
-            if buffer.count >= capacity { try flush() }
-            return
-        }
+        guard bytes.count >= capacity else { return try write(bytes[...]) }
         try flush()
-        do {
-            _ = try bytes.withUnsafeBytes { try fd.writeAll($0) }
-        } catch {
-            throw IOError("write", path: name, errno: error as? Errno)
-        }
+        try writeAll(bytes)
     }
 
     public func write(_ text: String) throws(IOError) { try write(text.utf8) }
 
     public func flush() throws(IOError) {
         guard !buffer.isEmpty else { return }
+        defer { buffer.removeAll(keepingCapacity: true) }
+        try writeAll(buffer)
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws(IOError) {
         do {
-            _ = try buffer.withUnsafeBytes { try fd.writeAll($0) }
+            _ = try bytes.withUnsafeBytes { try fd.writeAll($0) }
         } catch {
-            buffer.removeAll(keepingCapacity: true)
             throw IOError("write", path: name, errno: error as? Errno)
         }
-        buffer.removeAll(keepingCapacity: true)
     }
 }
 
