@@ -164,16 +164,16 @@ extension Plan {
     /// The inline xattr body (§6) of set `set`: bloom filter, shared count, shared indexes,
     /// inline entries.
     func emitXattrBody(_ set: Int, into w: inout ByteWriter) {
-        let sets = xattrSets
-        let positions = sets.base[set]..<sets.base[set + 1]
-        w.u32(sets.bloom[set])
-        w.u8(UInt8(positions.count { sets.sharedOffset[$0] >= 0 }))
+        let positions = xattrSets.base[set]..<xattrSets.base[set + 1]
+        w.u32(xattrSets.bloom[set])
+        w.u8(UInt8(positions.count { xattrSets.sharedOffset[$0] >= 0 }))
         w.zeros(7)
-        for p in positions where sets.sharedOffset[p] >= 0 {
-            w.u32(UInt32(((inodesEnd % blockSize) + Int(sets.sharedOffset[p])) / 4))
+        for p in positions where xattrSets.sharedOffset[p] >= 0 {
+            w.u32(UInt32(((inodesEnd % blockSize) + Int(xattrSets.sharedOffset[p])) / 4))
         }
-        for (p, xattr) in zip(positions, sets.lists[set]) where sets.sharedOffset[p] < 0 {
-            emitEntry(xattr, into: &w)
+        var scratch = Xattr(key: [], value: [])
+        xattrSets.forEachSorted(set, scratch: &scratch) { i, xattr in
+            if xattrSets.sharedOffset[positions.lowerBound + i] < 0 { emitEntry(xattr, into: &w) }
         }
     }
 

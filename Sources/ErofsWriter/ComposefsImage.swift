@@ -285,7 +285,7 @@ struct BFSOrder {
     init(_ layer: Image) {
         nodeOfInode = [Int32](repeating: -1, count: layer.inodeCount)
         minMtime = layer.inode(of: .root).mtime
-        setUses = [Int](repeating: 0, count: layer.xattrTable.sets.count)
+        setUses = [Int](repeating: 0, count: layer.xattrTable.count)
         nodes.reserveCapacity(layer.inodeCount)
         let rootInode = layer.inodeID(of: .root)
         nodes.append(Node(entry: .root, inode: rootInode, nlink: layer.nlink(of: rootInode)))

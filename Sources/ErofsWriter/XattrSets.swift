@@ -7,8 +7,11 @@ import ImageModel
 ///
 /// Positions: xattr `i` of set `s` is at flat position `base[s] + i`.
 struct XattrSets {
-    /// Per set, its xattrs sorted by key (the layer's own storage when already sorted).
-    private(set) var lists: [[Xattr]]
+    /// The layer's sets.
+    private let table: XattrTable
+    /// Per set, a sorted copy of its xattrs where the layer's list is not sorted (nil: use
+    /// the layer's own, or make a derived set's afresh).
+    private var sortedCopy: [[Xattr]?]
     /// Per set, where its xattrs start among the flat positions (one extra at the end).
     private(set) var base: [Int]
     /// Per set, how many inodes of the image carry it.
@@ -22,22 +25,114 @@ struct XattrSets {
     private(set) var bodySize: [Int] = []
     private(set) var bloom: [UInt32] = []
 
+    /// Number of sets.
+    var count: Int { uses.count }
+
     /// - Parameters:
     ///   - uses: per set of `table`, how many inodes carry it.
     ///   - hash: the prefilter's hash (tests pass a colliding one to exercise the exact path).
     init(_ table: XattrTable, uses: [Int], hash: (Xattr) -> UInt64 = pairHash) {
-        lists = table.sets
+        self.table = table
         self.uses = uses
+        sortedCopy = [[Xattr]?](repeating: nil, count: table.count)
+        rules = (0..<table.ruleCount).map { table.rule($0).entries }
         base = [0]
-        base.reserveCapacity(lists.count + 1)
-        for s in lists.indices {
-            let list = lists[s]
-            if !zip(list, list.dropFirst()).allSatisfy({ !$1.key.lexicographicallyPrecedes($0.key) }) {
-                lists[s] = list.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        base.reserveCapacity(table.count + 1)
+        for s in 0..<table.count {
+            let id = XattrSetID(rawValue: UInt32(s))
+            if let (baseSet, rule, _) = table.derivation(of: id) {
+                let key = Int(baseSet.rawValue) * rules.count + rule
+                if sources[key] == nil {
+                    let own = sortedCopy[Int(baseSet.rawValue)] ?? table[baseSet]
+                    sources[key] = Self.merge(own, rules[rule])
+                }
+            } else {
+                let list = table[id]
+                if !Self.isSorted(list) { sortedCopy[s] = list.sorted { $0.key.lexicographicallyPrecedes($1.key) } }
             }
-            base.append(base[s] + list.count)
+            base.append(base[s] + table.count(of: id))
         }
         share(XattrClasses(self, hash: hash))
+    }
+
+    /// Where each xattr of a derived set comes from, in key order: `j ≥ 0` is its base set's
+    /// `j`-th (in the base's key order), `-1 - e` the `e`-th entry of its rule. The same for
+    /// every set of one base and rule, so kept per (base, rule): `base * rules + rule`.
+    private var sources: [Int: [Int]] = [:]
+    /// The table's rules, by index.
+    private let rules: [[DigestXattrs.Entry]]
+
+    /// A derived set's base set, rule and digest; nil for a list set.
+    func derivation(of s: Int) -> (base: Int, rule: Int, digest: Digest)? {
+        guard let (base, rule, digest) = table.derivation(of: XattrSetID(rawValue: UInt32(s))) else { return nil }
+        return (Int(base.rawValue), rule, digest)
+    }
+
+    /// Where each xattr of a derived set of `base` and `rule` comes from, in key order.
+    func sources(base: Int, rule: Int) -> [Int] { sources[base * rules.count + rule]! }
+
+    /// A rule's entries.
+    func entries(rule: Int) -> [DigestXattrs.Entry] { rules[rule] }
+
+    /// The order of a base's sorted xattrs merged with a rule's entries (no key is in both).
+    private static func merge(_ own: [Xattr], _ entries: [DigestXattrs.Entry]) -> [Int] {
+        let derived = entries.indices.sorted { entries[$0].key.lexicographicallyPrecedes(entries[$1].key) }
+        var result: [Int] = []
+        var b = 0, d = 0
+        while b < own.count || d < derived.count {
+            if d == derived.count || (b < own.count && own[b].key.lexicographicallyPrecedes(entries[derived[d]].key)) {
+                result.append(b)
+                b += 1
+            } else {
+                result.append(-1 - derived[d])
+                d += 1
+            }
+        }
+        return result
+    }
+
+    /// Set `s`'s xattrs sorted by key (a derived set's made afresh: hold it only briefly).
+    func list(_ s: Int) -> [Xattr] {
+        if let copy = sortedCopy[s] { return copy }
+        let id = XattrSetID(rawValue: UInt32(s))
+        let list = table[id]
+        guard table.isDerived(id), !Self.isSorted(list) else { return list }
+        return list.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+    }
+
+    /// Calls `body` with each xattr of set `s` in key order and its index in that order,
+    /// without making a derived set's list: its derived values are made in `scratch`, valid
+    /// only during the call (pass one across calls, so its buffer is reused).
+    func forEachSorted(_ s: Int, scratch: inout Xattr, _ body: (Int, Xattr) -> Void) {
+        if let copy = sortedCopy[s] {
+            for (i, xattr) in copy.enumerated() { body(i, xattr) }
+            return
+        }
+        guard let (base, rule, digest) = derivation(of: s) else {
+            for (i, xattr) in table[XattrSetID(rawValue: UInt32(s))].enumerated() { body(i, xattr) }
+            return
+        }
+        let own = sortedCopy[base] ?? table[XattrSetID(rawValue: UInt32(base))]
+        let entries = rules[rule]
+        for (i, source) in sources(base: base, rule: rule).enumerated() {
+            if source >= 0 {
+                body(i, own[source])
+            } else {
+                let entry = entries[-1 - source]
+                scratch.key = entry.key
+                entry.value(for: digest, into: &scratch.value)
+                body(i, scratch)
+            }
+        }
+    }
+
+    /// Whether the count visits set `s`: every set an inode carries, and every list set, so
+    /// that a pair a derived set shares with its base is represented by the base (a derived
+    /// set's list is made afresh each time it is read).
+    func isCounted(_ s: Int) -> Bool { uses[s] > 0 || !table.isDerived(XattrSetID(rawValue: UInt32(s))) }
+
+    private static func isSorted(_ list: [Xattr]) -> Bool {
+        zip(list, list.dropFirst()).allSatisfy { !$1.key.lexicographicallyPrecedes($0.key) }
     }
 
     /// Whether any inode carries a POSIX ACL (the header's flag).
@@ -59,15 +154,18 @@ struct XattrSets {
             shared.append(xattr)
             sharedSize += entrySize(xattr)
         }
-        sharedOffset = [Int](repeating: -1, count: base[lists.count])
-        bodySize = [Int](repeating: 0, count: lists.count)
-        bloom = [UInt32](repeating: 0, count: lists.count)
-        for s in lists.indices where uses[s] > 0 && !lists[s].isEmpty {
+        var sharedOffset = [Int](repeating: -1, count: base[count])
+        var bodySize = [Int](repeating: 0, count: count)
+        var bloom = [UInt32](repeating: 0, count: count)
+        var hasACL = false
+        var scratch = Xattr(key: [], value: [])
+        for s in 0..<count where uses[s] > 0 && base[s + 1] > base[s] {
             var size = ComposefsFormat.xattrBodyHeaderSize, sharedCount = 0, bits: UInt32 = 0
-            for (i, xattr) in lists[s].enumerated() {
-                let offset = classOffset[Int(classes.classOf[base[s] + i])]
+            let first = base[s]
+            forEachSorted(s, scratch: &scratch) { i, xattr in
+                let offset = classOffset[Int(classes.classOf[first + i])]
                 if offset >= 0 && sharedCount < ComposefsFormat.maxSharedXattrsPerInode {
-                    sharedOffset[base[s] + i] = offset
+                    sharedOffset[first + i] = offset
                     sharedCount += 1
                     size += 4
                 } else {
@@ -82,6 +180,10 @@ struct XattrSets {
             bodySize[s] = size
             bloom[s] = bits ^ 0xFFFF_FFFF
         }
+        self.sharedOffset = sharedOffset
+        self.bodySize = bodySize
+        self.bloom = bloom
+        self.hasACL = hasACL
     }
 }
 
@@ -102,7 +204,7 @@ struct XattrClasses {
     private(set) var countedExactly = false
 
     init(_ sets: XattrSets, hash: (Xattr) -> UInt64 = pairHash) {
-        classOf = [Int32](repeating: -1, count: sets.base[sets.lists.count])
+        classOf = [Int32](repeating: -1, count: sets.base[sets.count])
         if !countByHash(sets, hash: hash) {
             countedExactly = true
             countExactly(sets)
@@ -111,37 +213,82 @@ struct XattrClasses {
 
     func xattr(_ c: Int, in sets: XattrSets) -> Xattr {
         let (s, i) = representative[c]
-        return sets.lists[Int(s)][Int(i)]
+        return sets.list(Int(s))[Int(i)]
     }
 
     /// The fast count; false when two different pairs share a hash.
+    ///
+    /// A derived set's xattrs from its base take the base's classes (the base, a list set, is
+    /// counted first); only its own values are hashed.
     private mutating func countByHash(_ sets: XattrSets, hash pairHash: (Xattr) -> UInt64) -> Bool {
+        // Room for twice the pairs hashed: a derived set's pairs from its base are not.
+        var hashed = 0
+        for s in 0..<sets.count where sets.isCounted(s) {
+            let fromBase = sets.derivation(of: s).map { s in sets.sources(base: s.base, rule: s.rule).count { $0 >= 0 }
+            }
+            hashed += sets.base[s + 1] - sets.base[s] - (fromBase ?? 0)
+        }
         var capacity = 16
-        while capacity < 2 * classOf.count { capacity <<= 1 }
+        while capacity < 2 * hashed { capacity <<= 1 }
         let mask = capacity - 1
-        var slots = [Int32](repeating: -1, count: capacity)
-        var slotHash = [UInt64](repeating: 0, count: capacity)
-        for s in sets.lists.indices where sets.uses[s] > 0 {
-            for (i, xattr) in sets.lists[s].enumerated() {
-                let hash = pairHash(xattr)
-                var slot = Int(truncatingIfNeeded: hash) & mask
-                while true {
-                    let c = Int(slots[slot])
-                    if c < 0 {
-                        slots[slot] = Int32(uses.count)
-                        slotHash[slot] = hash
-                        classOf[sets.base[s] + i] = Int32(uses.count)
-                        uses.append(sets.uses[s])
-                        representative.append((Int32(s), Int32(i)))
-                        break
-                    }
-                    if slotHash[slot] == hash {
-                        guard self.xattr(c, in: sets) == xattr else { return false }
-                        classOf[sets.base[s] + i] = Int32(c)
-                        uses[c] += sets.uses[s]
-                        break
-                    }
-                    slot = (slot + 1) & mask
+        // Per slot: a class + 1 in the low 32 bits (0: empty) and the high half of its
+        // pair's hash above, so a probe reads one word.
+        var slots = [UInt64](repeating: 0, count: capacity)
+        /// Files the pair at flat position `p` (xattr `i` of set `s`); false on a collision.
+        func add(_ xattr: Xattr, at p: Int, set s: Int, index i: Int) -> Bool {
+            let hash = pairHash(xattr)
+            let tag = hash & 0xFFFF_FFFF_0000_0000
+            var slot = Int(truncatingIfNeeded: hash) & mask
+            while true {
+                let word = slots[slot]
+                if word == 0 {
+                    slots[slot] = tag | UInt64(uses.count + 1)
+                    classOf[p] = Int32(uses.count)
+                    uses.append(sets.uses[s])
+                    representative.append((Int32(s), Int32(i)))
+                    return true
+                }
+                if word & 0xFFFF_FFFF_0000_0000 == tag {
+                    let c = Int(word & 0xFFFF_FFFF) - 1
+                    guard self.xattr(c, in: sets) == xattr else { return false }
+                    classOf[p] = Int32(c)
+                    uses[c] += sets.uses[s]
+                    return true
+                }
+                slot = (slot + 1) & mask
+            }
+        }
+        // The base and rule of the last derived set and its sources, and per entry of the
+        // rule an xattr whose value is remade for each set.
+        var last = (base: -1, rule: -1)
+        var sources: [Int] = [], entries: [DigestXattrs.Entry] = [], scratch: [Xattr] = []
+        for s in 0..<sets.count where sets.isCounted(s) {
+            let first = sets.base[s]
+            guard let (base, rule, digest) = sets.derivation(of: s) else {
+                for (i, xattr) in sets.list(s).enumerated() {
+                    guard add(xattr, at: first + i, set: s, index: i) else { return false }
+                }
+                continue
+            }
+            if last != (base, rule) {
+                if last.rule != rule {
+                    entries = sets.entries(rule: rule)
+                    scratch = entries.map { Xattr(key: $0.key, value: []) }
+                }
+                last = (base, rule)
+                sources = sets.sources(base: base, rule: rule)
+            }
+            let baseFirst = sets.base[base]
+            for i in sources.indices {
+                let source = sources[i]
+                if source >= 0 {
+                    let c = Int(classOf[baseFirst + source])
+                    classOf[first + i] = Int32(c)
+                    uses[c] += sets.uses[s]
+                } else {
+                    let e = -1 - source
+                    entries[e].value(for: digest, into: &scratch[e].value)
+                    guard add(scratch[e], at: first + i, set: s, index: i) else { return false }
                 }
             }
         }
@@ -153,16 +300,18 @@ struct XattrClasses {
         representative = []
         classOf = [Int32](repeating: -1, count: classOf.count)
         var classes: [Xattr: Int32] = [:]
-        for s in sets.lists.indices where sets.uses[s] > 0 {
-            for (i, xattr) in sets.lists[s].enumerated() {
+        var scratch = Xattr(key: [], value: [])
+        for s in 0..<sets.count where sets.isCounted(s) {
+            let first = sets.base[s], setUses = sets.uses[s]
+            sets.forEachSorted(s, scratch: &scratch) { i, xattr in
                 let c = classes[xattr] ?? Int32(uses.count)
                 if c == uses.count {
                     classes[xattr] = c
                     uses.append(0)
                     representative.append((Int32(s), Int32(i)))
                 }
-                classOf[sets.base[s] + i] = c
-                uses[Int(c)] += sets.uses[s]
+                classOf[first + i] = c
+                uses[Int(c)] += setUses
             }
         }
     }

@@ -98,23 +98,44 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// `prefix` followed by the object path, in one allocation (`/xx/…` is an overlay redirect).
     public func objectPath(prefix: [UInt8]) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: prefix.count + 65) { buffer, count in
+        var out: [UInt8] = []
+        out.reserveCapacity(prefix.count + 65)
+        out.append(contentsOf: prefix)
+        appendObjectPath(to: &out)
+        return out
+    }
+
+    /// Appends the object path (`xx/` + 62 hex digits) to `out`.
+    public func appendObjectPath(to out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: 65))
+        out.withUnsafeMutableBufferPointer { write(objectPathInto: UnsafeMutableBufferPointer(rebasing: $0[start...])) }
+    }
+
+    /// Writes the object path (65 bytes) at the start of `buffer`.
+    public func write(objectPathInto buffer: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(buffer.count >= 65, "an object path takes 65 bytes")
+        hexDigits.withUnsafeBufferPointer { digits in
             var i = 0
-            for byte in prefix {
-                buffer[i] = byte
-                i += 1
-            }
             for (w, word) in [w0, w1, w2, w3].enumerated() {
                 for shift in stride(from: 60, through: 0, by: -4) {
                     if w == 0 && shift == 52 {
                         buffer[i] = UInt8(ascii: "/")
                         i += 1
                     }
-                    buffer[i] = hexDigits[Int(word >> UInt64(shift) & 0xF)]
+                    buffer[i] = digits[Int(word >> UInt64(shift) & 0xF)]
                     i += 1
                 }
             }
-            count = i
+        }
+    }
+
+    /// Writes the 32 bytes at the start of `buffer`.
+    public func write(bytesInto buffer: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(buffer.count >= Self.byteCount, "a digest takes 32 bytes")
+        let raw = UnsafeMutableRawBufferPointer(buffer)
+        for (k, word) in [w0, w1, w2, w3].enumerated() {
+            raw.storeBytes(of: word.bigEndian, toByteOffset: 8 * k, as: UInt64.self)
         }
     }
 
@@ -123,8 +144,15 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
         var out: [UInt8] = []
         out.reserveCapacity(prefix.count + Self.byteCount)
         out.append(contentsOf: prefix)
-        for word in [w0, w1, w2, w3] { out.appendLE(word.byteSwapped) }
+        appendBytes(to: &out)
         return out
+    }
+
+    /// Appends the 32 bytes to `out`.
+    public func appendBytes(to out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: Self.byteCount))
+        out.withUnsafeMutableBufferPointer { write(bytesInto: UnsafeMutableBufferPointer(rebasing: $0[start...])) }
     }
 
     public static func < (a: Digest, b: Digest) -> Bool {

@@ -224,43 +224,6 @@ public func compareBytes(_ a: some Collection<UInt8>, _ b: some Collection<UInt8
     }
 }
 
-/// An image's interned xattr sets: inodes with identical xattrs share one set.
-public struct XattrTable: Sendable, Equatable {
-    public private(set) var sets: [[Xattr]] = [[]]
-    private var index: [[Xattr]: XattrSetID] = [[]: .empty]
-
-    public init() {}
-
-    /// Adds a set without looking for an equal one: for sets known to be unique (a stub's
-    /// redirect and digest), where the lookup would only cost time and memory.
-    public mutating func append(_ xattrs: [Xattr]) -> XattrSetID {
-        if xattrs.isEmpty { return .empty }
-        sets.append(xattrs)
-        return XattrSetID(rawValue: UInt32(sets.count - 1))
-    }
-
-    /// The id of `xattrs`, adding the set if it is new.
-    public mutating func intern(_ xattrs: [Xattr]) -> XattrSetID {
-        if let id = index[xattrs] { return id }
-        let id = XattrSetID(rawValue: UInt32(sets.count))
-        sets.append(xattrs)
-        index[xattrs] = id
-        return id
-    }
-
-    public subscript(id: XattrSetID) -> [Xattr] { sets[Int(id.rawValue)] }
-
-    public static func == (a: XattrTable, b: XattrTable) -> Bool { a.sets == b.sets }
-}
-
-/// Identifies a set of xattrs in an image's ``XattrTable``.
-public struct XattrSetID: Hashable, Sendable {
-    public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    /// The empty set, always present.
-    public static let empty = XattrSetID(rawValue: 0)
-}
-
 extension Image {
     /// This image with each hard-linked inode's primary path set to its first path in
     /// depth-first order — all that a filesystem image can tell when it is read back.

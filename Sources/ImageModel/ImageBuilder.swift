@@ -184,7 +184,7 @@ extension ImageBuilder {
         inodeMap[image.inodeID(of: .root).index] = InodeID(0)
         entryMap[EntryID.root.index] = .root
         builder.reserveCapacity(entries: image.entryCount)
-        var sets = XattrRemap(sourceSets: image.xattrTable.sets.count)
+        var sets = XattrRemap(sourceSets: image.xattrTable.count)
         var stack = image.children(of: .root).reversed().map { $0 }
         while let entry = stack.popLast() {
             guard keep(entry), let parent = entryMap[image.parent(of: entry).index] else { continue }
@@ -221,6 +221,10 @@ extension ImageBuilder {
     /// the tree valid). The xattr table is made afresh; the sets of inodes for which `isUnique`
     /// (asked after `transform`) is true are stored without deduplication.
     ///
+    /// With `deriving`, an inode for which its `digest` gives one carries the transformed list
+    /// followed by its `xattrs` made from that digest, stored as the digest (see
+    /// ``XattrTable/append(base:deriving:from:)``).
+    ///
     /// With `jobs` > 1 the transform runs on that many threads, over batches of inodes; the
     /// sets are then stored in inode order, so the result (and the first error, in inode
     /// order) is the same for any number.
@@ -228,12 +232,13 @@ extension ImageBuilder {
         rewriting image: consuming Image,
         jobs: Int = 1,
         isUnique: (Inode) -> Bool = { _ in false },
+        deriving derived: Derivation? = nil,
         transform: @Sendable (EntryID, inout Inode, inout [Xattr]) throws -> Void
     ) throws {
         var image = image
         let old = image.xattrTable
         image.xattrTable = XattrTable()
-        var sets = XattrRemap(sourceSets: old.sets.count)
+        var sets = XattrRemap(sourceSets: old.count)
         let parts = min(max(1, jobs), 256)
         let batch = 16_384 * parts
         var batchStart = 0
@@ -250,9 +255,15 @@ extension ImageBuilder {
                     let xattrs = part.xattrs[k]
                     let oldSet = image.inodes[index].xattrs
                     let original = old[oldSet]
-                    inode.xattrs = sets.store(
-                        xattrs, transformedFrom: original, set: oldSet, unique: isUnique(inode),
-                        in: &image.xattrTable)
+                    if let derived, let digest = derived.digest(inode) {
+                        let base = sets.store(
+                            xattrs, transformedFrom: original, set: oldSet, unique: false, in: &image.xattrTable)
+                        inode.xattrs = image.xattrTable.append(base: base, deriving: derived.xattrs, from: digest)
+                    } else {
+                        inode.xattrs = sets.store(
+                            xattrs, transformedFrom: original, set: oldSet, unique: isUnique(inode),
+                            in: &image.xattrTable)
+                    }
                     image.inodes[index] = inode
                 }
                 if let error = part.error { throw error }
@@ -269,6 +280,19 @@ extension ImageBuilder {
     public mutating func setXattrs(_ xattrs: [Xattr], of inode: InodeID) {
         let id = internXattrs(xattrs)
         updateInode(inode) { $0.xattrs = id }
+    }
+}
+
+/// Xattrs a rewriting pass derives from a digest of each inode that has one (the overlay
+/// translation's metacopy and redirect of a stub), stored as the digest.
+public struct Derivation {
+    public var xattrs: DigestXattrs
+    /// The digest an inode's derived xattrs are made from, or nil: the inode has none.
+    public var digest: (Inode) -> Digest?
+
+    public init(_ xattrs: DigestXattrs, digest: @escaping (Inode) -> Digest?) {
+        self.xattrs = xattrs
+        self.digest = digest
     }
 }
 

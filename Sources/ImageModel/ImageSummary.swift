@@ -28,11 +28,11 @@ public struct ImageSummary: Sendable, Equatable, Codable {
         // Object paths are counted by digest where they are one (most are): no path bytes hashed.
         var objectDigests = Set<Digest>(minimumCapacity: image.inodeCount / 2)
         var otherObjects = Set<[UInt8]>()
-        var usedSets = [Bool](repeating: false, count: image.xattrTable.sets.count)
+        var usedSets = [Bool](repeating: false, count: image.xattrTable.count)
         var inline = 0, external = 0, bytes: UInt64 = 0, xattrs = 0, digests = 0, whiteouts = 0
         for inode in image.inodes {
             counts[Int(inode.type.rawValue)] += 1
-            xattrs += image.xattrTable[inode.xattrs].count
+            xattrs += image.xattrTable.count(of: inode.xattrs)
             usedSets[Int(inode.xattrs.rawValue)] = true
             if inode.isWhiteout { whiteouts += 1 }
             guard inode.type == .regular else { continue }

@@ -10,7 +10,7 @@ extension Image {
     /// Throws the first entry that breaks a model invariant, by path.
     public func validate() throws(ModelError) {
         try checkPathLengths()
-        var checkedSets = [Bool](repeating: false, count: xattrTable.sets.count)
+        var checkedSets = [Bool](repeating: false, count: xattrTable.count)
         for index in inodes.indices {
             let inode = inodes[index]
             if let reason = Self.problem(with: inode) {
@@ -18,7 +18,7 @@ extension Image {
             }
             let set = Int(inode.xattrs.rawValue)
             guard !checkedSets[set] else { continue }
-            if let reason = Self.problem(withXattrs: xattrTable.sets[set]) {
+            if let reason = Self.problem(withXattrs: xattrTable[inode.xattrs]) {
                 throw .invalidEntry(path: displayPath(of: primaries[index]), reason: reason)
             }
             checkedSets[set] = true

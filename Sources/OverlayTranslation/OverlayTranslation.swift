@@ -68,7 +68,12 @@ public enum OverlayTranslation {
         let isStub: (Inode) -> Bool = { $0.type == .regular && $0.externalObject != nil && $0.size > 0 }
         // The tree stays as it is (the legacy layout's root whiteouts are added after): only
         // inodes and xattrs change, in place.
-        var builder = try ImageBuilder(rewriting: consume image, jobs: jobs, isUnique: isStub) {
+        // A stub whose payload is its digest's object path (nearly all) gets its metacopy and
+        // redirect as the digest: made when a writer reads them, not stored per file.
+        var builder = try ImageBuilder(
+            rewriting: consume image, jobs: jobs, isUnique: isStub,
+            deriving: Derivation(OverlayXattr.stubXattrs, digest: OverlayXattr.stubDigest)
+        ) {
             entry, inode, xattrs in
             if xattrs.contains(where: { $0.key.starts(with: OverlayXattr.prefix) }) {
                 xattrs = xattrs.map { Xattr(key: OverlayXattr.escape($0.key), value: $0.value) }
@@ -89,6 +94,7 @@ public enum OverlayTranslation {
                     break
                 }
                 // Escaped above, no key of the model's is the metacopy or redirect key.
+                if OverlayXattr.stubDigest(inode) != nil { break }
                 xattrs.reserveCapacity(xattrs.count + 2)
                 xattrs.append(
                     Xattr(key: OverlayXattr.metacopy, value: OverlayXattr.metacopyValue(digest: object.digest)))

@@ -20,8 +20,27 @@ public enum OverlayXattr {
     /// (SHA-256), then the 32-byte fs-verity digest. No digest: an empty value.
     public static func metacopyValue(digest: Digest?) -> [UInt8] {
         guard let digest else { return [] }
-        return digest.bytes(prefix: [0x00, 0x24, 0x00, 0x01])
+        return digest.bytes(prefix: metacopyHeader)
     }
+
+    /// A stub's metacopy and redirect when its payload is its digest's object path: the
+    /// metacopy value above and `/` + the object path, made from the digest.
+    public static let stubXattrs = DigestXattrs([
+        .init(key: metacopy, prefix: metacopyHeader, encoding: .bytes),
+        .init(key: redirect, prefix: [UInt8(ascii: "/")], encoding: .objectPath),
+    ])
+
+    /// The digest ``stubXattrs`` are made from for `inode`: a regular file of size > 0 whose
+    /// content is the object its digest names. Nil for every other inode.
+    @Sendable public static func stubDigest(_ inode: Inode) -> Digest? {
+        guard inode.type == .regular, inode.size > 0, case .external(let object) = inode.data,
+            let digest = object.digest, object.payload == .object(digest)
+        else { return nil }
+        return digest
+    }
+
+    /// `struct ovl_metacopy`'s header: version 0, length 36, flags 0, algorithm 1 (SHA-256).
+    static let metacopyHeader: [UInt8] = [0x00, 0x24, 0x00, 0x01]
 
     /// The digest in a metacopy value, if it carries a SHA-256 one.
     public static func digest(fromMetacopy value: [UInt8]) -> Digest? {

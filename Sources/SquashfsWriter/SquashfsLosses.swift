@@ -57,7 +57,7 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
         }
         var seen = [Bool](repeating: false, count: image.inodeCount)
         // Per xattr set: nil until checked, then whether it holds an xattr squashfs drops.
-        var dropsXattrs = [Bool?](repeating: nil, count: image.xattrTable.sets.count)
+        var dropsXattrs = [Bool?](repeating: nil, count: image.xattrTable.count)
         image.forEachDepthFirst { entry in
             let id = image.inodeID(of: entry)
             guard !seen[id.index] else { return }
@@ -78,7 +78,9 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
             }
             let set = Int(inode.xattrs.rawValue)
             if dropsXattrs[set] == nil {
-                dropsXattrs[set] = image.xattrTable.sets[set].contains { !SquashfsLosses.isStorable($0.key) }
+                var drops = false
+                image.xattrTable.forEach(in: inode.xattrs) { drops = drops || !SquashfsLosses.isStorable($0.key) }
+                dropsXattrs[set] = drops
             }
             if dropsXattrs[set]! { note(.unsupportedXattr, entry) }
         }

@@ -100,7 +100,7 @@ private final class Session {
         raw = try SqfsCompressor(id: id, blockSize: options.blockSize, level: nil, raw: true, path: displayPath)
         numbers = [UInt32](repeating: 0, count: layer.inodeCount)
         refs = [UInt64](repeating: 0, count: layer.inodeCount)
-        xattrTable = XattrTableWriter(setCount: layer.xattrTable.sets.count)
+        xattrTable = XattrTableWriter(layer.xattrTable)
         guard let ids = sqfs_id_table_create(0) else {
             throw SquashfsError(path: displayPath, operation: "create the id table", code: -1)
         }
@@ -314,7 +314,7 @@ private final class Session {
 
     /// The squashfs xattr index of an inode's xattr set.
     func xattrIndex(of inode: Inode) -> UInt32 {
-        xattrTable.index(of: inode.xattrs) { layer.xattrs(of: inode) }
+        xattrTable.index(of: inode.xattrs)
     }
 
     /// Writes one inode; returns whether it was a sparse stub.

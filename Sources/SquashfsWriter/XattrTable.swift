@@ -16,23 +16,27 @@ import ImageModel
 
 /// Collects xattr sets while inodes are written and writes both tables at the end.
 final class XattrTableWriter {
-    private var sets: [[Xattr]] = []
+    /// The layer's sets, read again when the tables are written (a stub's derived set is
+    /// only its digest until then).
+    private let table: XattrTable
+    /// The layer set of each squashfs xattr id, in id order.
+    private var sets: [XattrSetID] = []
     /// Squashfs xattr id per layer xattr set id (nil: not used yet).
     private var ids: [UInt32?]
 
-    init(setCount: Int) { ids = [UInt32?](repeating: nil, count: setCount) }
+    init(_ table: XattrTable) {
+        self.table = table
+        ids = [UInt32?](repeating: nil, count: table.count)
+    }
 
     /// The squashfs xattr index for a layer set (storable xattrs only; none → 0xFFFFFFFF).
-    func index(of set: XattrSetID, xattrs: () -> [Xattr]) -> UInt32 {
+    func index(of set: XattrSetID) -> UInt32 {
         if set == .empty { return 0xFFFF_FFFF }
         if let id = ids[Int(set.rawValue)] { return id }
-        let all = xattrs()
-        // Usually every xattr is storable: then the layer's own list is kept, not a copy.
-        let storable =
-            all.allSatisfy { SquashfsLosses.isStorable($0.key) }
-            ? all : all.filter { SquashfsLosses.isStorable($0.key) }
-        let id: UInt32 = storable.isEmpty ? 0xFFFF_FFFF : UInt32(sets.count)
-        if !storable.isEmpty { sets.append(storable) }
+        var storable = false
+        table.forEach(in: set) { storable = storable || SquashfsLosses.isStorable($0.key) }
+        let id: UInt32 = storable ? UInt32(sets.count) : 0xFFFF_FFFF
+        if storable { sets.append(set) }
         ids[Int(set.rawValue)] = id
         return id
     }
@@ -60,19 +64,22 @@ final class XattrTableWriter {
             var block: UInt64 = 0, offset: UInt32 = 0
             sqfs_meta_writer_get_position(kv, &block, &offset)
             buffer.removeAll(keepingCapacity: true)
-            for xattr in set {
+            var count: UInt32 = 0
+            table.forEach(in: set) { xattr in
+                guard SquashfsLosses.isStorable(xattr.key) else { return }
                 let (type, name) = Self.split(xattr.key)
                 buffer.appendLE(type)
                 buffer.appendLE(UInt16(name.count))
                 buffer.append(contentsOf: name)
                 buffer.appendLE(UInt32(xattr.value.count))
                 buffer.append(contentsOf: xattr.value)
+                count += 1
             }
             try check(
                 buffer.withUnsafeBytes { sqfs_meta_writer_append(kv, $0.baseAddress, $0.count) }, "write xattrs",
                 path: path)
             entries.appendLE(block << 16 | UInt64(offset))
-            entries.appendLE(UInt32(set.count))
+            entries.appendLE(count)
             entries.appendLE(UInt32(buffer.count))
         }
         try check(sqfs_meta_writer_flush(kv), "flush the xattr table", path: path)

@@ -202,7 +202,7 @@ struct ParserTests {
         let sets = image.children(of: .root).map { image.inode(of: $0).xattrs }
         #expect(sets[0] == sets[2])
         #expect(sets[0] != sets[1])
-        #expect(image.xattrTable.sets.count == 3)
+        #expect(image.xattrTable.count == 3)
     }
 
     @Test(

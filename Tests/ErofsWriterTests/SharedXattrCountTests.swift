@@ -30,6 +30,62 @@ struct SharedXattrCountTests {
         #expect(colliding.bodySize == fast.bodySize)
     }
 
+    /// A table with derived sets and the same table with each derived set stored as the list
+    /// it reads as: the composefs layout must not tell them apart.
+    static func derivedAndListed() -> (XattrTable, XattrTable, uses: [Int]) {
+        let d1 = Digest(hex: String(repeating: "0123456789abcdef", count: 4))!
+        let d2 = Digest(hex: String(repeating: "fedcba9876543210", count: 4))!
+        let rule = DigestXattrs([
+            .init(key: Array("trusted.overlay.metacopy".utf8), prefix: [0, 0x24, 0, 1], encoding: .bytes),
+            .init(key: Array("trusted.overlay.redirect".utf8), prefix: Array("/".utf8), encoding: .objectPath),
+        ])
+        let label = Xattr("security.selinux", "system_u:object_r:usr_t:s0")
+        // A base whose key sorts after the derived ones (user.) and one before (security.).
+        let bases: [[Xattr]] = [[label], [Xattr("user.z", "1")], [label, Xattr("user.z", "1")], []]
+        var derived = XattrTable(), listed = XattrTable()
+        for base in bases {
+            _ = derived.intern(base)
+            _ = listed.intern(base)
+        }
+        // d1 on three stubs of different bases, d2 on one; and a stored list holding d1's
+        // metacopy (a stub whose payload is not its digest's path): one pair, five inodes.
+        for (base, digest) in [(0, d1), (1, d1), (2, d2), (3, d1)] {
+            let id = derived.intern(bases[base])
+            let set = derived.append(base: id, deriving: rule, from: digest)
+            _ = listed.append(derived[set])
+        }
+        let stored = [label, Xattr(key: rule.entries[0].key, value: rule.entries[0].value(for: d1))]
+        _ = derived.append(stored)
+        _ = listed.append(stored)
+        let uses = [0] + [Int](repeating: 1, count: derived.count - 1)
+        return (derived, listed, uses)
+    }
+
+    @Test("derived sets lay out as the lists they read as, on both paths")
+    func derivedSetsLayOutAsLists() {
+        let (derived, listed, uses) = Self.derivedAndListed()
+        #expect(derived == listed)
+        for hash in [pairHash, { _ in 7 }] as [(Xattr) -> UInt64] {
+            let a = XattrSets(derived, uses: uses, hash: hash), b = XattrSets(listed, uses: uses, hash: hash)
+            #expect(a.shared == b.shared)
+            #expect(a.sharedOffset == b.sharedOffset)
+            #expect(a.bodySize == b.bodySize)
+            #expect(a.bloom == b.bloom)
+            for s in 0..<derived.count {
+                var scratch = Xattr(key: [], value: [])
+                var sorted: [Xattr] = []
+                a.forEachSorted(s, scratch: &scratch) { i, xattr in
+                    #expect(i == sorted.count)
+                    sorted.append(xattr)
+                }
+                #expect(sorted == b.list(s), "set \(s) in key order")
+            }
+        }
+        // The metacopy of d1 is on four inodes (three derived, one stored): shared.
+        let sets = XattrSets(derived, uses: uses)
+        #expect(sets.shared.contains { $0.key == Array("trusted.overlay.metacopy".utf8) })
+    }
+
     @Test(
         "every vector's image is the same through the exact path",
         .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
