@@ -83,7 +83,7 @@ extension Plan {
         let node = nodes[i]
         let inode = layer[inode: node.inode]
         let set = Int(inode.xattrs.rawValue)
-        let xattrSize = xattrSets.bodySize[set]
+        let xattrSize = Int(xattrSets.bodySize[set])
         let start = w.count
         let isExternal = node.chunkCount > 0
         let layout: ComposefsFormat.DataLayout =
@@ -166,14 +166,14 @@ extension Plan {
     func emitXattrBody(_ set: Int, into w: inout ByteWriter) {
         let positions = xattrSets.base[set]..<xattrSets.base[set + 1]
         w.u32(xattrSets.bloom[set])
-        w.u8(UInt8(positions.count { xattrSets.sharedOffset[$0] >= 0 }))
+        w.u8(UInt8(positions.count { xattrSets.sharedOffset($0) != nil }))
         w.zeros(7)
-        for p in positions where xattrSets.sharedOffset[p] >= 0 {
-            w.u32(UInt32(((inodesEnd % blockSize) + Int(xattrSets.sharedOffset[p])) / 4))
+        for p in positions {
+            if let offset = xattrSets.sharedOffset(p) { w.u32(UInt32(((inodesEnd % blockSize) + offset) / 4)) }
         }
         var scratch = Xattr(key: [], value: [])
         xattrSets.forEachSorted(set, scratch: &scratch) { i, xattr in
-            if xattrSets.sharedOffset[positions.lowerBound + i] < 0 { emitEntry(xattr, into: &w) }
+            if xattrSets.sharedOffset(positions.lowerBound + i) == nil { emitEntry(xattr, into: &w) }
         }
     }
 

@@ -9,9 +9,12 @@ import ImageModel
 struct XattrSets {
     /// The layer's sets.
     private let table: XattrTable
-    /// Per set, a sorted copy of its xattrs where the layer's list is not sorted (nil: use
-    /// the layer's own, or make a derived set's afresh).
-    private var sortedCopy: [[Xattr]?]
+    /// A sorted copy of each list set whose xattrs the layer does not keep sorted by key (few:
+    /// dumps and the translation keep them sorted).
+    private var sortedCopies: [Int: [Xattr]] = [:]
+
+    /// Set `s`'s sorted copy, if it needs one.
+    private func sortedCopy(_ s: Int) -> [Xattr]? { sortedCopies.isEmpty ? nil : sortedCopies[s] }
     /// Per set, where its xattrs start among the flat positions (one extra at the end).
     private(set) var base: [Int]
     /// Per set, how many inodes of the image carry it.
@@ -19,10 +22,15 @@ struct XattrSets {
     /// The shared table in image order, and the size it takes.
     private(set) var shared: [Xattr] = []
     private(set) var sharedSize = 0
-    /// Per flat position: the xattr's offset in the shared table, or -1 when stored inline.
-    private(set) var sharedOffset: [Int] = []
+    /// Per flat position: the xattr's offset in the shared table in 4-byte words (the table is
+    /// addressable below 2^34 bytes, which ``ComposefsImage`` checks), or `inline`.
+    private(set) var sharedWord: [UInt32] = []
+    static let inline = UInt32.max
+
+    /// Whether the xattr at flat position `p` is in the shared table, and its byte offset.
+    func sharedOffset(_ p: Int) -> Int? { sharedWord[p] == Self.inline ? nil : Int(sharedWord[p]) * 4 }
     /// Per set: the size of its xattr body (0 for no xattrs) and its name bloom filter.
-    private(set) var bodySize: [Int] = []
+    private(set) var bodySize: [UInt32] = []
     private(set) var bloom: [UInt32] = []
 
     /// Number of sets.
@@ -34,7 +42,6 @@ struct XattrSets {
     init(_ table: XattrTable, uses: [Int], hash: (Xattr) -> UInt64 = pairHash) {
         self.table = table
         self.uses = uses
-        sortedCopy = [[Xattr]?](repeating: nil, count: table.count)
         rules = (0..<table.ruleCount).map { table.rule($0).entries }
         base = [0]
         base.reserveCapacity(table.count + 1)
@@ -43,12 +50,12 @@ struct XattrSets {
             if let (baseSet, rule, _) = table.derivation(of: id) {
                 let key = Int(baseSet.rawValue) * rules.count + rule
                 if sources[key] == nil {
-                    let own = sortedCopy[Int(baseSet.rawValue)] ?? table[baseSet]
+                    let own = sortedCopy(Int(baseSet.rawValue)) ?? table[baseSet]
                     sources[key] = Self.merge(own, rules[rule])
                 }
             } else {
                 let list = table[id]
-                if !Self.isSorted(list) { sortedCopy[s] = list.sorted { $0.key.lexicographicallyPrecedes($1.key) } }
+                if !Self.isSorted(list) { sortedCopies[s] = list.sorted { $0.key.lexicographicallyPrecedes($1.key) } }
             }
             base.append(base[s] + table.count(of: id))
         }
@@ -93,7 +100,7 @@ struct XattrSets {
 
     /// Set `s`'s xattrs sorted by key (a derived set's made afresh: hold it only briefly).
     func list(_ s: Int) -> [Xattr] {
-        if let copy = sortedCopy[s] { return copy }
+        if let copy = sortedCopy(s) { return copy }
         let id = XattrSetID(rawValue: UInt32(s))
         let list = table[id]
         guard table.isDerived(id), !Self.isSorted(list) else { return list }
@@ -104,7 +111,7 @@ struct XattrSets {
     /// without making a derived set's list: its derived values are made in `scratch`, valid
     /// only during the call (pass one across calls, so its buffer is reused).
     func forEachSorted(_ s: Int, scratch: inout Xattr, _ body: (Int, Xattr) -> Void) {
-        if let copy = sortedCopy[s] {
+        if let copy = sortedCopy(s) {
             for (i, xattr) in copy.enumerated() { body(i, xattr) }
             return
         }
@@ -112,7 +119,7 @@ struct XattrSets {
             for (i, xattr) in table[XattrSetID(rawValue: UInt32(s))].enumerated() { body(i, xattr) }
             return
         }
-        let own = sortedCopy[base] ?? table[XattrSetID(rawValue: UInt32(base))]
+        let own = sortedCopy(base) ?? table[XattrSetID(rawValue: UInt32(base))]
         let entries = rules[rule]
         for (i, source) in sources(base: base, rule: rule).enumerated() {
             if source >= 0 {
@@ -154,8 +161,8 @@ struct XattrSets {
             shared.append(xattr)
             sharedSize += entrySize(xattr)
         }
-        var sharedOffset = [Int](repeating: -1, count: base[count])
-        var bodySize = [Int](repeating: 0, count: count)
+        var sharedWord = [UInt32](repeating: Self.inline, count: base[count])
+        var bodySize = [UInt32](repeating: 0, count: count)
         var bloom = [UInt32](repeating: 0, count: count)
         var hasACL = false
         var scratch = Xattr(key: [], value: [])
@@ -165,7 +172,7 @@ struct XattrSets {
             forEachSorted(s, scratch: &scratch) { i, xattr in
                 let offset = classOffset[Int(classes.classOf[first + i])]
                 if offset >= 0 && sharedCount < ComposefsFormat.maxSharedXattrsPerInode {
-                    sharedOffset[first + i] = offset
+                    sharedWord[first + i] = UInt32(truncatingIfNeeded: offset / 4)
                     sharedCount += 1
                     size += 4
                 } else {
@@ -177,10 +184,10 @@ struct XattrSets {
                 let seed = ComposefsFormat.xattrFilterSeed &+ UInt32(prefixIndex)
                 bits |= 1 << (XXHash32.hash(name.span, seed: seed) & 31)
             }
-            bodySize[s] = size
+            bodySize[s] = UInt32(size)
             bloom[s] = bits ^ 0xFFFF_FFFF
         }
-        self.sharedOffset = sharedOffset
+        self.sharedWord = sharedWord
         self.bodySize = bodySize
         self.bloom = bloom
         self.hasACL = hasACL
@@ -221,16 +228,19 @@ struct XattrClasses {
     /// A derived set's xattrs from its base take the base's classes (the base, a list set, is
     /// counted first); only its own values are hashed.
     private mutating func countByHash(_ sets: XattrSets, hash pairHash: (Xattr) -> UInt64) -> Bool {
-        // Room for twice the pairs hashed: a derived set's pairs from its base are not.
+        // The pairs hashed: a derived set's pairs from its base are not.
         var hashed = 0
         for s in 0..<sets.count where sets.isCounted(s) {
             let fromBase = sets.derivation(of: s).map { s in sets.sources(base: s.base, rule: s.rule).count { $0 >= 0 }
             }
             hashed += sets.base[s + 1] - sets.base[s] - (fromBase ?? 0)
         }
-        var capacity = 16
-        while capacity < 2 * hashed { capacity <<= 1 }
-        let mask = capacity - 1
+        // Two slots per three pairs at most; a slot is picked from the hash's low half by a
+        // multiply (no power-of-two size), and a probe wraps to slot 0.
+        guard hashed < Int(UInt32.max) else { return false }  // a class must fit a slot's low half
+        let capacity = max(16, hashed + hashed / 2)
+        uses.reserveCapacity(hashed)
+        representative.reserveCapacity(hashed)
         // Per slot: a class + 1 in the low 32 bits (0: empty) and the high half of its
         // pair's hash above, so a probe reads one word.
         var slots = [UInt64](repeating: 0, count: capacity)
@@ -238,7 +248,7 @@ struct XattrClasses {
         func add(_ xattr: Xattr, at p: Int, set s: Int, index i: Int) -> Bool {
             let hash = pairHash(xattr)
             let tag = hash & 0xFFFF_FFFF_0000_0000
-            var slot = Int(truncatingIfNeeded: hash) & mask
+            var slot = Int(truncatingIfNeeded: ((hash & 0xFFFF_FFFF) &* UInt64(capacity)) >> 32)
             while true {
                 let word = slots[slot]
                 if word == 0 {
@@ -255,7 +265,7 @@ struct XattrClasses {
                     uses[c] += sets.uses[s]
                     return true
                 }
-                slot = (slot + 1) & mask
+                slot = slot + 1 == capacity ? 0 : slot + 1
             }
         }
         // The base and rule of the last derived set and its sources, and per entry of the

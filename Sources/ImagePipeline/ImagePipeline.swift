@@ -48,9 +48,12 @@ public enum ImagePipeline {
         _ model: consuming Image, as recipe: Recipe, to destination: String, jobs: Int = 1,
         lap: (String) -> Void = { _ in }
     ) throws -> Written {
+        // What reading the model made and dropped goes back before the peak ahead.
+        Memory.releaseFreePages()
         switch recipe {
         case .squashfs(let layout, let options, let disk):
             let layer = try OverlayTranslation.translate(consume model, options: .init(layout: layout), jobs: jobs)
+            Memory.releaseFreePages()
             lap("translate")
             var written: Written
             if let disk {

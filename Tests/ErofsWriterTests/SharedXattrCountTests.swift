@@ -26,7 +26,7 @@ struct SharedXattrCountTests {
         // The label is on five inodes, user.a on three, user.b on two: all three are shared.
         #expect(fast.shared.count == 3)
         #expect(colliding.shared == fast.shared)
-        #expect(colliding.sharedOffset == fast.sharedOffset)
+        #expect(colliding.sharedWord == fast.sharedWord)
         #expect(colliding.bodySize == fast.bodySize)
     }
 
@@ -68,7 +68,7 @@ struct SharedXattrCountTests {
         for hash in [pairHash, { _ in 7 }] as [(Xattr) -> UInt64] {
             let a = XattrSets(derived, uses: uses, hash: hash), b = XattrSets(listed, uses: uses, hash: hash)
             #expect(a.shared == b.shared)
-            #expect(a.sharedOffset == b.sharedOffset)
+            #expect(a.sharedWord == b.sharedWord)
             #expect(a.bodySize == b.bodySize)
             #expect(a.bloom == b.bloom)
             for s in 0..<derived.count {

@@ -19,6 +19,9 @@ int ovl_measure_verity(int fd, uint8_t *digest, uint16_t capacity, uint16_t *alg
 /// does by default): 0, or -1 with errno. `fd` must be open read-only with no writer anywhere.
 int ovl_enable_verity(int fd);
 
+// Why: <malloc.h> is not part of the Glibc module map.
+#include <malloc.h>
+
 // Why: SEEK_DATA/SEEK_HOLE are only declared with _GNU_SOURCE, which Swift's Glibc lacks.
 static const int ovl_seek_data = 3;
 static const int ovl_seek_hole = 4;
