@@ -62,7 +62,7 @@ public final class DumpParser {
     /// Line of each entry, by entry index, to name the line of a duplicate.
     var lineOfEntry: [UInt32] = []
     /// Directory paths (without the leading `/`; the root is empty) → entry.
-    var directories: [[UInt8]: EntryID] = [:]
+    var directories: [ByteKey: EntryID] = [:]
     var lastParent: (key: [UInt8], entry: EntryID) = ([], .root)
     var pendingLinks: [PendingLink] = []
     /// Name → entry of the directories hard links point into (built while resolving them).
@@ -71,8 +71,12 @@ public final class DumpParser {
     /// Stage one's xattr lists: each distinct xattr text once, by its index (a line names
     /// its list by index; stage two interns each list once).
     var xattrLists: [[Xattr]] = []
-    var lastXattrs: (text: [UInt8], index: Int32) = ([], -1)
-    var xattrCache: [[UInt8]: Int32] = [:]
+    /// The xattr texts met most recently and their lists, looked through before `xattrCache`
+    /// (most dumps carry a handful of distinct texts: found without copying or hashing).
+    var recentXattrs: [(text: [UInt8], index: Int32)] = []
+    var nextRecent = 0
+    static let recentXattrCount = 16
+    var xattrCache: [ByteKey: Int32] = [:]
     /// Stage two: the set id of each of the current lists (nil: not interned yet).
     var xattrIDs: [XattrSetID?] = []
     /// Parallel reading: input not read yet, and the parts whose stage two is still to run.
@@ -90,6 +94,16 @@ public final class DumpParser {
         var target: [UInt8]
         var line: Int
     }
+
+    /// About how many bytes the input holds, when known (a regular file): after its first
+    /// lines the tree makes room for all the entries that many bytes hold, instead of growing
+    /// (and copying) as they come. Only a hint: any input is read the same. The room is made
+    /// at once, so keep it within memory (``DumpFile`` caps it at an eighth of the machine's).
+    public var sizeHint = 0
+    /// Bytes of the lines added so far (newlines included), for the estimate.
+    var committedBytes = 0
+    /// After how many lines the estimate is made.
+    static let linesBeforeEstimate = 4096
 
     /// - Parameters:
     ///   - input: the name used in messages (a path, or `<stdin>`).
@@ -231,6 +245,8 @@ public final class DumpParser {
         var linkTarget: [UInt8]?
         /// The line's xattrs, an index into `xattrLists` (-1: none).
         var xattrs: Int32 = -1
+        /// The line's length, its newline included.
+        var byteCount = 0
     }
 
     /// A line that stage one refused: the error, and how far the line got. The checks a
@@ -280,7 +296,7 @@ public final class DumpParser {
             throw Refusal(error: error, stage: .fields)
         }
         let located = Located(fields, normalized: options.normalizePaths)
-        var prepared = Prepared(located: located)
+        var prepared = Prepared(located: located, byteCount: line.count + 1)
         do throws(DumpError) {
             if fields.isHardLink {
                 prepared.linkTarget = try checkedLinkTarget(fields)
@@ -305,6 +321,8 @@ public final class DumpParser {
     /// Adds a prepared line (line `lineNumber`).
     func commit(_ prepared: borrowing Prepared) throws(DumpError) {
         try checkRoot(prepared.located)
+        committedBytes += prepared.byteCount
+        if lineNumber == Self.linesBeforeEstimate { reserveForEstimatedEntries() }
         if let target = prepared.linkTarget {
             try addHardLink(prepared.located, target: target)
             return
@@ -327,6 +345,10 @@ public final class DumpParser {
     /// Splits off the 11 fixed fields at the first 11 spaces into `bounds`; returns how many
     /// fields the line has and where its xattrs start (if it has any).
     private func splitFields(_ line: Span<UInt8>) throws(DumpError) -> (present: Int, xattrStart: Int?) {
+        // Worked on as a local (the property's storage moves out and back, not copied).
+        var bounds: [Range<Int>] = []
+        swap(&bounds, &self.bounds)
+        defer { swap(&bounds, &self.bounds) }
         bounds.removeAll(keepingCapacity: true)
         var fieldStart = 0
         var xattrStart: Int? = nil
@@ -385,8 +407,8 @@ public final class DumpParser {
         let payloadField = line.extracting(bounds[8])
         let validDigest = present > 10 ? Digest(hex: line.extracting(bounds[10])) : nil
         var payloadIsDigestPath = false
-        if type == .regular && !isHardLink, let validDigest {
-            payloadIsDigestPath = validDigest.isObjectPath(payloadField)
+        if type == .regular && !isHardLink, validDigest != nil {
+            payloadIsDigestPath = Self.isObjectPath(payloadField, ofHex: line.extracting(bounds[10]))
         }
         let payload = payloadIsDigestPath ? nil : try optionalField(payloadField, .payload)
         let content = present > 9 ? try optionalField(line.extracting(bounds[9]), .content) : nil
@@ -508,7 +530,7 @@ public final class DumpParser {
         if builder == nil {
             do { builder = try ImageBuilder(root: inode) } catch { throw self.error(.mode, error.description) }
             lineOfEntry.append(UInt32(lineNumber))
-            directories[[]] = .root
+            directories[ByteKey([])] = .root
             if xattrs >= 0 {
                 let id = internXattrs(xattrs)
                 builder!.updateInode(InodeID(0)) { $0.xattrs = id }
@@ -523,7 +545,7 @@ public final class DumpParser {
             throw self.error(.path, "\(displayBytes(fields.rawPath)): \(error.description)")
         }
         lineOfEntry.append(UInt32(lineNumber))
-        if fields.type == .directory, let existing = directories.updateValue(entry, forKey: fields.path) {
+        if fields.type == .directory, let existing = directories.updateValue(entry, forKey: ByteKey(fields.path)) {
             throw self.error(
                 .path, "duplicate path \(displayBytes(fields.rawPath)) (first on line \(lineOfEntry[existing.index]))")
         }
@@ -543,3 +565,63 @@ public final class DumpParser {
 private let fixedFields: [DumpField] = [
     .path, .size, .mode, .nlink, .uid, .gid, .rdev, .mtime, .payload, .content, .digest,
 ]
+
+extension DumpParser {
+    /// Whether PAYLOAD is the object path that DIGEST's hex spells (`xx/` + the other 62
+    /// digits), compared as text. Only for a DIGEST that parsed: an uppercase one compares
+    /// unequal, and the payload then goes the long way to the same object.
+    static func isObjectPath(_ payload: Span<UInt8>, ofHex digest: Span<UInt8>) -> Bool {
+        guard payload.count == 65, digest.count == 64, payload[2] == UInt8(ascii: "/"),
+            payload[0] == digest[0], payload[1] == digest[1]
+        else { return false }
+        return sameBytes(payload.extracting(3...), digest.extracting(2...))
+    }
+
+    /// Makes room in the tree for the entries the input's size suggests, from the bytes per
+    /// line so far (an eighth more, in case later lines are shorter).
+    func reserveForEstimatedEntries() {
+        guard sizeHint > 0, committedBytes > 0, builder != nil else { return }
+        // A line takes at least 27 bytes (`/ 0 40755 0 0 0 0 0.0 - - -` and its newline).
+        let estimate = min(Double(sizeHint) / Double(committedBytes) * Double(lineNumber), Double(sizeHint / 27))
+        let entries = Int(estimate) + Int(estimate) / 8
+        guard entries > lineNumber else { return }
+        builder!.reserveCapacity(entries: entries)
+        lineOfEntry.reserveCapacity(entries)
+    }
+}
+
+/// Byte strings compared eight bytes at a time.
+func sameBytes(_ a: Span<UInt8>, _ b: Span<UInt8>) -> Bool {
+    guard a.count == b.count else { return false }
+    return a.withUnsafeBytes { x in
+        b.withUnsafeBytes { y in
+            let n = x.count
+            var i = 0
+            while i + 8 <= n {
+                if x.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                    != y.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                {
+                    return false
+                }
+                i += 8
+            }
+            while i < n {
+                if x[i] != y[i] { return false }
+                i += 1
+            }
+            return true
+        }
+    }
+}
+
+/// A byte string as a dictionary key, hashed in bulk (an array of bytes hashes each byte on
+/// its own).
+struct ByteKey: Hashable {
+    var bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+}

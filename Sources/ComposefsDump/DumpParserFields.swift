@@ -5,6 +5,7 @@ extension DumpParser {
     // MARK: - Fields
 
     func checkRawBytes(_ line: Span<UInt8>) throws(DumpError) {
+        if !Self.mayHoldControlBytes(line) { return }
         for i in line.indices {
             let byte = line[i]
             if byte >= 0x20 && byte != 0x7F { continue }
@@ -16,6 +17,27 @@ extension DumpParser {
                 .line,
                 "raw control byte 0x\(String(byte, radix: 16)) at position \(i); write it escaped as \\x\(String(format2: byte))\(hint)"
             )
+        }
+    }
+
+    /// False when no byte of `line` is below 0x20 or 0x7F (DEL), eight bytes at a time: a
+    /// word holds a byte below n exactly when `(w - n·0x01…01) & ~w & 0x80…80` is not zero.
+    static func mayHoldControlBytes(_ line: Span<UInt8>) -> Bool {
+        line.withUnsafeBytes { bytes in
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            let n = bytes.count
+            var i = 0
+            while i + 8 <= n {
+                let w = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                let del = w ^ (0x7F &* ones)
+                if (w &- 0x20 &* ones) & ~w & highs != 0 || (del &- ones) & ~del & highs != 0 { return true }
+                i += 8
+            }
+            while i < n {
+                if bytes[i] < 0x20 || bytes[i] == 0x7F { return true }
+                i += 1
+            }
+            return false
         }
     }
 
@@ -117,12 +139,12 @@ extension DumpParser {
         guard region.count <= 65535 else {
             throw error(.xattr, "too many xattrs: \(region.count) bytes of xattrs, the limit is 65535")
         }
-        if lastXattrs.index >= 0 && equal(region, lastXattrs.text) { return lastXattrs.index }
+        for recent in recentXattrs where equal(region, recent.text) { return recent.index }
         var text: [UInt8] = []
         text.reserveCapacity(region.count)
-        for i in region.indices { text.append(region[i]) }
-        if let index = xattrCache[text] {
-            lastXattrs = (text, index)
+        region.withUnsafeBufferPointer { text.append(contentsOf: $0) }
+        if let index = xattrCache[ByteKey(text)] {
+            remember(text, index)
             return index
         }
         var xattrs: [Xattr] = []
@@ -165,16 +187,22 @@ extension DumpParser {
         }
         let index = Int32(xattrLists.count)
         xattrLists.append(xattrs)
-        xattrCache[text] = index
-        lastXattrs = (text, index)
+        xattrCache[ByteKey(text)] = index
+        remember(text, index)
         return index
     }
 
-    func equal(_ span: Span<UInt8>, _ bytes: [UInt8]) -> Bool {
-        guard span.count == bytes.count else { return false }
-        for i in span.indices where span[i] != bytes[i] { return false }
-        return true
+    /// Keeps an xattr text among the recent ones (replacing them in turn once full).
+    private func remember(_ text: [UInt8], _ index: Int32) {
+        if recentXattrs.count < Self.recentXattrCount {
+            recentXattrs.append((text, index))
+        } else {
+            recentXattrs[nextRecent] = (text, index)
+            nextRecent = (nextRecent + 1) % Self.recentXattrCount
+        }
     }
+
+    func equal(_ span: Span<UInt8>, _ bytes: [UInt8]) -> Bool { sameBytes(span, bytes.span) }
 
     // MARK: - Messages
 

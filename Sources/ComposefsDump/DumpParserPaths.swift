@@ -55,7 +55,7 @@ extension DumpParser {
         let name = slash.map { path[($0 + 1)...] } ?? path[...]
         if equal(parentKey.span, lastParent.key) { return (lastParent.entry, name) }
         let key = Array(parentKey)
-        guard let parent = directories[key] else {
+        guard let parent = directories[ByteKey(key)] else {
             if let blocker = existingNonDirectory(key) {
                 throw error(
                     .path,
@@ -83,7 +83,7 @@ extension DumpParser {
     }
 
     func directoryPath(_ entry: EntryID) -> [UInt8] {
-        for (key, value) in directories where value == entry { return [UInt8(ascii: "/")] + key }
+        for (key, value) in directories where value == entry { return [UInt8(ascii: "/")] + key.bytes }
         return []
     }
 
@@ -124,11 +124,11 @@ extension DumpParser {
     /// through a name index per directory built on first use: O(links + size of the
     /// directories they point into), not a scan of the directory per link.
     func findEntry(_ path: [UInt8], in builder: ImageBuilder) -> EntryID? {
-        if let dir = directories[path] { return dir }
+        if let dir = directories[ByteKey(path)] { return dir }
         let slash = path.lastIndex(of: UInt8(ascii: "/"))
         let parentKey = Array(slash.map { path[..<$0] } ?? [])
         let name = Array(slash.map { path[($0 + 1)...] } ?? path[...])
-        guard let parent = directories[parentKey] else { return nil }
+        guard let parent = directories[ByteKey(parentKey)] else { return nil }
         if let index = childIndexes[parent] { return index[name] }
         let index = builder.childIndex(of: parent)
         childIndexes[parent] = index

@@ -13,6 +13,12 @@ public enum DumpFile {
     public static func read(_ input: InputFile, options: DumpOptions = .lenient) throws -> Image {
         let reader = try input.reader()
         let parser = DumpParser(input: reader.name, options: options)
+        // The size of a regular file, as a hint for the room to make; never more than an
+        // eighth of the machine's memory, so a huge (or sparse) file cannot ask for more
+        // room than the machine has before its lines are read.
+        if input.isRegular, let memory = Memory.physicalBytes {
+            parser.sizeHint = Int(clamping: min(input.size, memory / 8))
+        }
         try reader.forEachChunk { chunk in try parser.feed(chunk) }
         return try parser.finish()
     }
