@@ -120,9 +120,11 @@ extension DumpParser {
         for part in parts {
             xattrLists = part.xattrLists
             xattrIDs = []
-            for i in part.lines.indices {
+            // Through a span: each line is borrowed, not copied out of the array.
+            let lines = part.lines.span
+            for i in lines.indices {
                 lineNumber += 1
-                try commit(part.lines[i])
+                try commit(lines[i])
             }
             if let refusal = part.refusal {
                 lineNumber += 1

@@ -98,6 +98,16 @@ struct XattrSets {
         return result
     }
 
+    /// Xattr `i` (in key order) of set `s`, alone: a derived set's list is not made.
+    func xattr(set s: Int, at i: Int) -> Xattr {
+        if let copy = sortedCopy(s) { return copy[i] }
+        guard let (base, rule, digest) = derivation(of: s) else { return table[XattrSetID(rawValue: UInt32(s))][i] }
+        let source = sources(base: base, rule: rule)[i]
+        if source >= 0 { return (sortedCopy(base) ?? table[XattrSetID(rawValue: UInt32(base))])[source] }
+        let entry = rules[rule][-1 - source]
+        return Xattr(key: entry.key, value: entry.value(for: digest))
+    }
+
     /// Set `s`'s xattrs sorted by key (a derived set's made afresh: hold it only briefly).
     func list(_ s: Int) -> [Xattr] {
         if let copy = sortedCopy(s) { return copy }
@@ -148,15 +158,17 @@ struct XattrSets {
     /// Builds the shared table (pairs on more than one inode, sorted descending by key, value
     /// length, value) and each set's body layout.
     private mutating func share(_ classes: XattrClasses) {
-        let sharedClasses = classes.uses.indices.filter { classes.uses[$0] > 1 }.sorted { a, b in
-            let x = classes.xattr(a, in: self), y = classes.xattr(b, in: self)
-            if x.key != y.key { return y.key.lexicographicallyPrecedes(x.key) }
-            if x.value.count != y.value.count { return x.value.count > y.value.count }
-            return y.value.lexicographicallyPrecedes(x.value)
-        }
+        // Each shared pair is fetched once (a derived set's value is made to fetch it).
+        let sharedClasses = classes.uses.indices.filter { classes.uses[$0] > 1 }
+            .map { (class: $0, xattr: classes.xattr($0, in: self)) }
+            .sorted { a, b in
+                let x = a.xattr, y = b.xattr
+                if x.key != y.key { return y.key.lexicographicallyPrecedes(x.key) }
+                if x.value.count != y.value.count { return x.value.count > y.value.count }
+                return y.value.lexicographicallyPrecedes(x.value)
+            }
         var classOffset = [Int](repeating: -1, count: classes.uses.count)
-        for c in sharedClasses {
-            let xattr = classes.xattr(c, in: self)
+        for (c, xattr) in sharedClasses {
             classOffset[c] = sharedSize
             shared.append(xattr)
             sharedSize += entrySize(xattr)
@@ -220,7 +232,7 @@ struct XattrClasses {
 
     func xattr(_ c: Int, in sets: XattrSets) -> Xattr {
         let (s, i) = representative[c]
-        return sets.list(Int(s))[Int(i)]
+        return sets.xattr(set: Int(s), at: Int(i))
     }
 
     /// The fast count; false when two different pairs share a hash.

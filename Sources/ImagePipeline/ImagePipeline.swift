@@ -79,7 +79,11 @@ public enum ImagePipeline {
             let version: Int
             do {
                 version = try ComposefsImage.write(
-                    consume model, minVersion: minVersion, maxVersion: maxVersion, jobs: jobs, lap: lap
+                    consume model, minVersion: minVersion, maxVersion: maxVersion, jobs: jobs,
+                    lap: { phase in
+                        if phase == "translate" { Memory.releaseFreePages() }
+                        lap(phase)
+                    }
                 ) { try output.write($0) }
             } catch {
                 output.abandon()

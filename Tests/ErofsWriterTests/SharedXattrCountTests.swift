@@ -86,6 +86,69 @@ struct SharedXattrCountTests {
         #expect(sets.shared.contains { $0.key == Array("trusted.overlay.metacopy".utf8) })
     }
 
+    @Test("random tables: derived sets lay out as the lists they read as (seeded)")
+    func randomDerivedTables() {
+        var state: UInt64 = 0x5EED
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        let rule = DigestXattrs([
+            .init(key: Array("trusted.overlay.metacopy".utf8), prefix: [0, 0x24, 0, 1], encoding: .bytes),
+            .init(key: Array("trusted.overlay.redirect".utf8), prefix: Array("/".utf8), encoding: .objectPath),
+        ])
+        // Keys that sort before, between and after the derived ones; ACLs; empty values.
+        let keys = [
+            "security.selinux", "trusted.a", "trusted.overlay.n", "trusted.overlay.overlay.x", "trusted.overlay.p",
+            "trusted.overlay.s", "user.a", "user.z", "system.posix_acl_access",
+        ]
+        let values = ["", "1", "x", "system_u:object_r:usr_t:s0"]
+        let digests = (0..<6).map { Digest(hex: String(repeating: String($0 + 1, radix: 16), count: 64))! }
+        for round in 0..<150 {
+            var derived = XattrTable(), listed = XattrTable()
+            for _ in 0..<(1 + next(12)) {
+                var base: [Xattr] = []
+                for key in keys where next(3) == 0 { base.append(Xattr(key, values[next(values.count)])) }
+                if next(4) == 0 { base.reverse() }  // unsorted too
+                if next(3) == 0 {
+                    // A stored list equal to a derived one, or holding one of its pairs.
+                    let baseID = derived.intern(base)
+                    let fullID = derived.append(base: baseID, deriving: rule, from: digests[0])
+                    let full = derived[fullID]
+                    let stored = next(2) == 0 ? full : Array(full.prefix(base.count + 1))
+                    _ = listed.intern(base)
+                    _ = listed.append(full)
+                    _ = derived.append(stored)
+                    _ = listed.append(stored)
+                    continue
+                }
+                let id = derived.intern(base)
+                _ = listed.intern(base)
+                let set = derived.append(base: id, deriving: rule, from: digests[next(digests.count)])
+                _ = listed.append(derived[set])
+            }
+            guard derived == listed else {
+                Issue.record("round \(round): the twin tables differ")
+                continue
+            }
+            let uses = (0..<derived.count).map { $0 == 0 ? 0 : next(4) }
+            for hash in [pairHash, { _ in 3 }] as [(Xattr) -> UInt64] {
+                let a = XattrSets(derived, uses: uses, hash: hash), b = XattrSets(listed, uses: uses, hash: hash)
+                #expect(a.shared == b.shared, "round \(round)")
+                #expect(a.sharedWord == b.sharedWord, "round \(round)")
+                #expect(a.bodySize == b.bodySize, "round \(round)")
+                #expect(a.bloom == b.bloom, "round \(round)")
+                #expect(a.hasACL == b.hasACL, "round \(round)")
+                for s in 0..<derived.count {
+                    let list = b.list(s)
+                    for i in list.indices where a.xattr(set: s, at: i) != list[i] {
+                        Issue.record("round \(round): xattr \(i) of set \(s)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test(
         "every vector's image is the same through the exact path",
         .enabled(if: TestPaths.haveVectors, "../shared/vectors is missing"))
