@@ -256,11 +256,12 @@ struct XattrClasses {
         // Per slot: a class + 1 in the low 32 bits (0: empty) and the high half of its
         // pair's hash above, so a probe reads one word.
         var slots = [UInt64](repeating: 0, count: capacity)
-        /// Files the pair at flat position `p` (xattr `i` of set `s`); false on a collision.
-        func add(_ xattr: Xattr, at p: Int, set s: Int, index i: Int) -> Bool {
-            let hash = pairHash(xattr)
+        func slotOf(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: ((hash & 0xFFFF_FFFF) &* UInt64(capacity)) >> 32) }
+        /// Files the pair of `hash` at flat position `p` (xattr `i` of set `s`, made by
+        /// `xattr` only to compare it); false on a collision.
+        func add(_ hash: UInt64, at p: Int, set s: Int, index i: Int, _ xattr: () -> Xattr) -> Bool {
             let tag = hash & 0xFFFF_FFFF_0000_0000
-            var slot = Int(truncatingIfNeeded: ((hash & 0xFFFF_FFFF) &* UInt64(capacity)) >> 32)
+            var slot = slotOf(hash)
             while true {
                 let word = slots[slot]
                 if word == 0 {
@@ -272,13 +273,30 @@ struct XattrClasses {
                 }
                 if word & 0xFFFF_FFFF_0000_0000 == tag {
                     let c = Int(word & 0xFFFF_FFFF) - 1
-                    guard self.xattr(c, in: sets) == xattr else { return false }
+                    guard self.xattr(c, in: sets) == xattr() else { return false }
                     classOf[p] = Int32(c)
                     uses[c] += sets.uses[s]
                     return true
                 }
                 slot = slot + 1 == capacity ? 0 : slot + 1
             }
+        }
+        // Derived pairs are hashed in batches and their first slots read together before
+        // they are filed: the reads miss the cache, and independent ones overlap.
+        var batch: [(hash: UInt64, position: Int, set: Int, index: Int)] = []
+        batch.reserveCapacity(Self.batchSize)
+        var touched: UInt64 = 0
+        func fileBatch() -> Bool {
+            for pair in batch { touched |= slots[slotOf(pair.hash)] }
+            for pair in batch {
+                guard
+                    add(
+                        pair.hash, at: pair.position, set: pair.set, index: pair.index,
+                        { sets.xattr(set: pair.set, at: pair.index) })
+                else { return false }
+            }
+            batch.removeAll(keepingCapacity: true)
+            return true
         }
         // The base and rule of the last derived set and its sources, and per entry of the
         // rule an xattr whose value is remade for each set.
@@ -287,8 +305,9 @@ struct XattrClasses {
         for s in 0..<sets.count where sets.isCounted(s) {
             let first = sets.base[s]
             guard let (base, rule, digest) = sets.derivation(of: s) else {
+                guard fileBatch() else { return false }  // in order: classes are numbered as met
                 for (i, xattr) in sets.list(s).enumerated() {
-                    guard add(xattr, at: first + i, set: s, index: i) else { return false }
+                    guard add(pairHash(xattr), at: first + i, set: s, index: i, { xattr }) else { return false }
                 }
                 continue
             }
@@ -310,12 +329,19 @@ struct XattrClasses {
                 } else {
                     let e = -1 - source
                     entries[e].value(for: digest, into: &scratch[e].value)
-                    guard add(scratch[e], at: first + i, set: s, index: i) else { return false }
+                    batch.append((pairHash(scratch[e]), first + i, s, i))
                 }
             }
+            if batch.count >= Self.batchSize { guard fileBatch() else { return false } }
         }
+        guard fileBatch() else { return false }
+        // (The reads above only warm the cache; this keeps them from being dropped.)
+        if touched == UInt64.max { representative.reserveCapacity(0) }
         return true
     }
+
+    /// Derived pairs hashed before their slots are read.
+    static let batchSize = 32
 
     private mutating func countExactly(_ sets: XattrSets) {
         uses = []
