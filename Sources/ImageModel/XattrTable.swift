@@ -146,18 +146,35 @@ public struct XattrTable: Sendable {
     /// Calls `body` with each xattr of a set, in order, without making a derived set's list:
     /// its derived values are made in one buffer, valid only during the call.
     public func forEach(in id: XattrSetID, _ body: (Xattr) throws -> Void) rethrows {
+        var scratch = Xattr(key: [], value: [])
+        try forEach(in: id, scratch: &scratch, body)
+    }
+
+    /// ``forEach(in:_:)`` with the derived values made in `scratch`: pass one across calls,
+    /// so its buffer is reused.
+    public func forEach(in id: XattrSetID, scratch: inout Xattr, _ body: (Xattr) throws -> Void) rethrows {
         switch storage[Int(id.rawValue)] {
         case .list(let xattrs):
             for xattr in xattrs { try body(xattr) }
         case .derived(let base, let rule, let digest):
-            try forEach(in: XattrSetID(rawValue: base), body)
-            var scratch = Xattr(key: [], value: [])
-            scratch.value.reserveCapacity(80)
+            guard case .list(let xattrs) = storage[Int(base)] else { preconditionFailure("derived base") }
+            for xattr in xattrs { try body(xattr) }
             for entry in rules[Int(rule)].entries {
                 scratch.key = entry.key
                 entry.value(for: digest, into: &scratch.value)
                 try body(scratch)
             }
+        }
+    }
+
+    /// Whether every key of a set satisfies `predicate` (no value is made).
+    public func allKeys(in id: XattrSetID, satisfy predicate: ([UInt8]) -> Bool) -> Bool {
+        switch storage[Int(id.rawValue)] {
+        case .list(let xattrs):
+            return xattrs.allSatisfy { predicate($0.key) }
+        case .derived(let base, let rule, _):
+            return allKeys(in: XattrSetID(rawValue: base), satisfy: predicate)
+                && rules[Int(rule)].entries.allSatisfy { predicate($0.key) }
         }
     }
 }

@@ -78,9 +78,7 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
             }
             let set = Int(inode.xattrs.rawValue)
             if dropsXattrs[set] == nil {
-                var drops = false
-                image.xattrTable.forEach(in: inode.xattrs) { drops = drops || !SquashfsLosses.isStorable($0.key) }
-                dropsXattrs[set] = drops
+                dropsXattrs[set] = !image.xattrTable.allKeys(in: inode.xattrs, satisfy: SquashfsLosses.isStorable)
             }
             if dropsXattrs[set]! { note(.unsupportedXattr, entry) }
         }

@@ -33,8 +33,7 @@ final class XattrTableWriter {
     func index(of set: XattrSetID) -> UInt32 {
         if set == .empty { return 0xFFFF_FFFF }
         if let id = ids[Int(set.rawValue)] { return id }
-        var storable = false
-        table.forEach(in: set) { storable = storable || SquashfsLosses.isStorable($0.key) }
+        let storable = !table.allKeys(in: set) { !SquashfsLosses.isStorable($0) }
         let id: UInt32 = storable ? UInt32(sets.count) : 0xFFFF_FFFF
         if storable { sets.append(set) }
         ids[Int(set.rawValue)] = id
@@ -60,12 +59,13 @@ final class XattrTableWriter {
         var entries: [UInt8] = []
         entries.reserveCapacity(16 * sets.count)
         var buffer: [UInt8] = []
+        var scratch = Xattr(key: [], value: [])
         for set in sets {
             var block: UInt64 = 0, offset: UInt32 = 0
             sqfs_meta_writer_get_position(kv, &block, &offset)
             buffer.removeAll(keepingCapacity: true)
             var count: UInt32 = 0
-            table.forEach(in: set) { xattr in
+            table.forEach(in: set, scratch: &scratch) { xattr in
                 guard SquashfsLosses.isStorable(xattr.key) else { return }
                 let (type, name) = Self.split(xattr.key)
                 buffer.appendLE(type)

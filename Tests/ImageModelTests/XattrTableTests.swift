@@ -33,6 +33,16 @@ struct XattrTableTests {
         var visited: [Xattr] = []
         table.forEach(in: derived) { visited.append($0) }
         #expect(visited == table[derived], "forEach's buffer is not shared with what the caller kept")
+        var again: [Xattr] = []
+        var scratch = Xattr(key: [], value: [])
+        for _ in 0..<2 {
+            again.removeAll()
+            table.forEach(in: derived, scratch: &scratch) { again.append($0) }
+            #expect(again == table[derived], "a scratch passed across calls")
+        }
+        #expect(table.allKeys(in: derived) { !$0.isEmpty })
+        #expect(!table.allKeys(in: derived) { $0.starts(with: Array("security.".utf8)) }, "the derived keys count")
+        #expect(!table.allKeys(in: empty) { !$0.starts(with: Array("trusted.".utf8)) })
         #expect(table.derivation(of: derived)?.digest == Self.digest)
         #expect(table.derivation(of: base) == nil)
         #expect(table.ruleCount == 1, "one rule, stored once")
