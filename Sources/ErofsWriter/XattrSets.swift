@@ -112,9 +112,11 @@ struct XattrSets {
     func list(_ s: Int) -> [Xattr] {
         if let copy = sortedCopy(s) { return copy }
         let id = XattrSetID(rawValue: UInt32(s))
-        let list = table[id]
-        guard table.isDerived(id), !Self.isSorted(list) else { return list }
-        return list.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        guard table.isDerived(id) else { return table[id] }
+        var list: [Xattr] = []
+        var scratch = Xattr(key: [], value: [])
+        forEachSorted(s, scratch: &scratch) { list.append($1) }
+        return list
     }
 
     /// Calls `body` with each xattr of set `s` in key order and its index in that order,

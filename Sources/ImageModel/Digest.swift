@@ -53,20 +53,6 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
         (w0, w1, w2, w3) = (head << 56 | a, b, c, d)
     }
 
-    /// Whether `bytes` is this digest's object path (`xx/` + 62 lowercase hex digits):
-    /// `Digest(objectPath: bytes) == self`, without parsing or allocating.
-    public func isObjectPath(_ bytes: Span<UInt8>) -> Bool {
-        guard bytes.count == 65, bytes[2] == UInt8(ascii: "/") else { return false }
-        var i = 0
-        for word in [w0, w1, w2, w3] {
-            for shift in stride(from: 60, through: 0, by: -4) {
-                if bytes[i < 2 ? i : i + 1] != hexDigits[Int(word >> UInt64(shift) & 0xF)] { return false }
-                i += 1
-            }
-        }
-        return true
-    }
-
     /// The 32 bytes.
     public var bytes: [UInt8] {
         var out: [UInt8] = []

@@ -108,16 +108,11 @@ public struct XattrTable: Sendable {
 
     /// The xattrs of a set, in order (a derived set's are made afresh).
     public subscript(id: XattrSetID) -> [Xattr] {
-        switch storage[Int(id.rawValue)] {
-        case .list(let xattrs):
-            return xattrs
-        case .derived(let base, let rule, let digest):
-            guard case .list(var xattrs) = storage[Int(base)] else { preconditionFailure("derived base") }
-            for entry in rules[Int(rule)].entries {
-                xattrs.append(Xattr(key: entry.key, value: entry.value(for: digest)))
-            }
-            return xattrs
-        }
+        if case .list(let xattrs) = storage[Int(id.rawValue)] { return xattrs }
+        var xattrs: [Xattr] = []
+        xattrs.reserveCapacity(count(of: id))
+        forEach(in: id) { xattrs.append($0) }  // each kept value is copied off the scratch
+        return xattrs
     }
 
     /// A derived set's base set, rule (an index for ``rule(_:)``) and digest; nil for a list.
