@@ -59,13 +59,13 @@ public enum ImagePipeline {
             if let disk {
                 let temporary = try TemporarySibling(destination: destination + ".sqfs")
                 defer { temporary.discard() }
-                let result = try SquashfsWriter.write(layer, into: temporary, options: options)
+                let result = try SquashfsWriter.write(layer, into: temporary, options: options, jobs: jobs)
                 let built = try VerityDisk.build(dataImage: temporary.path, destination: destination, salt: disk.salt)
                 written = Written(
                     bytes: try FileStatus(path: destination).size, entries: result.entries, inodes: result.inodes,
                     stubs: result.stubs, rootHash: built.rootHashHex)
             } else {
-                let result = try SquashfsWriter.write(layer, to: destination, options: options)
+                let result = try SquashfsWriter.write(layer, to: destination, options: options, jobs: jobs)
                 written = Written(
                     bytes: result.bytes, entries: result.entries, inodes: result.inodes, stubs: result.stubs)
             }

@@ -44,33 +44,19 @@ struct DirectoryListing {
 /// `.dense` policy starts a header (and an index entry) every ⌈√n⌉ entries: a lookup then reads
 /// about √n index entries and √n directory entries.
 final class DirectoryTableWriter {
-    let meta: OpaquePointer
+    let meta: MetadataWriter
     let policy: SquashfsOptions.DirectoryIndex
-    /// The image, for errors.
-    let path: String
 
-    init(meta: OpaquePointer, policy: SquashfsOptions.DirectoryIndex, path: String) {
+    init(meta: MetadataWriter, policy: SquashfsOptions.DirectoryIndex) {
         self.meta = meta
         self.policy = policy
-        self.path = path
     }
 
-    static let metadataBlockSize = 8192
-
-    func position() -> (block: UInt64, offset: Int) {
-        var block: UInt64 = 0, offset: UInt32 = 0
-        sqfs_meta_writer_get_position(meta, &block, &offset)
-        return (block, Int(offset))
-    }
-
-    func append(_ bytes: [UInt8]) throws(SquashfsError) {
-        let rc = bytes.withUnsafeBytes { sqfs_meta_writer_append(meta, $0.baseAddress, $0.count) }
-        try check(rc, "write the directory table", path: path)
-    }
+    static let metadataBlockSize = MetadataWriter.blockSize
 
     /// Appends one directory's listing; `children` must be in strcmp order.
     func write(_ children: [DirectoryChild]) throws(SquashfsError) -> DirectoryListing {
-        let start = position()
+        let start = meta.position
         var listing = DirectoryListing(
             startBlock: UInt32(start.block), offset: UInt16(start.offset), size: 3, index: [])
         let stride = policy.headerStride(entries: children.count)
@@ -94,27 +80,24 @@ final class DirectoryTableWriter {
                 linear += 8 + child.name.count
                 end += 1
             }
-            let here = position()
+            let here = meta.position
             let indexed = first > 0 && (stride != nil || here.block != lastIndexedBlock)
             if indexed {
                 listing.index.append(
                     .init(index: UInt32(length), startBlock: UInt32(here.block), name: Array(children[first].name)))
                 lastIndexedBlock = here.block
             }
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(linear - headerLinear)
-            bytes.appendLE(UInt32(end - first - 1))
-            bytes.appendLE(UInt32(blockOfInodes))
-            bytes.appendLE(UInt32(base))
+            try meta.append(UInt32(end - first - 1))
+            try meta.append(UInt32(blockOfInodes))
+            try meta.append(UInt32(base))
             for child in children[first..<end] {
-                bytes.appendLE(UInt16(truncatingIfNeeded: child.inodeRef & 0xFFFF))
-                bytes.appendLE(UInt16(bitPattern: Int16(Int64(child.inodeNumber) - base)))
-                bytes.appendLE(child.type)
-                bytes.appendLE(UInt16(child.name.count - 1))
-                bytes.append(contentsOf: child.name)
+                try meta.append(UInt16(truncatingIfNeeded: child.inodeRef & 0xFFFF))
+                try meta.append(UInt16(bitPattern: Int16(Int64(child.inodeNumber) - base)))
+                try meta.append(child.type)
+                try meta.append(UInt16(child.name.count - 1))
+                try meta.append(child.name)
             }
-            try append(bytes)
-            length += bytes.count
+            length = linear - start.offset
             first = end
         }
         listing.size = UInt32(length + 3)

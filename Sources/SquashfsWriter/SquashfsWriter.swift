@@ -1,6 +1,8 @@
 import CSquashfsShim
+import Dispatch
 import ImageModel
 import LinuxSys
+import Synchronization
 
 /// What `SquashfsWriter.write` produced.
 public struct SquashfsWriteResult: Sendable, Codable {
@@ -26,13 +28,15 @@ public struct SquashfsWriteResult: Sendable, Codable {
 /// a temporary file that is renamed into place when complete.
 public enum SquashfsWriter {
     /// Writes `layer` to `destination`. Check the model with ``SquashfsLosses`` first to
-    /// learn (or refuse) what the image will not hold.
+    /// learn (or refuse) what the image will not hold. With `jobs` of 2 or more the xattr
+    /// tables are written on a second thread beside the inode and directory tables; the image
+    /// is the same byte for byte.
     @discardableResult
-    public static func write(_ layer: Image, to destination: String, options: SquashfsOptions = SquashfsOptions())
-        throws -> SquashfsWriteResult
-    {
+    public static func write(
+        _ layer: Image, to destination: String, options: SquashfsOptions = SquashfsOptions(), jobs: Int = 1
+    ) throws -> SquashfsWriteResult {
         let temporary = try TemporarySibling(destination: destination)
-        let result = try write(layer, into: temporary, options: options)
+        let result = try write(layer, into: temporary, options: options, jobs: jobs)
         try temporary.commit()
         return result
     }
@@ -41,14 +45,14 @@ public enum SquashfsWriter {
     /// partition of a disk image).
     @discardableResult
     public static func write(
-        _ layer: Image, into temporary: TemporarySibling, options: SquashfsOptions = SquashfsOptions()
+        _ layer: Image, into temporary: TemporarySibling, options: SquashfsOptions = SquashfsOptions(), jobs: Int = 1
     ) throws -> SquashfsWriteResult {
         try options.validate()
         try SquashfsLimits.check(layer, blockSize: options.blockSize)
         let stubs: Int
         do {
             let session = try Session(
-                layer: layer, path: temporary.path, displayPath: temporary.destination, options: options)
+                layer: layer, path: temporary.path, displayPath: temporary.destination, options: options, jobs: jobs)
             stubs = try session.run()
         }
         return SquashfsWriteResult(
@@ -85,9 +89,13 @@ private final class Session {
     var listings: [InodeID: DirectoryListing] = [:]
     let ids: SqfsObject
     let xattrTable: XattrTableWriter
+    /// The xattr tables' own compressor (they may be written on another thread).
+    let xattrCompressor: SqfsCompressor
+    let jobs: Int
 
-    init(layer: Image, path temporaryPath: String, displayPath: String, options: SquashfsOptions) throws {
+    init(layer: Image, path temporaryPath: String, displayPath: String, options: SquashfsOptions, jobs: Int) throws {
         self.layer = layer
+        self.jobs = jobs
         self.options = options
         self.path = displayPath
         file = try SqfsFile(path: temporaryPath, flags: SQFS_FILE_OPEN_OVERWRITE)
@@ -98,6 +106,9 @@ private final class Session {
             : try SqfsCompressor(
                 id: id, blockSize: options.blockSize, level: options.effectiveLevel, raw: false, path: displayPath)
         raw = try SqfsCompressor(id: id, blockSize: options.blockSize, level: nil, raw: true, path: displayPath)
+        xattrCompressor = try SqfsCompressor(
+            id: id, blockSize: options.blockSize, level: options.effectiveLevel, raw: options.isRaw(.xattrs),
+            path: displayPath)
         numbers = [UInt32](repeating: 0, count: layer.inodeCount)
         refs = [UInt64](repeating: 0, count: layer.inodeCount)
         xattrTable = XattrTableWriter(layer.xattrTable)
@@ -114,6 +125,16 @@ private final class Session {
     /// Writes the whole image; returns the number of stubs.
     func run() throws -> Int {
         planOrder()
+        // Xattr ids in the order inodes use them, fixed before any table is written, so the
+        // xattr tables can be written beside the others.
+        for entry in order { _ = xattrTable.index(of: layer.inodes[layer.inodeID(of: entry).index].xattrs) }
+        let xattrWork =
+            jobs > 1 && xattrTable.setCount >= XattrWork.minimumSets
+            ? try XattrWork(
+                writer: xattrTable, spill: SpillFile(nextTo: path, path: path), compressor: xattrCompressor,
+                path: path)
+            : nil
+        defer { xattrWork?.cancel() }
         try check(
             sqfs_super_init(&superblock, options.blockSize, options.modificationTime, options.compression.id),
             "initialise the superblock", path: path)
@@ -132,24 +153,18 @@ private final class Session {
         let dataInodes = try writeData(fragments: fragments)
 
         superblock.inode_table_start = file.size
-        guard let inodeMeta = sqfs_meta_writer_create(file.pointer, compressor(for: .inodes), 0),
-            let dirMeta = sqfs_meta_writer_create(
-                file.pointer, compressor(for: .directories),
-                UInt32(SQFS_META_WRITER_KEEP_IN_MEMORY.rawValue))
-        else {
-            throw SquashfsError(path: path, operation: "create the metadata writers", code: -1)
-        }
-        let inodeMetaOwner = SqfsObject(inodeMeta), dirMetaOwner = SqfsObject(dirMeta)
-        let directories = DirectoryTableWriter(meta: dirMeta, policy: options.directoryIndex, path: path)
+        let inodeTable = MetadataWriter(
+            streamingTo: file, compressor: compressor(for: .inodes), name: "the inode table", path: path)
+        let directoryTable = MetadataWriter(
+            compressor: compressor(for: .directories), name: "the directory table", path: path)
+        let directories = DirectoryTableWriter(meta: directoryTable, policy: options.directoryIndex)
         var stubs = 0
         for step in steps {
             switch step {
             case .inode(let entry):
                 let id = layer.inodeID(of: entry)
-                var block: UInt64 = 0, offset: UInt32 = 0
-                sqfs_meta_writer_get_position(inodeMeta, &block, &offset)
-                refs[id.index] = block << 16 | UInt64(offset)
-                if try writeInode(entry, id: id, meta: inodeMeta, dataInode: dataInodes[id]) { stubs += 1 }
+                refs[id.index] = inodeTable.reference
+                if try writeInode(entry, id: id, into: inodeTable, dataInode: dataInodes[id]) { stubs += 1 }
             case .listing(let directory):
                 listings[layer.inodeID(of: directory)] = try directories.write(
                     layer.children(of: directory).map { child in
@@ -160,11 +175,11 @@ private final class Session {
                     })
             }
         }
-        try check(sqfs_meta_writer_flush(inodeMeta), "flush the inode table", path: path)
-        try check(sqfs_meta_writer_flush(dirMeta), "flush the directory table", path: path)
+        try inodeTable.finish()
+        try directoryTable.finish()
         superblock.root_inode_ref = refs[layer.inodeID(of: .root).index]
         superblock.directory_table_start = file.size
-        try check(sqfs_meta_write_write_to_file(dirMeta), "write the directory table", path: path)
+        try directoryTable.writeOut(to: file, at: file.size)
         superblock.inode_count = UInt32(order.count)
         try check(
             sqfs_frag_table_write(fragments, file.pointer, &superblock, compressor(for: .inodes)),
@@ -172,13 +187,26 @@ private final class Session {
         try check(
             sqfs_id_table_write(ids.pointer, file.pointer, &superblock, compressor(for: .ids)), "write the id table",
             path: path)
-        try xattrTable.write(to: file, superblock: &superblock, compressor: compressor(for: .xattrs), path: path)
+        if xattrTable.isEmpty {
+            superblock.xattr_id_table_start = UInt64.max
+        } else {
+            let start = file.size
+            let section: XattrSection
+            if let xattrWork {
+                section = try xattrWork.finish()
+                try xattrWork.spill.copy(section.bytes, into: file, at: start)
+            } else {
+                section = try xattrTable.writeSection(
+                    to: file, at: start, compressor: xattrCompressor.pointer, path: path)
+            }
+            try XattrTableWriter.writeHeader(section, at: start, file: file, superblock: &superblock)
+        }
         setUncompressedFlags()
         superblock.bytes_used = file.size
         try check(sqfs_super_write(&superblock, file.pointer), "rewrite the superblock", path: path)
         let padding = Int((4096 - file.size % 4096) % 4096)
         if padding > 0 { try file.write(at: file.size, [UInt8](repeating: 0, count: padding)) }
-        withExtendedLifetime((fragmentTable, inodeMetaOwner, dirMetaOwner)) {}
+        withExtendedLifetime(fragmentTable) {}
         return stubs
     }
 
@@ -317,138 +345,149 @@ private final class Session {
         xattrTable.index(of: inode.xattrs)
     }
 
-    /// Writes one inode; returns whether it was a sparse stub.
-    func writeInode(_ entry: EntryID, id: InodeID, meta: OpaquePointer, dataInode: SqfsInode?) throws -> Bool {
+    /// Squashfs id-table indexes of uids and gids already recorded.
+    private var idIndexes: [UInt32: UInt16] = [:]
+
+    /// The id table's index of `id`, recorded on first use (the table keeps first-use order).
+    func idIndex(_ id: UInt32) throws(SquashfsError) -> UInt16 {
+        if let index = idIndexes[id] { return index }
+        var index: UInt16 = 0
+        try check(sqfs_id_table_id_to_index(ids.pointer, id, &index), "record uid/gid \(id)", path: path)
+        idIndexes[id] = index
+        return index
+    }
+
+    /// Writes one inode (reference 06 §1: the 16-byte header, then its type's fields, as
+    /// libsquashfs's `sqfs_meta_writer_write_inode` lays them out); returns whether it was a
+    /// sparse stub.
+    func writeInode(_ entry: EntryID, id: InodeID, into table: MetadataWriter, dataInode: SqfsInode?) throws -> Bool {
         let inode = layer[inode: id]
         let xattr = xattrIndex(of: inode)
         let extended = xattr != 0xFFFF_FFFF
-        let node: SqfsInode
-        var stubBlocks = 0
+        let uid = try idIndex(inode.uid), gid = try idIndex(inode.gid)
+        func header(_ type: SQFS_INODE_TYPE) throws(SquashfsError) {
+            try table.append(UInt16(type.rawValue))
+            try table.append(inode.permissions)
+            try table.append(uid)
+            try table.append(gid)
+            try table.append(UInt32(clamping: max(0, inode.mtime.seconds)))
+            try table.append(numbers[id.index])
+        }
         switch inode.type {
         case .directory:
             guard let listing = listings.removeValue(forKey: id) else {
                 preconditionFailure("directory inode planned before its listing")
             }
-            let parentNumber =
+            let parent =
                 entry == .root ? UInt32(order.count + 1) : numbers[layer.inodeID(of: layer.parent(of: entry)).index]
-            node = try directoryInode(listing, nlink: layer.nlink(of: id), parent: parentNumber, xattr: xattr)
+            let nlink = layer.nlink(of: id)
+            // Basic unless it has xattrs, an index or a listing of 64 KiB or more.
+            guard extended || listing.size > 0xFFFF || !listing.index.isEmpty else {
+                try header(SQFS_INODE_DIR)
+                try table.append(listing.startBlock)
+                try table.append(nlink)
+                try table.append(UInt16(listing.size))
+                try table.append(listing.offset)
+                try table.append(parent)
+                return false
+            }
+            try header(SQFS_INODE_EXT_DIR)
+            try table.append(nlink)
+            try table.append(listing.size)
+            try table.append(listing.startBlock)
+            try table.append(parent)
+            try table.append(UInt16(listing.index.count))
+            try table.append(listing.offset)
+            try table.append(xattr)
+            for index in listing.index {
+                try table.append(index.index)
+                try table.append(index.startBlock)
+                try table.append(UInt32(index.name.count - 1))
+                try table.append(index.name)
+            }
+            return false
         case .regular:
             if let dataInode {
-                node = dataInode
-                if extended || inode.nlink != 1 {
-                    try check(
-                        sqfs_inode_make_extended(node.pointer), "extend \(layer.displayPath(of: entry))", path: path)
-                    node.pointer.pointee.data.file_ext.nlink = inode.nlink
-                }
-            } else {
-                node = try SqfsInode(payloadBytes: 0, path: path)
-                let isStub = inode.externalObject != nil && inode.size > 0
-                if isStub || extended || inode.nlink != 1 {
-                    node.pointer.pointee.base.type = UInt16(SQFS_INODE_EXT_FILE.rawValue)
-                    node.pointer.pointee.data.file_ext = sqfs_inode_file_ext_t(
-                        blocks_start: superblock.inode_table_start, file_size: isStub ? inode.size : 0,
-                        sparse: isStub ? inode.size : 0, nlink: inode.nlink, fragment_idx: 0xFFFF_FFFF,
-                        fragment_offset: 0xFFFF_FFFF, xattr_idx: 0xFFFF_FFFF)
-                    if isStub {
-                        stubBlocks = Int((inode.size + UInt64(options.blockSize) - 1) / UInt64(options.blockSize))
-                    }
-                } else {
-                    node.pointer.pointee.base.type = UInt16(SQFS_INODE_FILE.rawValue)
-                    node.pointer.pointee.data.file = sqfs_inode_file_t(
-                        blocks_start: 0, fragment_index: 0xFFFF_FFFF, fragment_offset: 0xFFFF_FFFF, file_size: 0)
-                }
+                try writeDataInode(dataInode, inode: inode, xattr: xattr, header: header, into: table)
+                return false
             }
+            let isStub = inode.externalObject != nil && inode.size > 0
+            guard isStub || extended || inode.nlink != 1 else {
+                try header(SQFS_INODE_FILE)
+                for field: UInt32 in [0, 0xFFFF_FFFF, 0xFFFF_FFFF, 0] { try table.append(field) }
+                return false
+            }
+            try header(SQFS_INODE_EXT_FILE)
+            try table.append(superblock.inode_table_start)
+            try table.append(isStub ? inode.size : 0)
+            try table.append(isStub ? inode.size : 0)
+            try table.append(inode.nlink)
+            try table.append(UInt32(0xFFFF_FFFF))
+            try table.append(UInt32(0xFFFF_FFFF))
+            try table.append(xattr)
+            guard isStub else { return false }
+            // The block list: one zero word (a sparse block) per block of logical size.
+            let blocks = (inode.size + UInt64(options.blockSize) - 1) / UInt64(options.blockSize)
+            try table.appendZeros(4 * Int(blocks))
+            return true
         case .symlink:
             let target = inode.symlinkTarget ?? []
-            node = try SqfsInode(payloadBytes: target.count, path: path)
-            node.pointer.pointee.base.type = UInt16((extended ? SQFS_INODE_EXT_SLINK : SQFS_INODE_SLINK).rawValue)
-            node.pointer.pointee.data.slink_ext.nlink = inode.nlink
-            node.pointer.pointee.data.slink_ext.target_size = UInt32(target.count)
-            node.setPayload(target)
+            try header(extended ? SQFS_INODE_EXT_SLINK : SQFS_INODE_SLINK)
+            try table.append(inode.nlink)
+            try table.append(UInt32(target.count))
+            try table.append(target)
         case .blockDevice, .charDevice:
-            node = try SqfsInode(payloadBytes: 0, path: path)
-            let type =
-                inode.type == .blockDevice
-                ? (extended ? SQFS_INODE_EXT_BDEV : SQFS_INODE_BDEV)
-                : (extended ? SQFS_INODE_EXT_CDEV : SQFS_INODE_CDEV)
-            node.pointer.pointee.base.type = UInt16(type.rawValue)
-            node.pointer.pointee.data.dev_ext.nlink = inode.nlink
-            node.pointer.pointee.data.dev_ext.devno = UInt32(truncatingIfNeeded: inode.rdev)
+            let isBlock = inode.type == .blockDevice
+            try header(
+                extended
+                    ? (isBlock ? SQFS_INODE_EXT_BDEV : SQFS_INODE_EXT_CDEV)
+                    : (isBlock ? SQFS_INODE_BDEV : SQFS_INODE_CDEV))
+            try table.append(inode.nlink)
+            try table.append(UInt32(truncatingIfNeeded: inode.rdev))
         case .fifo, .socket:
-            node = try SqfsInode(payloadBytes: 0, path: path)
-            let type =
-                inode.type == .fifo
-                ? (extended ? SQFS_INODE_EXT_FIFO : SQFS_INODE_FIFO)
-                : (extended ? SQFS_INODE_EXT_SOCKET : SQFS_INODE_SOCKET)
-            node.pointer.pointee.base.type = UInt16(type.rawValue)
-            node.pointer.pointee.data.ipc_ext.nlink = inode.nlink
+            let isFifo = inode.type == .fifo
+            try header(
+                extended
+                    ? (isFifo ? SQFS_INODE_EXT_FIFO : SQFS_INODE_EXT_SOCKET)
+                    : (isFifo ? SQFS_INODE_FIFO : SQFS_INODE_SOCKET))
+            try table.append(inode.nlink)
         }
-        if extended && inode.type != .directory {
-            try check(
-                sqfs_inode_set_xattr_index(node.pointer, xattr), "set xattrs of \(layer.displayPath(of: entry))",
-                path: path)
-        }
-        try fillBase(node, inode: inode, number: numbers[id.index], entry: entry)
-        try check(
-            sqfs_meta_writer_write_inode(meta, node.pointer), "write the inode of \(layer.displayPath(of: entry))",
-            path: path)
-        if stubBlocks > 0 { try appendZeroBlockList(count: stubBlocks, meta: meta, entry: entry) }
-        return stubBlocks > 0
+        if extended { try table.append(xattr) }
+        return false
     }
 
-    /// A basic directory inode, or an extended one (with the listing's index) when it has
-    /// xattrs, an index or a listing of 64 KiB or more.
-    func directoryInode(_ listing: DirectoryListing, nlink: UInt32, parent: UInt32, xattr: UInt32) throws -> SqfsInode {
-        guard xattr != 0xFFFF_FFFF || listing.size > 0xFFFF || !listing.index.isEmpty else {
-            let node = try SqfsInode(payloadBytes: 0, path: path)
-            node.pointer.pointee.base.type = UInt16(SQFS_INODE_DIR.rawValue)
-            node.pointer.pointee.data.dir = sqfs_inode_dir_t(
-                start_block: listing.startBlock, nlink: nlink, size: UInt16(listing.size),
-                offset: listing.offset, parent_inode: parent)
-            return node
+    /// Writes a file with data in the image, from the inode the block processor made (extended
+    /// when it has xattrs or several links).
+    func writeDataInode(
+        _ node: SqfsInode, inode: Inode, xattr: UInt32, header: (SQFS_INODE_TYPE) throws(SquashfsError) -> Void,
+        into table: MetadataWriter
+    ) throws {
+        let generic = node.pointer
+        if xattr != 0xFFFF_FFFF || inode.nlink != 1 {
+            try check(sqfs_inode_make_extended(generic), "extend an inode", path: path)
         }
-        // libsquashfs serialises the payload as host-order sqfs_dir_index_t + name, one after another.
-        var payload: [UInt8] = []
-        payload.reserveCapacity(listing.indexBytes)
-        for entry in listing.index {
-            for field in [entry.index, entry.startBlock, UInt32(entry.name.count - 1)] {
-                withUnsafeBytes(of: field) { payload.append(contentsOf: $0) }
-            }
-            payload.append(contentsOf: entry.name)
+        if generic.pointee.base.type == UInt16(SQFS_INODE_EXT_FILE.rawValue) {
+            let file = generic.pointee.data.file_ext
+            try header(SQFS_INODE_EXT_FILE)
+            try table.append(file.blocks_start)
+            try table.append(file.file_size)
+            try table.append(file.sparse)
+            try table.append(inode.nlink)
+            try table.append(file.fragment_idx)
+            try table.append(file.fragment_offset)
+            try table.append(xattr)
+        } else {
+            let file = generic.pointee.data.file
+            try header(SQFS_INODE_FILE)
+            try table.append(file.blocks_start)
+            try table.append(file.fragment_index)
+            try table.append(file.fragment_offset)
+            try table.append(file.file_size)
         }
-        let node = try SqfsInode(payloadBytes: payload.count, path: path)
-        node.pointer.pointee.base.type = UInt16(SQFS_INODE_EXT_DIR.rawValue)
-        node.pointer.pointee.data.dir_ext = sqfs_inode_dir_ext_t(
-            nlink: nlink, size: listing.size, start_block: listing.startBlock, parent_inode: parent,
-            inodex_count: UInt16(listing.index.count), offset: listing.offset, xattr_idx: xattr)
-        node.setPayload(payload)
-        return node
-    }
-
-    func fillBase(_ node: SqfsInode, inode: Inode, number: UInt32, entry: EntryID) throws {
-        var uid: UInt16 = 0, gid: UInt16 = 0
-        try check(sqfs_id_table_id_to_index(ids.pointer, inode.uid, &uid), "record uid \(inode.uid)", path: path)
-        try check(sqfs_id_table_id_to_index(ids.pointer, inode.gid, &gid), "record gid \(inode.gid)", path: path)
-        node.pointer.pointee.base.mode = inode.permissions
-        node.pointer.pointee.base.uid_idx = uid
-        node.pointer.pointee.base.gid_idx = gid
-        node.pointer.pointee.base.mod_time = UInt32(clamping: max(0, inode.mtime.seconds))
-        node.pointer.pointee.base.inode_number = number
-    }
-
-    /// A stub's block list: one zero word (a sparse block) per block of logical size, appended
-    /// in chunks — libsquashfs would copy a long list onto the stack.
-    func appendZeroBlockList(count: Int, meta: OpaquePointer, entry: EntryID) throws {
-        let chunkWords = 16384
-        let zeros = [UInt8](repeating: 0, count: 4 * min(count, chunkWords))
-        var remaining = count
-        while remaining > 0 {
-            let words = min(remaining, chunkWords)
-            try check(
-                zeros.withUnsafeBytes { sqfs_meta_writer_append(meta, $0.baseAddress, 4 * words) },
-                "write the block list of \(layer.displayPath(of: entry))", path: path)
-            remaining -= words
-        }
+        // The block sizes.
+        try table.append(
+            UnsafeRawBufferPointer(
+                start: ovl_sqfs_inode_extra_const(generic), count: Int(generic.pointee.payload_bytes_used)))
     }
 
     func setUncompressedFlags() {
@@ -458,5 +497,57 @@ private final class Session {
             (.ids, SQFS_FLAG_UNCOMPRESSED_IDS),
         ]
         for (table, flag) in flags where options.isRaw(table) { superblock.flags |= UInt16(flag.rawValue) }
+    }
+}
+
+/// The xattr tables written into a spill file on a thread of their own, while the session
+/// writes the inode and directory tables: both read the same immutable layer, and the
+/// writer, spill file and compressor are the worker's alone until ``finish()`` or
+/// ``cancel()`` has waited for it.
+private final class XattrWork: @unchecked Sendable {
+    /// Below this many sets the thread costs more than it saves.
+    static let minimumSets = 1024
+
+    let spill: SpillFile
+    private let writer: XattrTableWriter
+    private let compressor: SqfsCompressor
+    private let path: String
+    private let cancelled = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+    /// Set by the worker before it signals `done`; read after waiting on it.
+    private var result: Result<XattrSection, any Error>?
+    private var joined = false
+
+    init(writer: XattrTableWriter, spill: SpillFile, compressor: SqfsCompressor, path: String) {
+        self.writer = writer
+        self.spill = spill
+        self.compressor = compressor
+        self.path = path
+        DispatchQueue.global().async { [self] in
+            result = Result {
+                try self.writer.writeSection(
+                    to: self.spill, at: 0, compressor: self.compressor.pointer, path: self.path,
+                    cancelled: { self.cancelled.load(ordering: .relaxed) })
+            }
+            done.signal()
+        }
+    }
+
+    private func join() {
+        guard !joined else { return }
+        done.wait()
+        joined = true
+    }
+
+    /// Waits for the tables; their place in the spill file, or the worker's error.
+    func finish() throws -> XattrSection {
+        join()
+        return try result!.get()
+    }
+
+    /// Stops the worker early (when the image failed) and waits for it; harmless after `finish`.
+    func cancel() {
+        cancelled.store(true, ordering: .relaxed)
+        join()
     }
 }

@@ -14,7 +14,17 @@ import ImageModel
 //                           u32 count | u32 size (bytes of the set's entries)
 //   xattr_id_table_start: u64 xattr_table_start | u32 ids | u32 0 | u64 location of each id block
 
-/// Collects xattr sets while inodes are written and writes both tables at the end.
+/// Where the xattr tables' bytes lie, from the start of the key/value table.
+struct XattrSection: Sendable {
+    /// Bytes of both tables.
+    var bytes: UInt64
+    /// Where each block of the id table starts.
+    var idBlocks: [UInt64]
+    /// Number of ids.
+    var count: UInt32
+}
+
+/// Numbers the xattr sets as inodes first use them and writes both tables.
 final class XattrTableWriter {
     /// The layer's sets, read again when the tables are written (a stub's derived set is
     /// only its digest until then).
@@ -41,75 +51,120 @@ final class XattrTableWriter {
     }
 
     var isEmpty: Bool { sets.isEmpty }
+    var setCount: Int { sets.count }
 
-    /// Writes the tables at the end of `file` and points the superblock at them.
-    func write(
-        to file: SqfsFile, superblock: inout sqfs_super_t, compressor: UnsafeMutablePointer<sqfs_compressor_t>,
-        path: String
-    ) throws {
-        guard !sets.isEmpty else {
-            superblock.xattr_id_table_start = UInt64.max
-            return
-        }
-        let kvStart = file.size
-        guard let kv = sqfs_meta_writer_create(file.pointer, compressor, 0) else {
-            throw SquashfsError(path: path, operation: "create the xattr writer", code: -1)
-        }
-        let kvOwner = SqfsObject(kv)
-        var entries: [UInt8] = []
-        entries.reserveCapacity(16 * sets.count)
-        var buffer: [UInt8] = []
-        var scratch = Xattr(key: [], value: [])
-        for set in sets {
-            var block: UInt64 = 0, offset: UInt32 = 0
-            sqfs_meta_writer_get_position(kv, &block, &offset)
-            buffer.removeAll(keepingCapacity: true)
-            var count: UInt32 = 0
-            table.forEach(in: set, scratch: &scratch) { xattr in
-                guard SquashfsLosses.isStorable(xattr.key) else { return }
-                let (type, name) = Self.split(xattr.key)
-                buffer.appendLE(type)
-                buffer.appendLE(UInt16(name.count))
-                buffer.append(contentsOf: name)
-                buffer.appendLE(UInt32(xattr.value.count))
-                buffer.append(contentsOf: xattr.value)
-                count += 1
+    /// The key/value table and the id table, written to `sink` from `start` on; their
+    /// content does not depend on where they end up in the image (references count from the
+    /// key/value table's start), so they can be written beside the other tables and copied
+    /// into place. `cancelled` is polled now and then: a failed image stops the work early.
+    func writeSection(
+        to sink: any MetadataSink, at start: UInt64, compressor: UnsafeMutablePointer<sqfs_compressor_t>,
+        path: String, cancelled: () -> Bool = { false }
+    ) throws -> XattrSection {
+        let kv = MetadataWriter(
+            streamingTo: sink, at: start, compressor: compressor, name: "the xattr table", path: path)
+        // 16 bytes an id, 512 ids a block; kept in memory until the key/value table ends.
+        let ids = MetadataWriter(compressor: compressor, name: "the xattr id table", path: path)
+        var idBlocks: [UInt64] = []
+        var encoder = SetEncoder(table: table)
+        for (number, set) in sets.enumerated() {
+            if number % 512 == 0 {
+                if cancelled() { throw CancellationError() }
+                idBlocks.append(ids.position.block)
             }
-            try check(
-                buffer.withUnsafeBytes { sqfs_meta_writer_append(kv, $0.baseAddress, $0.count) }, "write xattrs",
-                path: path)
-            entries.appendLE(block << 16 | UInt64(offset))
-            entries.appendLE(count)
-            entries.appendLE(UInt32(buffer.count))
+            let ref = kv.reference
+            let (count, size) = try encoder.write(set, to: kv)
+            try ids.append(ref)
+            try ids.append(count)
+            try ids.append(size)
         }
-        try check(sqfs_meta_writer_flush(kv), "flush the xattr table", path: path)
-        withExtendedLifetime(kvOwner) {}
+        try kv.finish()
+        try ids.finish()
+        try ids.writeOut(to: sink, at: start + kv.size)
+        return XattrSection(
+            bytes: kv.size + ids.size, idBlocks: idBlocks.map { kv.size + $0 }, count: UInt32(sets.count))
+    }
 
-        // The id table: one metadata block per 512 entries, each location recorded.
-        guard let idWriter = sqfs_meta_writer_create(file.pointer, compressor, 0) else {
-            throw SquashfsError(path: path, operation: "create the xattr id writer", code: -1)
-        }
-        let idOwner = SqfsObject(idWriter)
-        var locations: [UInt64] = []
-        var start = 0
-        while start < entries.count {
-            let end = min(entries.count, start + 8192)
-            locations.append(file.size)
-            try check(
-                entries[start..<end].withUnsafeBytes { sqfs_meta_writer_append(idWriter, $0.baseAddress, $0.count) },
-                "write xattr ids", path: path)
-            try check(sqfs_meta_writer_flush(idWriter), "flush xattr ids", path: path)
-            start = end
-        }
-        withExtendedLifetime(idOwner) {}
+    /// Ends the xattr tables whose section starts at `start` in `file` and ends where the file
+    /// does: the id table's header and block locations, and the superblock's pointer to them.
+    static func writeHeader(
+        _ section: XattrSection, at start: UInt64, file: SqfsFile, superblock: inout sqfs_super_t
+    ) throws(SquashfsError) {
         var header: [UInt8] = []
-        header.appendLE(kvStart)
-        header.appendLE(UInt32(sets.count))
+        header.appendLE(start)
+        header.appendLE(section.count)
         header.appendLE(UInt32(0))
-        for location in locations { header.appendLE(location) }
+        for block in section.idBlocks { header.appendLE(start + block) }
         superblock.xattr_id_table_start = file.size
         try file.write(at: file.size, header)
         superblock.flags &= ~UInt16(SQFS_FLAG_NO_XATTRS.rawValue)
+    }
+
+    /// Serialises sets: a derived set's base list is encoded once for all the sets that share
+    /// it, and its derived entries' keys once per rule; only the values are made per set.
+    struct SetEncoder {
+        let table: XattrTable
+        /// Encoded storable xattrs of a base list, and how many there are, by set id.
+        private var bases: [XattrSetID: (bytes: [UInt8], count: UInt32)] = [:]
+        /// Per rule: each storable entry with its encoded key.
+        private var rules: [[(entry: DigestXattrs.Entry, key: [UInt8])]?]
+        private var value: [UInt8] = []
+
+        init(table: XattrTable) {
+            self.table = table
+            rules = Array(repeating: nil, count: table.ruleCount)
+        }
+
+        /// Writes a set's storable xattrs; returns their count and bytes.
+        mutating func write(_ set: XattrSetID, to kv: MetadataWriter) throws(SquashfsError) -> (UInt32, UInt32) {
+            guard let (base, rule, digest) = table.derivation(of: set) else {
+                let encoded = Self.encode(table[set])
+                try kv.append(encoded.bytes)
+                return (encoded.count, UInt32(encoded.bytes.count))
+            }
+            let shared = bases[base] ?? Self.encode(table[base])
+            bases[base] = shared
+            let derived = rules[rule] ?? Self.encode(table.rule(rule))
+            rules[rule] = derived
+            try kv.append(shared.bytes)
+            var size = shared.bytes.count
+            for (entry, key) in derived {
+                entry.value(for: digest, into: &value)
+                try kv.append(key)
+                try kv.append(UInt32(value.count))
+                try kv.append(value)
+                size += key.count + 4 + value.count
+            }
+            return (shared.count + UInt32(derived.count), UInt32(size))
+        }
+
+        /// `u16 type | u16 name size | name` of a storable key.
+        static func encode(key: [UInt8]) -> [UInt8] {
+            let (type, name) = split(key)
+            var bytes: [UInt8] = []
+            bytes.appendLE(type)
+            bytes.appendLE(UInt16(name.count))
+            bytes.append(contentsOf: name)
+            return bytes
+        }
+
+        /// The storable xattrs of a list, encoded, and their count.
+        static func encode(_ xattrs: [Xattr]) -> (bytes: [UInt8], count: UInt32) {
+            var bytes: [UInt8] = []
+            var count: UInt32 = 0
+            for xattr in xattrs where SquashfsLosses.isStorable(xattr.key) {
+                bytes.append(contentsOf: encode(key: xattr.key))
+                bytes.appendLE(UInt32(xattr.value.count))
+                bytes.append(contentsOf: xattr.value)
+                count += 1
+            }
+            return (bytes, count)
+        }
+
+        /// A rule's storable entries with their encoded keys.
+        static func encode(_ rule: DigestXattrs) -> [(entry: DigestXattrs.Entry, key: [UInt8])] {
+            rule.entries.filter { SquashfsLosses.isStorable($0.key) }.map { ($0, encode(key: $0.key)) }
+        }
     }
 
     /// The squashfs prefix type and the name without its prefix (storable keys only).

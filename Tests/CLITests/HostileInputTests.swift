@@ -270,13 +270,21 @@ struct HostileInputTests {
         try #require(try run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "none", dir.path("small")]).status == 0)
         defer { _ = try? run("/bin/umount", [dir.path("small")]) }
         var dump = Self.root
-        for i in 0..<20_000 { dump += "/file-\(i) 3 100644 1 0 0 0 0.0 - abc -\n" }
+        // Each file its own digest: the squashfs xattr tables are then written on their own
+        // thread (into a scratch file on the same full filesystem).
+        for i in 0..<20_000 {
+            let digest = String(repeating: "0", count: 56) + String(format: "%08x", i)
+            dump += "/file-\(i) 3 100644 1 0 0 0 0.0 - - \(digest)\n"
+        }
         try dump.write(toFile: dir.path("m.dump"), atomically: true, encoding: .utf8)
-        for options in [["--compression", "none"], ["--format", "composefs"]] {
+        for options in [
+            ["--compression", "none"], ["--compression", "none", "--jobs", "1"], ["--format", "composefs"],
+        ] {
             let result = try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("small/out.img")] + options)
-            let format = options.last!
+            let format = options.joined(separator: " ")
             #expect(result.status != 0)
             #expect(result.stderrText.contains("No space left on device"), "\(format): \(result.stderrText)")
+            #expect(result.stderrText.contains("small/out.img"), "names the output, \(format): \(result.stderrText)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("small")).isEmpty)
         }
     }
