@@ -46,17 +46,28 @@ struct DirectoryListing {
 final class DirectoryTableWriter {
     let meta: MetadataWriter
     let policy: SquashfsOptions.DirectoryIndex
+    /// The image, for errors.
+    let path: String
 
-    init(meta: MetadataWriter, policy: SquashfsOptions.DirectoryIndex) {
+    init(meta: MetadataWriter, policy: SquashfsOptions.DirectoryIndex, path: String) {
         self.meta = meta
         self.policy = policy
+        self.path = path
     }
 
     static let metadataBlockSize = MetadataWriter.blockSize
 
+    /// The error for a table past what squashfs's 32-bit block offsets reach.
+    private func tooLarge(_ table: String) -> SquashfsError {
+        SquashfsError(
+            path: path, operation: "write the directory table (the \(table) table is larger than 4 GiB)", code: -7)
+    }
+
     /// Appends one directory's listing; `children` must be in strcmp order.
     func write(_ children: [DirectoryChild]) throws(SquashfsError) -> DirectoryListing {
         let start = meta.position
+        // Listings and the inodes they name are found by 32-bit block offsets.
+        guard start.block <= UInt32.max else { throw tooLarge("directory") }
         var listing = DirectoryListing(
             startBlock: UInt32(start.block), offset: UInt16(start.offset), size: 3, index: [])
         let stride = policy.headerStride(entries: children.count)
@@ -65,6 +76,7 @@ final class DirectoryTableWriter {
         var first = 0
         while first < children.count {
             let blockOfInodes = children[first].inodeRef >> 16
+            guard blockOfInodes <= UInt32.max else { throw tooLarge("inode") }
             let base = Int64(children[first].inodeNumber)
             let headerLinear = start.offset + length
             var end = first + 1
@@ -81,6 +93,7 @@ final class DirectoryTableWriter {
                 end += 1
             }
             let here = meta.position
+            guard here.block <= UInt32.max else { throw tooLarge("directory") }
             let indexed = first > 0 && (stride != nil || here.block != lastIndexedBlock)
             if indexed {
                 listing.index.append(

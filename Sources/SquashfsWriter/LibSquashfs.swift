@@ -70,12 +70,13 @@ final class SqfsFile {
     let pointer: UnsafeMutablePointer<sqfs_file_t>
     let path: String
 
-    init(path: String, flags: SQFS_FILE_OPEN_FLAGS) throws(SquashfsError) {
+    /// Opens `path`; errors name `displayPath` (the output, not its temporary's /proc link).
+    init(path: String, flags: SQFS_FILE_OPEN_FLAGS, displayPath: String? = nil) throws(SquashfsError) {
         guard let file = sqfs_open_file(path, flags.rawValue) else {
-            throw SquashfsError(path: path, operation: "open", code: -2)
+            throw SquashfsError(path: displayPath ?? path, operation: "open", code: -2)
         }
         pointer = file
-        self.path = path
+        self.path = displayPath ?? path
     }
 
     /// A read-only view of `size` bytes of the open file `fd` from `offset` on.

@@ -165,7 +165,7 @@ final class MetadataWriter {
         guard compressed >= 0 else {
             throw SquashfsError(path: path, operation: "compress a block of \(name)", code: compressed)
         }
-        if sealed.capacity == 0 { sealed.reserveCapacity(stream == nil ? 1 << 16 : 1 << 20 + Self.blockSize + 2) }
+        if sealed.capacity == 0 { sealed.reserveCapacity(stream == nil ? 1 << 16 : (1 << 20) + Self.blockSize + 2) }
         if compressed > 0 {
             sealed.appendLE(UInt16(compressed))
             sealed.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<Int(compressed)]))

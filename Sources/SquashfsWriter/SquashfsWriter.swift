@@ -98,7 +98,7 @@ private final class Session {
         self.jobs = jobs
         self.options = options
         self.path = displayPath
-        file = try SqfsFile(path: temporaryPath, flags: SQFS_FILE_OPEN_OVERWRITE)
+        file = try SqfsFile(path: temporaryPath, flags: SQFS_FILE_OPEN_OVERWRITE, displayPath: displayPath)
         let id = options.compression.id
         real =
             options.compression == .none
@@ -128,11 +128,13 @@ private final class Session {
         // Xattr ids in the order inodes use them, fixed before any table is written, so the
         // xattr tables can be written beside the others.
         for entry in order { _ = xattrTable.index(of: layer.inodes[layer.inodeID(of: entry).index].xattrs) }
+        xattrTable.isFrozen = true
+        // Where no scratch file can be made beside the output, one thread writes them all.
         let xattrWork =
             jobs > 1 && xattrTable.setCount >= XattrWork.minimumSets
-            ? try XattrWork(
-                writer: xattrTable, spill: SpillFile(nextTo: path, path: path), compressor: xattrCompressor,
-                path: path)
+            ? (try? SpillFile(nextTo: path, path: path)).map {
+                XattrWork(writer: xattrTable, spill: $0, compressor: xattrCompressor, path: path)
+            }
             : nil
         defer { xattrWork?.cancel() }
         try check(
@@ -157,7 +159,7 @@ private final class Session {
             streamingTo: file, compressor: compressor(for: .inodes), name: "the inode table", path: path)
         let directoryTable = MetadataWriter(
             compressor: compressor(for: .directories), name: "the directory table", path: path)
-        let directories = DirectoryTableWriter(meta: directoryTable, policy: options.directoryIndex)
+        let directories = DirectoryTableWriter(meta: directoryTable, policy: options.directoryIndex, path: path)
         var stubs = 0
         for step in steps {
             switch step {
@@ -367,7 +369,7 @@ private final class Session {
         let uid = try idIndex(inode.uid), gid = try idIndex(inode.gid)
         func header(_ type: SQFS_INODE_TYPE) throws(SquashfsError) {
             try table.append(UInt16(type.rawValue))
-            try table.append(inode.permissions)
+            try table.append(inode.permissions & 0o7777)
             try table.append(uid)
             try table.append(gid)
             try table.append(UInt32(clamping: max(0, inode.mtime.seconds)))
@@ -408,13 +410,16 @@ private final class Session {
             return false
         case .regular:
             if let dataInode {
-                try writeDataInode(dataInode, inode: inode, xattr: xattr, header: header, into: table)
+                try writeDataInode(dataInode, entry: entry, inode: inode, xattr: xattr, header: header, into: table)
                 return false
             }
             let isStub = inode.externalObject != nil && inode.size > 0
             guard isStub || extended || inode.nlink != 1 else {
                 try header(SQFS_INODE_FILE)
-                for field: UInt32 in [0, 0xFFFF_FFFF, 0xFFFF_FFFF, 0] { try table.append(field) }
+                try table.append(UInt32(0))  // blocks_start
+                try table.append(UInt32(0xFFFF_FFFF))  // fragment_index
+                try table.append(UInt32(0xFFFF_FFFF))  // fragment_offset
+                try table.append(UInt32(0))  // file_size
                 return false
             }
             try header(SQFS_INODE_EXT_FILE)
@@ -459,12 +464,13 @@ private final class Session {
     /// Writes a file with data in the image, from the inode the block processor made (extended
     /// when it has xattrs or several links).
     func writeDataInode(
-        _ node: SqfsInode, inode: Inode, xattr: UInt32, header: (SQFS_INODE_TYPE) throws(SquashfsError) -> Void,
+        _ node: SqfsInode, entry: EntryID, inode: Inode, xattr: UInt32,
+        header: (SQFS_INODE_TYPE) throws(SquashfsError) -> Void,
         into table: MetadataWriter
     ) throws {
         let generic = node.pointer
         if xattr != 0xFFFF_FFFF || inode.nlink != 1 {
-            try check(sqfs_inode_make_extended(generic), "extend an inode", path: path)
+            try check(sqfs_inode_make_extended(generic), "extend \(layer.displayPath(of: entry))", path: path)
         }
         if generic.pointee.base.type == UInt16(SQFS_INODE_EXT_FILE.rawValue) {
             let file = generic.pointee.data.file_ext
@@ -523,7 +529,9 @@ private final class XattrWork: @unchecked Sendable {
         self.spill = spill
         self.compressor = compressor
         self.path = path
-        DispatchQueue.global().async { [self] in
+        // Unowned: the session holds this until it has waited for the worker, so the last
+        // release (and the scratch file's removal) happens on the session's thread.
+        DispatchQueue.global().async { [unowned self] in
             result = Result {
                 try self.writer.writeSection(
                     to: self.spill, at: 0, compressor: self.compressor.pointer, path: self.path,

@@ -43,12 +43,16 @@ final class XattrTableWriter {
     func index(of set: XattrSetID) -> UInt32 {
         if set == .empty { return 0xFFFF_FFFF }
         if let id = ids[Int(set.rawValue)] { return id }
+        precondition(!isFrozen, "an xattr set numbered after the xattr tables were started")
         let storable = !table.allKeys(in: set) { !SquashfsLosses.isStorable($0) }
         let id: UInt32 = storable ? UInt32(sets.count) : 0xFFFF_FFFF
         if storable { sets.append(set) }
         ids[Int(set.rawValue)] = id
         return id
     }
+
+    /// Set once every set is numbered: the tables may then be written on another thread.
+    var isFrozen = false
 
     var isEmpty: Bool { sets.isEmpty }
     var setCount: Int { sets.count }

@@ -103,8 +103,18 @@ struct SquashfsRoundTripTests {
         let b = try Data(contentsOf: dir.url.appendingPathComponent("b.sqfs"))
         #expect(a.count > 100_000)
         #expect(a == b)
+        // Through a symlinked directory (where no scratch file is made beside the output, one
+        // thread writes all the tables): the same image again.
+        try FileManager.default.createDirectory(atPath: dir.path("real"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir.path("link"), withDestinationPath: dir.path("real"))
+        try SquashfsWriter.write(layer, to: dir.path("link/c.sqfs"), jobs: 2)
+        #expect(try Data(contentsOf: dir.url.appendingPathComponent("real/c.sqfs")) == a)
         // The xattr tables' scratch file is gone.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).sorted() == ["a.sqfs", "b.sqfs"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir.url.path).sorted() == [
+                "a.sqfs", "b.sqfs", "link", "real",
+            ])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("real")) == ["c.sqfs"])
         // ovlcfs serialises the inode, directory and xattr tables itself; this is the image
         // written when libsquashfs's meta and inode writers still did, so a change in any
         // field's place or in a block's header shows here.
