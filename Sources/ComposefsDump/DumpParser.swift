@@ -281,14 +281,15 @@ public final class DumpParser {
         var rawPath: [UInt8] { writtenPath ?? [UInt8(ascii: "/")] + path }
     }
 
-    func prepare(_ line: Span<UInt8>) throws(Refusal) -> Prepared {
+    /// - Parameter clean: the caller has found no control byte in `line`.
+    func prepare(_ line: Span<UInt8>, clean: Bool = false) throws(Refusal) -> Prepared {
         let fields: Fields
         let xattrStart: Int?
         do throws(DumpError) {
             guard line.count <= Self.maxLineLength else {
                 throw error(.line, Self.longLineReason)
             }
-            try checkRawBytes(line)
+            if !clean { try checkRawBytes(line) }
             let split = try splitFields(line)
             xattrStart = split.xattrStart
             fields = try parseFields(line, present: split.present)

@@ -20,6 +20,26 @@ extension DumpParser {
         }
     }
 
+    /// The index of the first byte at or after `start` that is below 0x20 or 0x7F (DEL), or
+    /// `bytes.count`; eight bytes at a time, as ``mayHoldControlBytes(_:)``.
+    static func firstControlByte(_ span: Span<UInt8>, from start: Int) -> Int {
+        span.withUnsafeBytes { bytes in
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            let n = bytes.count
+            var i = start
+            while i + 8 <= n {
+                let w = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                let del = w ^ (0x7F &* ones)
+                let hits = ((w &- 0x20 &* ones) & ~w | (del &- ones) & ~del) & highs
+                // The lowest flagged byte is a real hit (borrows only run upwards).
+                if hits != 0 { return i + hits.trailingZeroBitCount / 8 }
+                i += 8
+            }
+            while i < n, bytes[i] >= 0x20, bytes[i] != 0x7F { i += 1 }
+            return i
+        }
+    }
+
     /// False when no byte of `line` is below 0x20 or 0x7F (DEL), eight bytes at a time: a
     /// word holds a byte below n exactly when `(w - n·0x01…01) & ~w & 0x80…80` is not zero.
     static func mayHoldControlBytes(_ line: Span<UInt8>) -> Bool {

@@ -101,15 +101,21 @@ extension DumpParser {
         result.lines.reserveCapacity(part.count / 200)
         let span = part.span
         var lineStart = 0
-        for i in 0..<span.count where span[i] == 0x0A {
+        while lineStart < span.count {
+            // One pass finds the line's end and whether it holds a control byte: the first
+            // byte below 0x20 (or DEL) is its newline exactly when it has none.
+            var end = Self.firstControlByte(span, from: lineStart)
+            let clean = end < span.count && span[end] == 0x0A
+            while end < span.count, span[end] != 0x0A { end += 1 }
+            guard end < span.count else { break }  // parts end with a newline
             preparer.lineNumber += 1
             do {
-                result.lines.append(try preparer.prepare(span.extracting(lineStart..<i)))
+                result.lines.append(try preparer.prepare(span.extracting(lineStart..<end), clean: clean))
             } catch {
                 result.refusal = error
                 break
             }
-            lineStart = i + 1
+            lineStart = end + 1
         }
         result.xattrLists = preparer.xattrLists
         return result

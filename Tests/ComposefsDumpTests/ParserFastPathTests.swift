@@ -28,6 +28,24 @@ struct ParserFastPathTests {
         }
     }
 
+    @Test("the first control byte is found eight bytes at a time wherever it lies, after whatever bytes")
+    func firstControlByte() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = [0x00, 0x0A, 0x1F, 0x20, 0x41, 0x7E, 0x7F, 0x80, 0x9F, 0xA0, 0xFF]
+        for _ in 0..<3000 {
+            let length = Int.random(in: 0...40, using: &generator)
+            // Mostly printable, sometimes anything in the alphabet (high bytes and DEL included).
+            let bytes = (0..<length).map { _ in
+                Int.random(in: 0..<4, using: &generator) == 0
+                    ? alphabet.randomElement(using: &generator)! : UInt8.random(in: 0x20...0x7E, using: &generator)
+            }
+            let start = Int.random(in: 0...length, using: &generator)
+            let expected = bytes[start...].firstIndex { $0 < 0x20 || $0 == 0x7F } ?? length
+            let found = DumpParser.firstControlByte(bytes.span, from: start)
+            if found != expected { Issue.record("\(bytes) from \(start): \(found), not \(expected)") }
+        }
+    }
+
     @Test("a payload is recognised as its digest's path by text only when it is one")
     func objectPathText() {
         let hex = Array("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".utf8)
