@@ -47,6 +47,46 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
 
     /// Finds everything `image` holds that squashfs cannot.
     public init(checking image: Image) {
+        // What each inode loses, one bit per kind, from one pass over the inodes; the walk
+        // below (in depth-first order, for the sample paths and hard links) runs only when
+        // something is lost or some inode has several paths.
+        let kinds = Kind.allCases
+        func bit(_ kind: Kind) -> UInt8 { 1 << UInt8(kinds.firstIndex(of: kind)!) }
+        var losses = [UInt8](repeating: 0, count: image.inodeCount)
+        var any: UInt8 = 0
+        // Per xattr set: nil until checked, then whether it holds an xattr squashfs drops.
+        var dropsXattrs = [Bool?](repeating: nil, count: image.xattrTable.count)
+        for index in image.inodes.indices {
+            var lost: UInt8 = 0
+            let mtime = image.inodes[index].mtime
+            if mtime.nanoseconds != 0 { lost |= bit(.nanosecondMtime) }
+            if mtime.seconds < 0 || mtime.seconds > Int64(UInt32.max) { lost |= bit(.mtimeOutOfRange) }
+            let type = image.inodes[index].type, size = image.inodes[index].size
+            switch type {
+            case .blockDevice, .charDevice:
+                if image.inodes[index].rdev > UInt64(UInt32.max) { lost |= bit(.wideDeviceNumber) }
+                if size != 0 { lost |= bit(.specialFileSize) }
+            case .fifo, .socket:
+                if size != 0 { lost |= bit(.specialFileSize) }
+            case .regular:
+                if size == 0, case .external(let object) = image.inodes[index].data,
+                    object.payload != nil || object.digest != nil
+                {
+                    lost |= bit(.emptyFileObject)
+                }
+            case .directory, .symlink: break
+            }
+            let set = image.inodes[index].xattrs
+            if set != .empty {
+                if dropsXattrs[Int(set.rawValue)] == nil {
+                    dropsXattrs[Int(set.rawValue)] = !image.xattrTable.allKeys(
+                        in: set, satisfy: SquashfsLosses.isStorable)
+                }
+                if dropsXattrs[Int(set.rawValue)]! { lost |= bit(.unsupportedXattr) }
+            }
+            losses[index] = lost
+            any |= lost
+        }
         var counts: [Kind: Int] = [:]
         var samples: [Kind: [String]] = [:]
         func note(_ kind: Kind, _ entry: EntryID) {
@@ -55,32 +95,17 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
                 samples[kind, default: []].append(image.displayPath(of: entry))
             }
         }
-        var seen = [Bool](repeating: false, count: image.inodeCount)
-        // Per xattr set: nil until checked, then whether it holds an xattr squashfs drops.
-        var dropsXattrs = [Bool?](repeating: nil, count: image.xattrTable.count)
-        image.forEachDepthFirst { entry in
-            let id = image.inodeID(of: entry)
-            guard !seen[id.index] else { return }
-            seen[id.index] = true
-            if !image.isPrimary(entry) { note(.hardLinkPrimary, image.primaryEntry(of: id)) }
-            let inode = image[inode: id]
-            if inode.mtime.nanoseconds != 0 { note(.nanosecondMtime, entry) }
-            if inode.mtime.seconds < 0 || inode.mtime.seconds > Int64(UInt32.max) { note(.mtimeOutOfRange, entry) }
-            if (inode.type == .blockDevice || inode.type == .charDevice) && inode.rdev > UInt64(UInt32.max) {
-                note(.wideDeviceNumber, entry)
+        if any != 0 || image.entryCount != image.inodeCount {
+            var seen = [Bool](repeating: false, count: image.inodeCount)
+            image.forEachDepthFirst { entry in
+                let id = image.inodeID(of: entry)
+                guard !seen[id.index] else { return }
+                seen[id.index] = true
+                if !image.isPrimary(entry) { note(.hardLinkPrimary, image.primaryEntry(of: id)) }
+                let lost = losses[id.index]
+                guard lost != 0 else { return }
+                for kind in kinds where lost & bit(kind) != 0 { note(kind, entry) }
             }
-            switch inode.type {
-            case .blockDevice, .charDevice, .fifo, .socket: if inode.size != 0 { note(.specialFileSize, entry) }
-            case .regular, .directory, .symlink: break
-            }
-            if inode.size == 0, let object = inode.externalObject, object.payload != nil || object.digest != nil {
-                note(.emptyFileObject, entry)
-            }
-            let set = Int(inode.xattrs.rawValue)
-            if dropsXattrs[set] == nil {
-                dropsXattrs[set] = !image.xattrTable.allKeys(in: inode.xattrs, satisfy: SquashfsLosses.isStorable)
-            }
-            if dropsXattrs[set]! { note(.unsupportedXattr, entry) }
         }
         items = Kind.allCases.compactMap { kind in
             counts[kind].map { Item(kind: kind, count: $0, paths: samples[kind] ?? []) }

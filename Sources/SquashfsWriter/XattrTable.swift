@@ -37,6 +37,8 @@ final class XattrTableWriter {
     init(_ table: XattrTable) {
         self.table = table
         ids = [UInt32?](repeating: nil, count: table.count)
+        unstorable = [Bool?](repeating: nil, count: table.count)
+        storableRules = [Bool?](repeating: nil, count: table.ruleCount)
     }
 
     /// The squashfs xattr index for a layer set (storable xattrs only; none → 0xFFFFFFFF).
@@ -44,11 +46,36 @@ final class XattrTableWriter {
         if set == .empty { return 0xFFFF_FFFF }
         if let id = ids[Int(set.rawValue)] { return id }
         precondition(!isFrozen, "an xattr set numbered after the xattr tables were started")
-        let storable = !table.allKeys(in: set) { !SquashfsLosses.isStorable($0) }
+        let storable: Bool
+        if let (base, rule, _) = table.derivation(of: set) {
+            // Derived sets share their base lists and rules: each is looked at once.
+            storable = holdsUnstorable(base) == false && ruleIsStorable(rule)
+        } else {
+            storable = holdsUnstorable(set) == false
+        }
         let id: UInt32 = storable ? UInt32(sets.count) : 0xFFFF_FFFF
         if storable { sets.append(set) }
         ids[Int(set.rawValue)] = id
         return id
+    }
+
+    /// Per list set: whether it holds a key squashfs cannot store (nil: not looked at yet).
+    private var unstorable: [Bool?]
+    /// Per rule: whether its keys are all storable.
+    private var storableRules: [Bool?]
+
+    private func holdsUnstorable(_ set: XattrSetID) -> Bool {
+        if let known = unstorable[Int(set.rawValue)] { return known }
+        let holds = !table.allKeys(in: set, satisfy: SquashfsLosses.isStorable)
+        unstorable[Int(set.rawValue)] = holds
+        return holds
+    }
+
+    private func ruleIsStorable(_ rule: Int) -> Bool {
+        if let known = storableRules[rule] { return known }
+        let storable = table.rule(rule).entries.allSatisfy { SquashfsLosses.isStorable($0.key) }
+        storableRules[rule] = storable
+        return storable
     }
 
     /// Set once every set is numbered: the tables may then be written on another thread.
