@@ -65,14 +65,10 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// 64 lowercase hex digits, as ASCII bytes.
     public var hexBytes: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(2 * Self.byteCount)
-        for word in [w0, w1, w2, w3] {
-            for shift in stride(from: 60, through: 0, by: -4) {
-                out.append(hexDigits[Int(word >> UInt64(shift) & 0xF)])
-            }
+        [UInt8](unsafeUninitializedCapacity: 2 * Self.byteCount) { buffer, count in
+            writeHex(into: UnsafeMutableRawBufferPointer(buffer), at: 0)
+            count = 2 * Self.byteCount
         }
-        return out
     }
 
     /// 64 lowercase hex digits.
@@ -98,21 +94,28 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
         out.withUnsafeMutableBufferPointer { write(objectPathInto: UnsafeMutableBufferPointer(rebasing: $0[start...])) }
     }
 
-    /// Writes the object path (65 bytes) at the start of `buffer`.
+    /// Writes the object path (65 bytes) at the start of `buffer`: the 64 digits one place
+    /// along, then the first two moved back in front of the `/`.
     public func write(objectPathInto buffer: UnsafeMutableBufferPointer<UInt8>) {
         precondition(buffer.count >= 65, "an object path takes 65 bytes")
-        hexDigits.withUnsafeBufferPointer { digits in
-            var i = 0
-            for (w, word) in [w0, w1, w2, w3].enumerated() {
-                for shift in stride(from: 60, through: 0, by: -4) {
-                    if w == 0 && shift == 52 {
-                        buffer[i] = UInt8(ascii: "/")
-                        i += 1
-                    }
-                    buffer[i] = digits[Int(word >> UInt64(shift) & 0xF)]
-                    i += 1
-                }
-            }
+        let raw = UnsafeMutableRawBufferPointer(buffer)
+        writeHex(into: raw, at: 1)
+        raw[0] = raw[1]
+        raw[1] = raw[2]
+        raw[2] = UInt8(ascii: "/")
+    }
+
+    /// Writes the 64 lowercase hex digits at `offset`, eight at a time.
+    @inline(__always)
+    private func writeHex(into raw: UnsafeMutableRawBufferPointer, at offset: Int) {
+        precondition(raw.count >= offset + 64)
+        for (k, word) in [w0, w1, w2, w3].enumerated() {
+            raw.storeBytes(
+                of: hexDigits(of: UInt32(truncatingIfNeeded: word >> 32)).littleEndian, toByteOffset: offset + 16 * k,
+                as: UInt64.self)
+            raw.storeBytes(
+                of: hexDigits(of: UInt32(truncatingIfNeeded: word)).littleEndian, toByteOffset: offset + 16 * k + 8,
+                as: UInt64.self)
         }
     }
 
@@ -160,7 +163,19 @@ private struct Words {
     }
 }
 
-let hexDigits = Array("0123456789abcdef".utf8)
+/// The 8 lowercase hex digits of `value` as ASCII bytes, the first digit in the lowest byte:
+/// each nibble spread to a byte of its own, then `'0' + n`, plus 39 (`'a' - '0' - 10`) where
+/// n ≥ 10. No byte carries into the next (at most 15 + 6 before the shift).
+@inline(__always)
+func hexDigits(of value: UInt32) -> UInt64 {
+    var v = UInt64(value)
+    v = (v | v << 16) & 0x0000_FFFF_0000_FFFF
+    v = (v | v << 8) & 0x00FF_00FF_00FF_00FF
+    v = (v | v << 4) & 0x0F0F_0F0F_0F0F_0F0F
+    v = v.byteSwapped  // the high nibble first
+    let letters = ((v &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+    return v &+ 0x3030_3030_3030_3030 &+ letters &* 39
+}
 
 /// Per byte: its value as a hex digit (either case), or 0xFF.
 private let hexTable: [UInt8] = (0..<256).map { UInt8(truncatingIfNeeded: hexValue(UInt8($0)) ?? 0xFF) }

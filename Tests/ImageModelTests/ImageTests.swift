@@ -152,3 +152,25 @@ struct ExternalObjectTests {
         #expect(MemoryLayout<ExternalObject>.stride <= 48)
     }
 }
+
+@Suite("digest text")
+struct DigestTextTests {
+    @Test("hex and object paths, eight digits at a time, spell every byte as the byte-by-byte encoder does")
+    func hexMatchesBytewise() throws {
+        var generator = SystemRandomNumberGenerator()
+        // Every byte value in every position, and random digests.
+        var digests = (0..<256).map { value in
+            Digest(bytes: (0..<32).map { UInt8(truncatingIfNeeded: value &+ $0 &* 37) })!
+        }
+        for _ in 0..<500 {
+            digests.append(Digest(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })!)
+        }
+        for digest in digests {
+            let hex = Array(Hex.encode(digest.bytes).utf8)
+            #expect(digest.hexBytes == hex)
+            #expect(digest.objectPath == Array(hex[0..<2]) + [UInt8(ascii: "/")] + Array(hex[2...]))
+            #expect(Digest(objectPath: digest.objectPath) == digest)
+            #expect(digest.objectPath(prefix: [0x2F]) == [0x2F] + digest.objectPath)
+        }
+    }
+}
