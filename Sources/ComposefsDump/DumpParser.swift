@@ -353,18 +353,33 @@ public final class DumpParser {
         bounds.removeAll(keepingCapacity: true)
         var fieldStart = 0
         var xattrStart: Int? = nil
-        var i = 0
         let n = line.count
-        while i < n {
-            if line[i] == 0x20 {
+        // Spaces eight bytes at a time: a word's zero bytes after `^ 0x20…20` are its spaces
+        // (the lowest flagged byte is exact; a flag above it is checked against the byte).
+        line.withUnsafeBytes { bytes in
+            func space(at i: Int) -> Bool {
                 bounds.append(fieldStart..<i)
                 fieldStart = i + 1
-                if bounds.count == 11 {
-                    xattrStart = fieldStart
-                    break
-                }
+                guard bounds.count == 11 else { return false }
+                xattrStart = fieldStart
+                return true
             }
-            i += 1
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            var i = 0
+            while i + 8 <= n {
+                let x = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) ^ (0x20 &* ones)
+                var hits = (x &- ones) & ~x & highs
+                while hits != 0 {
+                    let k = i + hits.trailingZeroBitCount / 8
+                    if bytes[k] == 0x20, space(at: k) { return }
+                    hits &= hits &- 1
+                }
+                i += 8
+            }
+            while i < n {
+                if bytes[i] == 0x20, space(at: i) { return }
+                i += 1
+            }
         }
         if xattrStart == nil {
             bounds.append(fieldStart..<n)
