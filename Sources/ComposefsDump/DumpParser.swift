@@ -207,7 +207,8 @@ public final class DumpParser {
 
     /// One line's fixed fields, parsed and checked on their own (MODE, numbers, escapes, PATH).
     struct Fields {
-        var rawPath: [UInt8]
+        /// PATH as written, kept only when it was normalized (else it is `/` + `path`).
+        var writtenPath: [UInt8]?
         var path: [UInt8]
         var type: FileType
         var isHardLink: Bool
@@ -219,6 +220,9 @@ public final class DumpParser {
         var payloadIsDigestPath = false
         var content: [UInt8]?
         var digest: Digest?
+
+        /// PATH as written.
+        var rawPath: [UInt8] { writtenPath ?? [UInt8(ascii: "/")] + path }
     }
 
     /// One line, read and added in the calling thread.
@@ -430,10 +434,11 @@ public final class DumpParser {
         let content = present > 9 ? try optionalField(line.extracting(bounds[9]), .content) : nil
         var digest = validDigest
         if digest == nil && present > 10 { digest = try parseDigest(line.extracting(bounds[10])) }
-        let rawPath = try unescape(line.extracting(bounds[0]), .path)
-        let path = try checkedPath(rawPath)
+        let written = try unescape(line.extracting(bounds[0]), .path)
+        let writtenPath = options.normalizePaths ? written : nil
+        let path = try checkedPath(written)
         return Fields(
-            rawPath: rawPath, path: path, type: type, isHardLink: isHardLink, rawMode: rawMode, size: size,
+            writtenPath: writtenPath, path: path, type: type, isHardLink: isHardLink, rawMode: rawMode, size: size,
             nlink: nlink, uid: uid, gid: gid, rdev: rdev, mtime: mtime, payload: payload,
             payloadIsDigestPath: payloadIsDigestPath, content: content, digest: digest)
     }

@@ -5,32 +5,48 @@ extension DumpParser {
     // MARK: - Paths
 
     /// The path without its leading `/` (the root is empty), checked or normalized.
-    func checkedPath(_ raw: [UInt8], field: DumpField = .path) throws(DumpError) -> [UInt8] {
+    func checkedPath(_ raw: consuming [UInt8], field: DumpField = .path) throws(DumpError) -> [UInt8] {
         if options.normalizePaths { return normalize(raw) }
-        guard raw.first == UInt8(ascii: "/") else {
-            throw error(field, "path \(displayBytes(raw)) is not absolute (it must start with \"/\")")
+        var path = raw
+        guard path.first == UInt8(ascii: "/") else {
+            throw error(field, "path \(displayBytes(path)) is not absolute (it must start with \"/\")")
         }
-        if raw.count == 1 { return [] }
-        let path = Array(raw[1...])
-        var componentStart = 0
-        for index in 0...path.count {
-            guard index == path.count || path[index] == UInt8(ascii: "/") else { continue }
-            let component = path[componentStart..<index]
-            if component.isEmpty {
-                throw error(field, "empty path component in \(displayBytes(raw))")
-            }
-            if component.count <= 2 && component.first == UInt8(ascii: ".") && component.last == UInt8(ascii: ".") {
-                throw error(field, "invalid . or .. in path: \(displayBytes(raw))")
-            }
-            if component.count > Limits.maxNameLength {
+        if path.count == 1 { return [] }
+        if let problem = Self.componentProblem(path.span) {
+            switch problem {
+            case .empty: throw error(field, "empty path component in \(displayBytes(path))")
+            case .dots: throw error(field, "invalid . or .. in path: \(displayBytes(path))")
+            case .long(let length):
                 throw error(
                     field,
-                    "path component of \(component.count) bytes in \(displayBytes(raw)) is longer than \(Limits.maxNameLength)"
-                )
+                    "path component of \(length) bytes in \(displayBytes(path)) is longer than \(Limits.maxNameLength)")
             }
-            componentStart = index + 1
         }
+        // The leading `/` goes in place: the field's own buffer becomes the path.
+        path.removeFirst()
         return path
+    }
+
+    enum ComponentProblem: Equatable { case empty, dots, long(Int) }
+
+    /// The first thing wrong with a component of an absolute path (`/` first), if any:
+    /// empty, `.` or `..`, or longer than a name may be.
+    static func componentProblem(_ path: Span<UInt8>) -> ComponentProblem? {
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var start = 1
+        var index = 1
+        let n = path.count
+        while true {
+            if index == n || path[index] == slash {
+                let length = index - start
+                if length == 0 { return .empty }
+                if length <= 2 && path[start] == dot && path[index - 1] == dot { return .dots }
+                if length > Limits.maxNameLength { return .long(length) }
+                if index == n { return nil }
+                start = index + 1
+            }
+            index += 1
+        }
     }
 
     /// Lexical normalization: drops empty and `.` components, `..` removes the previous one.
