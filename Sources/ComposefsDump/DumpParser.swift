@@ -360,29 +360,33 @@ public final class DumpParser {
         let n = line.count
         // Spaces eight bytes at a time: a word's zero bytes after `^ 0x20…20` are its spaces
         // (the lowest flagged byte is exact; a flag above it is checked against the byte).
-        line.withUnsafeBytes { bytes in
-            func space(at i: Int) -> Bool {
-                bounds.append(fieldStart..<i)
-                fieldStart = i + 1
-                guard bounds.count == 11 else { return false }
-                xattrStart = fieldStart
-                return true
-            }
-            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-            var i = 0
-            while i + 8 <= n {
-                let x = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) ^ (0x20 &* ones)
-                var hits = (x &- ones) & ~x & highs
-                while hits != 0 {
-                    let k = i + hits.trailingZeroBitCount / 8
-                    if bytes[k] == 0x20, space(at: k) { return }
-                    hits &= hits &- 1
-                }
+        // Read through the span's bytes, with no closure: locals a closure captured would be
+        // checked for exclusive access at run time.
+        let bytes = line.bytes
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        scan: while i < n {
+            var hits: UInt64
+            let base = i
+            if i + 8 <= n {
+                let x =
+                    UInt64(littleEndian: bytes.unsafeLoadUnaligned(fromByteOffset: i, as: UInt64.self)) ^ (0x20 &* ones)
+                hits = (x &- ones) & ~x & highs
                 i += 8
-            }
-            while i < n {
-                if bytes[i] == 0x20, space(at: i) { return }
+            } else {
+                hits = line[i] == 0x20 ? 0x80 : 0
                 i += 1
+            }
+            while hits != 0 {
+                let k = base + hits.trailingZeroBitCount / 8
+                hits &= hits &- 1
+                guard line[k] == 0x20 else { continue }
+                bounds.append(fieldStart..<k)
+                fieldStart = k + 1
+                if bounds.count == 11 {
+                    xattrStart = fieldStart
+                    break scan
+                }
             }
         }
         if xattrStart == nil {
