@@ -79,15 +79,11 @@ private final class Session {
     let real: SqfsCompressor?
     let raw: SqfsCompressor
     var superblock = sqfs_super_t()
-    var numbers: [UInt32]
-    /// Inodes in write order (each inode once, at its first entry).
-    var order: [EntryID] = []
-    /// What to write, in order: inodes, and each directory's listing after its children's inodes.
-    var steps: [Step] = []
-    var refs: [UInt64]
-    /// Each directory's listing from when it is written until its inode is.
-    var listings: [InodeID: DirectoryListing] = [:]
+    /// The write order and the inode numbers.
+    let plan: WritePlan
     let ids: SqfsObject
+    /// Per inode: its uid's and gid's indexes in the id table (uid | gid << 16).
+    let owners: [UInt32]
     let xattrTable: XattrTableWriter
     /// The xattr tables' own compressor (they may be written on another thread).
     let xattrCompressor: SqfsCompressor
@@ -109,13 +105,40 @@ private final class Session {
         xattrCompressor = try SqfsCompressor(
             id: id, blockSize: options.blockSize, level: options.effectiveLevel, raw: options.isRaw(.xattrs),
             path: displayPath)
-        numbers = [UInt32](repeating: 0, count: layer.inodeCount)
-        refs = [UInt64](repeating: 0, count: layer.inodeCount)
-        xattrTable = XattrTableWriter(layer.xattrTable)
+        plan = WritePlan(layer, order: options.inodeOrder)
+        // Xattr sets and ids are numbered as the inodes are written, first use first; both are
+        // fixed here, before any table is written, so the xattr tables can be written beside
+        // the others.
+        xattrTable = XattrTableWriter(
+            layer.xattrTable, uses: plan.order.lazy.map { layer.inodes[layer.inodeID(of: $0).index].xattrs })
         guard let ids = sqfs_id_table_create(0) else {
             throw SquashfsError(path: displayPath, operation: "create the id table", code: -1)
         }
         self.ids = SqfsObject(ids)
+        var owners = [UInt32](repeating: 0, count: layer.inodeCount)
+        // The id table keeps ids in first-use order: each inode's uid, then its gid.
+        var known: [UInt32: UInt16] = [:]
+        var last: (id: UInt32, index: UInt16)? = nil
+        for entry in plan.order {
+            let inode = layer.inodeID(of: entry).index
+            var pair: UInt32 = 0
+            for (shift, owner) in [(0, layer.inodes[inode].uid), (16, layer.inodes[inode].gid)] {
+                var index: UInt16 = 0
+                if let last, last.id == owner {
+                    index = last.index
+                } else if let found = known[owner] {
+                    index = found
+                } else {
+                    try check(
+                        sqfs_id_table_id_to_index(ids, owner, &index), "record uid/gid \(owner)", path: displayPath)
+                    known[owner] = index
+                }
+                last = (owner, index)
+                pair |= UInt32(index) << shift
+            }
+            owners[inode] = pair
+        }
+        self.owners = owners
     }
 
     func compressor(for table: SquashfsOptions.Table) -> UnsafeMutablePointer<sqfs_compressor_t> {
@@ -124,11 +147,6 @@ private final class Session {
 
     /// Writes the whole image; returns the number of stubs.
     func run() throws -> Int {
-        planOrder()
-        // Xattr ids in the order inodes use them, fixed before any table is written, so the
-        // xattr tables can be written beside the others.
-        for entry in order { _ = xattrTable.index(of: layer.inodes[layer.inodeID(of: entry).index].xattrs) }
-        xattrTable.isFrozen = true
         // Where no scratch file can be made beside the output, one thread writes them all.
         let xattrWork =
             jobs > 1 && xattrTable.setCount >= XattrWork.minimumSets
@@ -160,19 +178,29 @@ private final class Session {
         let directoryTable = MetadataWriter(
             compressor: compressor(for: .directories), name: "the directory table", path: path)
         let directories = DirectoryTableWriter(meta: directoryTable, policy: options.directoryIndex, path: path)
+        let encoder = InodeEncoder(
+            layer: layer, plan: plan, xattrs: xattrTable, owners: owners, blocksStart: superblock.inode_table_start,
+            blockSize: options.blockSize, path: path)
         var stubs = 0
-        for step in steps {
+        var refs = [UInt64](repeating: 0, count: layer.inodeCount)
+        // Each directory's listing from when it is written until its inode is.
+        var listings: [InodeID: DirectoryListing] = [:]
+        for step in plan.steps {
             switch step {
             case .inode(let entry):
                 let id = layer.inodeID(of: entry)
                 refs[id.index] = inodeTable.reference
-                if try writeInode(entry, id: id, into: inodeTable, dataInode: dataInodes[id]) { stubs += 1 }
+                let listing = layer.fileType(of: id) == .directory ? listings.removeValue(forKey: id) : nil
+                let dataInode = dataInodes.isEmpty ? nil : dataInodes[id]
+                if try encoder.write(entry, id: id, listing: listing, dataInode: dataInode, into: inodeTable) {
+                    stubs += 1
+                }
             case .listing(let directory):
                 listings[layer.inodeID(of: directory)] = try directories.write(
                     layer.children(of: directory).map { child in
                         let childID = layer.inodeID(of: child)
                         return DirectoryChild(
-                            name: layer.name(of: child), inodeNumber: numbers[childID.index],
+                            name: layer.name(of: child), inodeNumber: plan.numbers[childID.index],
                             inodeRef: refs[childID.index], type: Self.listingType(layer.fileType(of: childID)))
                     })
             }
@@ -182,7 +210,7 @@ private final class Session {
         superblock.root_inode_ref = refs[layer.inodeID(of: .root).index]
         superblock.directory_table_start = file.size
         try directoryTable.writeOut(to: file, at: file.size)
-        superblock.inode_count = UInt32(order.count)
+        superblock.inode_count = UInt32(plan.order.count)
         try check(
             sqfs_frag_table_write(fragments, file.pointer, &superblock, compressor(for: .inodes)),
             "write the fragment table", path: path)
@@ -212,77 +240,6 @@ private final class Session {
         return stubs
     }
 
-    enum Step {
-        case inode(EntryID)
-        case listing(EntryID)
-    }
-
-    /// Plans `steps` and numbers the inodes in write order (each at its first path; the root,
-    /// written last, is N). A directory's listing follows its children's inodes and precedes
-    /// the directory's own inode.
-    func planOrder() {
-        switch options.inodeOrder {
-        case .directories: planDirectoryGroups()
-        case .name: planPostOrder(subdirectoriesFirst: false)
-        case .grouped: planPostOrder(subdirectoriesFirst: true)
-        }
-        emit(.root)
-    }
-
-    /// Appends the inode of `entry` unless its inode (a hard link's) is already planned.
-    private func emit(_ entry: EntryID) {
-        let id = layer.inodeID(of: entry)
-        guard numbers[id.index] == 0 else { return }
-        order.append(entry)
-        numbers[id.index] = UInt32(order.count)
-        steps.append(.inode(entry))
-    }
-
-    private func isDirectory(_ entry: EntryID) -> Bool { layer.fileType(of: entry) == .directory }
-
-    /// Inode order `directories`: per directory, its subdirectories' contents first, then all
-    /// its children together in name order, then its listing.
-    private func planDirectoryGroups() {
-        var stack: [(EntryID, Bool)] = [(.root, false)]
-        while let (directory, expanded) = stack.popLast() {
-            let children = layer.children(of: directory)
-            if expanded {
-                for child in children { emit(child) }
-                steps.append(.listing(directory))
-            } else {
-                stack.append((directory, true))
-                for child in children.reversed() where isDirectory(child) { stack.append((child, false)) }
-            }
-        }
-    }
-
-    /// Inode orders `name` (children in name order, each subtree before the next sibling) and
-    /// `grouped` (a directory's subdirectory subtrees first, then its other entries); each
-    /// directory's listing and inode come after its subtree. The root is left to the caller.
-    private func planPostOrder(subdirectoriesFirst: Bool) {
-        var stack: [(EntryID, Bool)] = [(.root, false)]
-        while let (entry, expanded) = stack.popLast() {
-            guard isDirectory(entry) else {
-                emit(entry)
-                continue
-            }
-            if expanded {
-                steps.append(.listing(entry))
-                if entry != .root { emit(entry) }
-                continue
-            }
-            stack.append((entry, true))
-            let children = layer.children(of: entry)
-            if subdirectoriesFirst {
-                // Popped in reverse: subdirectories (with their subtrees) first, then the rest.
-                for child in children.reversed() where !isDirectory(child) { stack.append((child, false)) }
-                for child in children.reversed() where isDirectory(child) { stack.append((child, false)) }
-            } else {
-                for child in children.reversed() { stack.append((child, false)) }
-            }
-        }
-    }
-
     /// The basic inode type a directory entry records.
     static func listingType(_ type: FileType) -> UInt16 {
         let type: SQFS_INODE_TYPE =
@@ -301,7 +258,7 @@ private final class Session {
     /// Feeds every non-empty inline file through a block processor (fragments).
     func writeData(fragments: OpaquePointer) throws -> [InodeID: SqfsInode] {
         var inodes: [InodeID: SqfsInode] = [:]
-        let inline = order.filter { layer.inode(of: $0).inlineContent.map { !$0.isEmpty } ?? false }
+        let inline = plan.order.filter { layer.inode(of: $0).inlineContent.map { !$0.isEmpty } ?? false }
         guard !inline.isEmpty else { return inodes }
         guard let blockWriter = sqfs_block_writer_create(file.pointer, 4096, 0) else {
             throw SquashfsError(path: path, operation: "create the block writer", code: -1)
@@ -340,160 +297,6 @@ private final class Session {
         }
         withExtendedLifetime((writerOwner, processorOwner)) {}
         return inodes
-    }
-
-    /// The squashfs xattr index of an inode's xattr set.
-    func xattrIndex(of inode: Inode) -> UInt32 {
-        xattrTable.index(of: inode.xattrs)
-    }
-
-    /// Squashfs id-table indexes of uids and gids already recorded.
-    private var idIndexes: [UInt32: UInt16] = [:]
-
-    /// The id table's index of `id`, recorded on first use (the table keeps first-use order).
-    func idIndex(_ id: UInt32) throws(SquashfsError) -> UInt16 {
-        if let index = idIndexes[id] { return index }
-        var index: UInt16 = 0
-        try check(sqfs_id_table_id_to_index(ids.pointer, id, &index), "record uid/gid \(id)", path: path)
-        idIndexes[id] = index
-        return index
-    }
-
-    /// Writes one inode (reference 06 §1: the 16-byte header, then its type's fields, as
-    /// libsquashfs's `sqfs_meta_writer_write_inode` lays them out); returns whether it was a
-    /// sparse stub.
-    func writeInode(_ entry: EntryID, id: InodeID, into table: MetadataWriter, dataInode: SqfsInode?) throws -> Bool {
-        let inode = layer[inode: id]
-        let xattr = xattrIndex(of: inode)
-        let extended = xattr != 0xFFFF_FFFF
-        let uid = try idIndex(inode.uid), gid = try idIndex(inode.gid)
-        func header(_ type: SQFS_INODE_TYPE) throws(SquashfsError) {
-            try table.append(UInt16(type.rawValue))
-            try table.append(inode.permissions & 0o7777)
-            try table.append(uid)
-            try table.append(gid)
-            try table.append(UInt32(clamping: max(0, inode.mtime.seconds)))
-            try table.append(numbers[id.index])
-        }
-        switch inode.type {
-        case .directory:
-            guard let listing = listings.removeValue(forKey: id) else {
-                preconditionFailure("directory inode planned before its listing")
-            }
-            let parent =
-                entry == .root ? UInt32(order.count + 1) : numbers[layer.inodeID(of: layer.parent(of: entry)).index]
-            let nlink = layer.nlink(of: id)
-            // Basic unless it has xattrs, an index or a listing of 64 KiB or more.
-            guard extended || listing.size > 0xFFFF || !listing.index.isEmpty else {
-                try header(SQFS_INODE_DIR)
-                try table.append(listing.startBlock)
-                try table.append(nlink)
-                try table.append(UInt16(listing.size))
-                try table.append(listing.offset)
-                try table.append(parent)
-                return false
-            }
-            try header(SQFS_INODE_EXT_DIR)
-            try table.append(nlink)
-            try table.append(listing.size)
-            try table.append(listing.startBlock)
-            try table.append(parent)
-            try table.append(UInt16(listing.index.count))
-            try table.append(listing.offset)
-            try table.append(xattr)
-            for index in listing.index {
-                try table.append(index.index)
-                try table.append(index.startBlock)
-                try table.append(UInt32(index.name.count - 1))
-                try table.append(index.name)
-            }
-            return false
-        case .regular:
-            if let dataInode {
-                try writeDataInode(dataInode, entry: entry, inode: inode, xattr: xattr, header: header, into: table)
-                return false
-            }
-            let isStub = inode.externalObject != nil && inode.size > 0
-            guard isStub || extended || inode.nlink != 1 else {
-                try header(SQFS_INODE_FILE)
-                try table.append(UInt32(0))  // blocks_start
-                try table.append(UInt32(0xFFFF_FFFF))  // fragment_index
-                try table.append(UInt32(0xFFFF_FFFF))  // fragment_offset
-                try table.append(UInt32(0))  // file_size
-                return false
-            }
-            try header(SQFS_INODE_EXT_FILE)
-            try table.append(superblock.inode_table_start)
-            try table.append(isStub ? inode.size : 0)
-            try table.append(isStub ? inode.size : 0)
-            try table.append(inode.nlink)
-            try table.append(UInt32(0xFFFF_FFFF))
-            try table.append(UInt32(0xFFFF_FFFF))
-            try table.append(xattr)
-            guard isStub else { return false }
-            // The block list: one zero word (a sparse block) per block of logical size.
-            let blocks = (inode.size + UInt64(options.blockSize) - 1) / UInt64(options.blockSize)
-            try table.appendZeros(4 * Int(blocks))
-            return true
-        case .symlink:
-            let target = inode.symlinkTarget ?? []
-            try header(extended ? SQFS_INODE_EXT_SLINK : SQFS_INODE_SLINK)
-            try table.append(inode.nlink)
-            try table.append(UInt32(target.count))
-            try table.append(target)
-        case .blockDevice, .charDevice:
-            let isBlock = inode.type == .blockDevice
-            try header(
-                extended
-                    ? (isBlock ? SQFS_INODE_EXT_BDEV : SQFS_INODE_EXT_CDEV)
-                    : (isBlock ? SQFS_INODE_BDEV : SQFS_INODE_CDEV))
-            try table.append(inode.nlink)
-            try table.append(UInt32(truncatingIfNeeded: inode.rdev))
-        case .fifo, .socket:
-            let isFifo = inode.type == .fifo
-            try header(
-                extended
-                    ? (isFifo ? SQFS_INODE_EXT_FIFO : SQFS_INODE_EXT_SOCKET)
-                    : (isFifo ? SQFS_INODE_FIFO : SQFS_INODE_SOCKET))
-            try table.append(inode.nlink)
-        }
-        if extended { try table.append(xattr) }
-        return false
-    }
-
-    /// Writes a file with data in the image, from the inode the block processor made (extended
-    /// when it has xattrs or several links).
-    func writeDataInode(
-        _ node: SqfsInode, entry: EntryID, inode: Inode, xattr: UInt32,
-        header: (SQFS_INODE_TYPE) throws(SquashfsError) -> Void,
-        into table: MetadataWriter
-    ) throws {
-        let generic = node.pointer
-        if xattr != 0xFFFF_FFFF || inode.nlink != 1 {
-            try check(sqfs_inode_make_extended(generic), "extend \(layer.displayPath(of: entry))", path: path)
-        }
-        if generic.pointee.base.type == UInt16(SQFS_INODE_EXT_FILE.rawValue) {
-            let file = generic.pointee.data.file_ext
-            try header(SQFS_INODE_EXT_FILE)
-            try table.append(file.blocks_start)
-            try table.append(file.file_size)
-            try table.append(file.sparse)
-            try table.append(inode.nlink)
-            try table.append(file.fragment_idx)
-            try table.append(file.fragment_offset)
-            try table.append(xattr)
-        } else {
-            let file = generic.pointee.data.file
-            try header(SQFS_INODE_FILE)
-            try table.append(file.blocks_start)
-            try table.append(file.fragment_index)
-            try table.append(file.fragment_offset)
-            try table.append(file.file_size)
-        }
-        // The block sizes.
-        try table.append(
-            UnsafeRawBufferPointer(
-                start: ovl_sqfs_inode_extra_const(generic), count: Int(generic.pointee.payload_bytes_used)))
     }
 
     func setUncompressedFlags() {

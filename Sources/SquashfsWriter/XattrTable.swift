@@ -24,62 +24,55 @@ struct XattrSection: Sendable {
     var count: UInt32
 }
 
-/// Numbers the xattr sets as inodes first use them and writes both tables.
-final class XattrTableWriter {
+/// Numbers the xattr sets in the order inodes first use them, then writes both tables. The
+/// numbering is done once, at the start, and never changes: the tables can then be written on
+/// another thread while the inodes that name the sets are.
+final class XattrTableWriter: Sendable {
     /// The layer's sets, read again when the tables are written (a stub's derived set is
     /// only its digest until then).
     private let table: XattrTable
     /// The layer set of each squashfs xattr id, in id order.
-    private var sets: [XattrSetID] = []
-    /// Squashfs xattr id per layer xattr set id (nil: not used yet).
-    private var ids: [UInt32?]
+    private let sets: [XattrSetID]
+    /// Squashfs xattr id per layer xattr set id (0xFFFFFFFF: none, or not used).
+    private let ids: [UInt32]
 
-    init(_ table: XattrTable) {
+    /// Numbers the storable sets among `uses` (a set per inode, in write order) as first met.
+    init(_ table: XattrTable, uses: some Sequence<XattrSetID>) {
         self.table = table
-        ids = [UInt32?](repeating: nil, count: table.count)
-        unstorable = [Bool?](repeating: nil, count: table.count)
-        storableRules = [Bool?](repeating: nil, count: table.ruleCount)
+        var sets: [XattrSetID] = []
+        var ids = [UInt32](repeating: 0xFFFF_FFFF, count: table.count)
+        var numbered = [Bool](repeating: false, count: table.count)
+        // Per list set: whether it holds a key squashfs cannot store (nil: not looked at
+        // yet); per rule, whether its keys all can be. Derived sets share both.
+        var unstorable = [Bool?](repeating: nil, count: table.count)
+        var storableRules = [Bool?](repeating: nil, count: table.ruleCount)
+        // (No local function: the locals it captured would be checked at run time.)
+        for set in uses where set != .empty && !numbered[Int(set.rawValue)] {
+            numbered[Int(set.rawValue)] = true
+            var list = set
+            var ruleStorable = true
+            if let (base, rule, _) = table.derivation(of: set) {
+                list = base
+                ruleStorable =
+                    storableRules[rule]
+                    ?? table.rule(rule).entries.allSatisfy { SquashfsLosses.isStorable($0.key) }
+                storableRules[rule] = ruleStorable
+            }
+            let holds =
+                unstorable[Int(list.rawValue)] ?? !table.allKeys(in: list, satisfy: SquashfsLosses.isStorable)
+            unstorable[Int(list.rawValue)] = holds
+            let storable = ruleStorable && !holds
+            if storable {
+                ids[Int(set.rawValue)] = UInt32(sets.count)
+                sets.append(set)
+            }
+        }
+        self.sets = sets
+        self.ids = ids
     }
 
     /// The squashfs xattr index for a layer set (storable xattrs only; none → 0xFFFFFFFF).
-    func index(of set: XattrSetID) -> UInt32 {
-        if set == .empty { return 0xFFFF_FFFF }
-        if let id = ids[Int(set.rawValue)] { return id }
-        precondition(!isFrozen, "an xattr set numbered after the xattr tables were started")
-        let storable: Bool
-        if let (base, rule, _) = table.derivation(of: set) {
-            // Derived sets share their base lists and rules: each is looked at once.
-            storable = holdsUnstorable(base) == false && ruleIsStorable(rule)
-        } else {
-            storable = holdsUnstorable(set) == false
-        }
-        let id: UInt32 = storable ? UInt32(sets.count) : 0xFFFF_FFFF
-        if storable { sets.append(set) }
-        ids[Int(set.rawValue)] = id
-        return id
-    }
-
-    /// Per list set: whether it holds a key squashfs cannot store (nil: not looked at yet).
-    private var unstorable: [Bool?]
-    /// Per rule: whether its keys are all storable.
-    private var storableRules: [Bool?]
-
-    private func holdsUnstorable(_ set: XattrSetID) -> Bool {
-        if let known = unstorable[Int(set.rawValue)] { return known }
-        let holds = !table.allKeys(in: set, satisfy: SquashfsLosses.isStorable)
-        unstorable[Int(set.rawValue)] = holds
-        return holds
-    }
-
-    private func ruleIsStorable(_ rule: Int) -> Bool {
-        if let known = storableRules[rule] { return known }
-        let storable = table.rule(rule).entries.allSatisfy { SquashfsLosses.isStorable($0.key) }
-        storableRules[rule] = storable
-        return storable
-    }
-
-    /// Set once every set is numbered: the tables may then be written on another thread.
-    var isFrozen = false
+    func index(of set: XattrSetID) -> UInt32 { ids[Int(set.rawValue)] }
 
     var isEmpty: Bool { sets.isEmpty }
     var setCount: Int { sets.count }
