@@ -76,7 +76,7 @@ public enum ComposefsImage {
         let layer = try OverlayTranslation.translate(
             consume model, options: .composefs(version: version), jobs: jobs)
         lap("translate")
-        let plan = Plan(layer: layer, version: version, pairHash: pairHash)
+        let plan = Plan(layer: consume layer, version: version, pairHash: pairHash)
         // Shared xattrs are addressed by a u32 count of 4-byte words from the table's block.
         guard plan.xattrSets.sharedSize < (1 << 34) - ComposefsFormat.blockSize else {
             throw ComposefsError(
@@ -87,6 +87,7 @@ public enum ComposefsImage {
         plan.layout()
         lap("layout")
         try plan.emit(to: sink)
+        releaseInBackground(consume plan)
         return version
     }
 }

@@ -70,6 +70,7 @@ public enum ImagePipeline {
                     bytes: result.bytes, entries: result.entries, inodes: result.inodes, stubs: result.stubs)
             }
             lap("write")
+            releaseInBackground(consume layer)
             return written
         case .composefs(let minVersion, let maxVersion, let digest):
             // Streamed: the image goes to the file (and the hasher) on another thread while
