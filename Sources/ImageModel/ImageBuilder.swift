@@ -249,22 +249,29 @@ extension ImageBuilder {
             let results = RewrittenInodes.run(
                 image.inodes, image.primaries, old, batchStart..<batchEnd, parts: parts, transform)
             for part in results {
-                for k in part.inodes.indices {
+                var nextChanged = 0
+                for k in part.xattrs.indices {
                     let index = part.range.lowerBound + k
-                    var inode = part.inodes[k]
-                    let xattrs = part.xattrs[k]
                     let oldSet = image.inodes[index].xattrs
+                    // Most inodes come back as they were: only the changed ones are copied in.
+                    if nextChanged < part.changed.count, part.changed[nextChanged].offset == k {
+                        image.inodes[index] = part.changed[nextChanged].inode
+                        nextChanged += 1
+                    }
                     let original = old[oldSet]
+                    let xattrs = part.xattrs[k] ?? original
+                    let inode = image.inodes[index]
+                    let set: XattrSetID
                     if let derived, let digest = derived.digest(inode) {
                         let base = sets.store(
                             xattrs, transformedFrom: original, set: oldSet, unique: false, in: &image.xattrTable)
-                        inode.xattrs = image.xattrTable.append(base: base, deriving: derived.xattrs, from: digest)
+                        set = image.xattrTable.append(base: base, deriving: derived.xattrs, from: digest)
                     } else {
-                        inode.xattrs = sets.store(
+                        set = sets.store(
                             xattrs, transformedFrom: original, set: oldSet, unique: isUnique(inode),
                             in: &image.xattrTable)
                     }
-                    image.inodes[index] = inode
+                    image.inodes[index].xattrs = set
                 }
                 if let error = part.error { throw error }
             }
@@ -322,8 +329,10 @@ private struct XattrRemap {
 /// lists up to the first that failed, and that failure.
 private final class RewrittenInodes: @unchecked Sendable {
     let range: Range<Int>
-    var inodes: [Inode] = []
-    var xattrs: [[Xattr]] = []
+    /// The inodes the transform changed, by offset in `range`, in order.
+    var changed: [(offset: Int, inode: Inode)] = []
+    /// Per inode: its transformed xattrs, or nil where they are its set's list as it was.
+    var xattrs: [[Xattr]?] = []
     var error: (any Error)?
 
     init(range: Range<Int>) { self.range = range }
@@ -338,19 +347,26 @@ private final class RewrittenInodes: @unchecked Sendable {
         }
         @Sendable func work(_ p: Int) {
             let part = results[p]
-            part.inodes.reserveCapacity(part.range.count)
-            part.xattrs.reserveCapacity(part.range.count)
+            // Filled as locals, then handed over: a class's properties would be checked for
+            // exclusive access at run time on every append.
+            var changed: [(offset: Int, inode: Inode)] = []
+            var lists: [[Xattr]?] = []
+            lists.reserveCapacity(part.range.count)
+            defer { (part.changed, part.xattrs) = (changed, lists) }
             for index in part.range {
-                var inode = inodes[index]
-                var xattrs = table[inode.xattrs]
+                let original = inodes[index]
+                var inode = original
+                let originalXattrs = table[inode.xattrs]
+                var xattrs = originalXattrs
                 do {
                     try transform(primaries[index], &inode, &xattrs)
                 } catch {
                     part.error = error
                     return
                 }
-                part.inodes.append(inode)
-                part.xattrs.append(xattrs)
+                if inode != original { changed.append((index - part.range.lowerBound, inode)) }
+                // (Equal lists that share storage compare without reading their elements.)
+                lists.append(xattrs == originalXattrs ? nil : xattrs)
             }
         }
         if results.count == 1 {
