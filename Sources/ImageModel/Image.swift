@@ -78,6 +78,20 @@ public struct Image: Sendable {
     /// The type of the inode an entry names (without copying the inode).
     public func fileType(of entry: EntryID) -> FileType { inodes[records[entry.index].inode.index].type }
 
+    /// Whether an entry is a whiteout (a 0/0 character device), read in place.
+    public func isWhiteout(_ entry: EntryID) -> Bool {
+        let index = records[entry.index].inode.index
+        return inodes[index].type == .charDevice && inodes[index].rdev == 0
+    }
+
+    /// Whether an inode is a regular file with at least one byte of inline content, read in
+    /// place (a validated model's inline content is `size` bytes).
+    public func hasInlineContent(_ id: InodeID) -> Bool {
+        guard inodes[id.index].type == .regular, inodes[id.index].size > 0 else { return false }
+        if case .inline = inodes[id.index].data { return true }
+        return false
+    }
+
     /// The entry's name (empty for the root).
     public func name(of entry: EntryID) -> ArraySlice<UInt8> {
         let record = records[entry.index]

@@ -12,13 +12,13 @@ extension Image {
         try checkPathLengths()
         var checkedSets = [Bool](repeating: false, count: xattrTable.count)
         for index in inodes.indices {
-            let inode = inodes[index]
-            if let reason = Self.problem(with: inode) {
+            // The inode is read where it lies (a copy per inode retained its data).
+            if let reason = Self.problem(with: inodes[index]) {
                 throw .invalidEntry(path: displayPath(of: primaries[index]), reason: reason)
             }
-            let set = Int(inode.xattrs.rawValue)
+            let set = Int(inodes[index].xattrs.rawValue)
             guard !checkedSets[set] else { continue }
-            if let reason = Self.problem(withXattrs: xattrTable[inode.xattrs]) {
+            if let reason = Self.problem(withXattrs: xattrTable[inodes[index].xattrs]) {
                 throw .invalidEntry(path: displayPath(of: primaries[index]), reason: reason)
             }
             checkedSets[set] = true
@@ -46,22 +46,27 @@ extension Image {
         guard inode.mtime.nanoseconds < 1_000_000_000 else {
             return "mtime nanoseconds \(inode.mtime.nanoseconds) must be below 1000000000"
         }
-        switch (inode.type, inode.data) {
-        case (.regular, .inline(let content)):
-            guard content.count <= Limits.maxInlineContentLength else {
-                return "\(content.count) bytes of inline content, more than \(Limits.maxInlineContentLength)"
+        // By type, then data (a tuple of both would copy the data).
+        switch inode.type {
+        case .regular:
+            switch inode.data {
+            case .inline(let content):
+                guard content.count <= Limits.maxInlineContentLength else {
+                    return "\(content.count) bytes of inline content, more than \(Limits.maxInlineContentLength)"
+                }
+                guard UInt64(content.count) == inode.size else {
+                    return "inline content of \(content.count) bytes for a size of \(inode.size)"
+                }
+            case .external(let object):
+                guard inode.size <= Limits.maxExternalFileSize else {
+                    return "\(inode.size) bytes, larger than the composefs maximum of 2^53"
+                }
+                if case .path(let bytes) = object.payload, let reason = Payload.problem(with: bytes) { return reason }
+            case .none, .symlink:
+                return "a regular file without content"
             }
-            guard UInt64(content.count) == inode.size else {
-                return "inline content of \(content.count) bytes for a size of \(inode.size)"
-            }
-        case (.regular, .external(let object)):
-            guard inode.size <= Limits.maxExternalFileSize else {
-                return "\(inode.size) bytes, larger than the composefs maximum of 2^53"
-            }
-            if case .path(let bytes) = object.payload, let reason = Payload.problem(with: bytes) { return reason }
-        case (.regular, _):
-            return "a regular file without content"
-        case (.symlink, .symlink(let target)):
+        case .symlink:
+            guard case .symlink(let target) = inode.data else { return "a symlink without a target" }
             guard !target.isEmpty, target.count <= Limits.maxSymlinkTargetLength else {
                 return "symlink target of \(target.count) bytes (1…\(Limits.maxSymlinkTargetLength))"
             }
@@ -69,11 +74,8 @@ extension Image {
             guard inode.size == UInt64(target.count) else {
                 return "symlink size \(inode.size) differs from its target's length \(target.count)"
             }
-        case (.symlink, _):
-            return "a symlink without a target"
-        case (_, .none):
-            break
-        default:
+        case .directory, .blockDevice, .charDevice, .fifo, .socket:
+            if case .none = inode.data { break }
             return "a \(inode.type.jsonName) cannot carry file data"
         }
         return nil

@@ -59,8 +59,8 @@ public enum OverlayTranslation {
         // Every writer comes through here: nothing a reader would refuse gets written.
         try image.validate()
         var parents = Set<EntryID>()
-        for entry in image.entryIDs where entry != .root && image.inode(of: entry).isWhiteout {
-            parents.insert(image.parent(of: entry))
+        for index in 1..<image.entryCount where image.isWhiteout(EntryID(index)) {
+            parents.insert(image.parent(of: EntryID(index)))
         }
         let whiteoutParents = parents
         let paths = image.paths

@@ -258,7 +258,7 @@ private final class Session {
     /// Feeds every non-empty inline file through a block processor (fragments).
     func writeData(fragments: OpaquePointer) throws -> [InodeID: SqfsInode] {
         var inodes: [InodeID: SqfsInode] = [:]
-        let inline = plan.order.filter { layer.inode(of: $0).inlineContent.map { !$0.isEmpty } ?? false }
+        let inline = plan.order.filter { layer.hasInlineContent(layer.inodeID(of: $0)) }
         guard !inline.isEmpty else { return inodes }
         guard let blockWriter = sqfs_block_writer_create(file.pointer, 4096, 0) else {
             throw SquashfsError(path: path, operation: "create the block writer", code: -1)
