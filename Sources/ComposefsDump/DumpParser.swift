@@ -228,13 +228,13 @@ public final class DumpParser {
     /// One line, read and added in the calling thread.
     func parseLine(_ line: Span<UInt8>) throws(DumpError) {
         lineNumber += 1
-        let prepared: Prepared
+        var prepared: Prepared
         do {
             prepared = try prepare(line)
         } catch {
             try reject(error)
         }
-        try commit(prepared)
+        try commit(&prepared)
     }
 
     // MARK: - Stage one: a line on its own
@@ -323,8 +323,9 @@ public final class DumpParser {
 
     // MARK: - Stage two: the line in the tree, in order
 
-    /// Adds a prepared line (line `lineNumber`).
-    func commit(_ prepared: borrowing Prepared) throws(DumpError) {
+    /// Adds a prepared line (line `lineNumber`). Its inode moves into the tree (taken out of
+    /// `prepared`, not copied).
+    func commit(_ prepared: inout Prepared) throws(DumpError) {
         try checkRoot(prepared.located)
         committedBytes += prepared.byteCount
         if lineNumber == Self.linesBeforeEstimate { reserveForEstimatedEntries() }
@@ -332,7 +333,7 @@ public final class DumpParser {
             try addHardLink(prepared.located, target: target)
             return
         }
-        try insert(prepared.inode!, prepared.located, xattrs: prepared.xattrs)
+        try insert(prepared.inode.take()!, prepared.located, xattrs: prepared.xattrs)
     }
 
     /// Throws a refused line's error (line `lineNumber`), after the checks that come before
@@ -549,8 +550,7 @@ public final class DumpParser {
     }
 
     /// Adds the entry (the root creates the builder) with its xattrs (a list index).
-    private func insert(_ inode: Inode, _ fields: Located, xattrs: Int32) throws(DumpError) {
-        var inode = inode
+    private func insert(_ inode: consuming Inode, _ fields: Located, xattrs: Int32) throws(DumpError) {
         let (parent, name) = try locateParent(fields.path, rawPath: fields.rawPath)
         if builder == nil {
             do { builder = try ImageBuilder(root: inode) } catch { throw self.error(.mode, error.description) }

@@ -46,8 +46,8 @@ extension DumpParser {
     /// newline (if any) to the sequential ending.
     func finishParallel() throws(DumpError) {
         try runBatch()
-        try commitParts(preparedParts)
-        preparedParts = []
+        var last = takePreparedParts()
+        try commitParts(&last)
         if !pending.isEmpty {
             endedWithNewline = false
             carry = pending
@@ -61,8 +61,8 @@ extension DumpParser {
         // `pending` holds complete lines up to `pendingLineStart` (none when it is 0).
         guard pendingLineStart > 0 else {
             if pending.count > Self.maxLineLength {
-                try commitParts(preparedParts)
-                preparedParts = []
+                var last = takePreparedParts()
+                try commitParts(&last)
                 throw DumpError(
                     input: input, line: lineNumber + 1, field: .line,
                     reason: Self.longLineReason)
@@ -71,9 +71,8 @@ extension DumpParser {
         }
         let lastNewline = pendingLineStart - 1
         let parts = cut(pending[...lastNewline], into: 2 * options.jobs)
-        let previous = preparedParts
-        let work = ParallelWork(parser: self, input: input, options: options)
-        let results = work.run(parts: parts, thenCommit: previous)
+        let work = ParallelWork(parser: self, input: input, options: options, previous: takePreparedParts())
+        let results = work.run(parts: parts)
         if let error = results.commitError { throw error }
         preparedParts = results.parts
         pending.removeSubrange(...lastNewline)
@@ -121,18 +120,28 @@ extension DumpParser {
         return result
     }
 
-    /// Stage two of parts, in order.
-    func commitParts(_ parts: [PreparedPart]) throws(DumpError) {
-        for part in parts {
-            xattrLists = part.xattrLists
+    /// The parts waiting for stage two, handed over (held nowhere else, so their lines can be
+    /// changed in place).
+    func takePreparedParts() -> [PreparedPart] {
+        var parts: [PreparedPart] = []
+        swap(&parts, &preparedParts)
+        return parts
+    }
+
+    /// Stage two of parts, in order. Each line's inode moves into the tree: the parts are the
+    /// caller's only reference, so nothing is copied.
+    func commitParts(_ parts: inout [PreparedPart]) throws(DumpError) {
+        for p in parts.indices {
+            xattrLists = []
+            swap(&xattrLists, &parts[p].xattrLists)
             xattrIDs = []
-            // Through a span: each line is borrowed, not copied out of the array.
-            let lines = part.lines.span
+            var lines: [Prepared] = []
+            swap(&lines, &parts[p].lines)
             for i in lines.indices {
                 lineNumber += 1
-                try commit(lines[i])
+                try commit(&lines[i])
             }
-            if let refusal = part.refusal {
+            if let refusal = parts[p].refusal {
                 lineNumber += 1
                 try reject(refusal)
             }
@@ -148,13 +157,16 @@ private final class ParallelWork: @unchecked Sendable {
     let parser: DumpParser
     let input: String
     let options: DumpOptions
+    /// The previous batch, for stage two (this object's only reference to it).
+    private var previous: [DumpParser.PreparedPart]
     var parts: [DumpParser.PreparedPart] = []
     var commitError: DumpError?
 
-    init(parser: DumpParser, input: String, options: DumpOptions) {
+    init(parser: DumpParser, input: String, options: DumpOptions, previous: [DumpParser.PreparedPart]) {
         self.parser = parser
         self.input = input
         self.options = options
+        self.previous = previous
     }
 
     /// The next part not yet taken by a thread.
@@ -162,11 +174,11 @@ private final class ParallelWork: @unchecked Sendable {
 
     /// Runs on `options.jobs` threads at most: the first does stage two of `previous`, then
     /// joins the others in taking parts for stage one.
-    func run(parts text: [ArraySlice<UInt8>], thenCommit previous: [DumpParser.PreparedPart]) -> ParallelWork {
+    func run(parts text: [ArraySlice<UInt8>]) -> ParallelWork {
         let slots = text.map { _ in Slot() }
         DispatchQueue.concurrentPerform(iterations: min(options.jobs, text.count + 1)) { task in
             if task == 0 {
-                do throws(DumpError) { try parser.commitParts(previous) } catch { commitError = error }
+                do throws(DumpError) { try parser.commitParts(&previous) } catch { commitError = error }
             }
             while true {
                 let part = nextPart.wrappingAdd(1, ordering: .relaxed).oldValue

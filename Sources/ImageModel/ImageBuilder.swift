@@ -60,7 +60,7 @@ public struct ImageBuilder: Sendable {
 
     /// Adds an entry with a new inode under `parent`.
     @discardableResult
-    public mutating func add(name: [UInt8], in parent: EntryID, inode: Inode) throws(ModelError) -> EntryID {
+    public mutating func add(name: [UInt8], in parent: EntryID, inode: consuming Inode) throws(ModelError) -> EntryID {
         try add(name: name[...], in: parent, inode: inode)
     }
 
@@ -68,7 +68,7 @@ public struct ImageBuilder: Sendable {
     /// valid one, as every name of an image is).
     @discardableResult
     public mutating func add(
-        name: ArraySlice<UInt8>, in parent: EntryID, inode: Inode, validated: Bool = false
+        name: ArraySlice<UInt8>, in parent: EntryID, inode: consuming Inode, validated: Bool = false
     ) throws(ModelError) -> EntryID {
         let inodeID = InodeID(image.inodes.count)
         let entry = try addRecord(name: name, parent: parent, inode: inodeID, validated: validated)
