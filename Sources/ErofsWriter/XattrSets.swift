@@ -180,31 +180,84 @@ struct XattrSets {
         var bloom = [UInt32](repeating: 0, count: count)
         var hasACL = false
         var scratch = Xattr(key: [], value: [])
+        // A derived set's keys and value lengths are its base's and rule's: its filter, ACL
+        // flag and inline entry sizes are worked out once per (base, rule), and no value is made.
+        var derivedKeys: [Int: KeyLayout] = [:]
+        var last = (key: -1, layout: KeyLayout())
         for s in 0..<count where uses[s] > 0 && base[s + 1] > base[s] {
-            var size = ComposefsFormat.xattrBodyHeaderSize, sharedCount = 0, bits: UInt32 = 0
+            var size = ComposefsFormat.xattrBodyHeaderSize, sharedCount = 0
             let first = base[s]
-            forEachSorted(s, scratch: &scratch) { i, xattr in
+            /// Files xattr `i`: shared (its offset) or inline (`inlineSize` bytes).
+            func place(_ i: Int, inlineSize: Int) {
                 let offset = classOffset[Int(classes.classOf[first + i])]
                 if offset >= 0 && sharedCount < ComposefsFormat.maxSharedXattrsPerInode {
                     sharedWord[first + i] = UInt32(truncatingIfNeeded: offset / 4)
                     sharedCount += 1
                     size += 4
                 } else {
-                    size += entrySize(xattr)
+                    size += inlineSize
                 }
-                let (prefixIndex, prefixLength) = namePrefix(xattr.key)
-                if prefixIndex == 2 || prefixIndex == 3 { hasACL = hasACL || prefixLength == xattr.key.count }
-                let name = xattr.key[prefixLength...]
-                let seed = ComposefsFormat.xattrFilterSeed &+ UInt32(prefixIndex)
-                bits |= 1 << (XXHash32.hash(name.span, seed: seed) & 31)
             }
+            if sortedCopy(s) == nil, let (b, rule, _) = derivation(of: s) {
+                let key = b * rules.count + rule
+                if last.key != key {
+                    let layout = derivedKeys[key] ?? keyLayout(base: b, rule: rule)
+                    derivedKeys[key] = layout
+                    last = (key, layout)
+                }
+                for i in last.layout.sizes.indices { place(i, inlineSize: last.layout.sizes[i]) }
+                hasACL = hasACL || last.layout.hasACL
+                bodySize[s] = UInt32(size)
+                bloom[s] = last.layout.bits ^ 0xFFFF_FFFF
+                continue
+            }
+            var layout = KeyLayout()
+            forEachSorted(s, scratch: &scratch) { i, xattr in
+                place(i, inlineSize: entrySize(xattr))
+                layout.add(key: xattr.key, valueLength: xattr.value.count)
+            }
+            hasACL = hasACL || layout.hasACL
             bodySize[s] = UInt32(size)
-            bloom[s] = bits ^ 0xFFFF_FFFF
+            bloom[s] = layout.bits ^ 0xFFFF_FFFF
         }
         self.sharedWord = sharedWord
         self.bodySize = bodySize
         self.bloom = bloom
         self.hasACL = hasACL
+    }
+}
+
+/// What a set's keys decide of its body: the name filter's bits, whether it carries a POSIX
+/// ACL, and each xattr's entry size when inline (in key order).
+struct KeyLayout {
+    var bits: UInt32 = 0
+    var hasACL = false
+    var sizes: [Int] = []
+
+    mutating func add(key: [UInt8], valueLength: Int) {
+        let (prefixIndex, prefixLength) = namePrefix(key)
+        if prefixIndex == 2 || prefixIndex == 3 { hasACL = hasACL || prefixLength == key.count }
+        let seed = ComposefsFormat.xattrFilterSeed &+ UInt32(prefixIndex)
+        let name = key[prefixLength...]
+        bits |= 1 << (XXHash32.hash(name.span, seed: seed) & 31)
+        sizes.append(entrySize(key: key, valueLength: valueLength))
+    }
+}
+
+extension XattrSets {
+    /// The key layout of every derived set of `base` and `rule`.
+    fileprivate func keyLayout(base: Int, rule: Int) -> KeyLayout {
+        let own = sortedCopy(base) ?? table[XattrSetID(rawValue: UInt32(base))]
+        var layout = KeyLayout()
+        for source in sources(base: base, rule: rule) {
+            if source >= 0 {
+                layout.add(key: own[source].key, valueLength: own[source].value.count)
+            } else {
+                let entry = rules[rule][-1 - source]
+                layout.add(key: entry.key, valueLength: entry.valueLength)
+            }
+        }
+        return layout
     }
 }
 
@@ -418,6 +471,8 @@ func namePrefix(_ key: [UInt8]) -> (index: UInt8, length: Int) {
 }
 
 /// An xattr entry's size: header, name without its prefix, value, padded to 4 bytes.
-func entrySize(_ xattr: Xattr) -> Int {
-    roundUp(4 + xattr.key.count - namePrefix(xattr.key).length + xattr.value.count, 4)
+func entrySize(_ xattr: Xattr) -> Int { entrySize(key: xattr.key, valueLength: xattr.value.count) }
+
+func entrySize(key: [UInt8], valueLength: Int) -> Int {
+    roundUp(4 + key.count - namePrefix(key).length + valueLength, 4)
 }

@@ -41,6 +41,9 @@ public struct DigestXattrs: Sendable, Hashable {
             }
         }
 
+        /// The length of every value this entry makes.
+        public var valueLength: Int { prefix.count + (encoding == .bytes ? Digest.byteCount : 65) }
+
         public func value(for digest: Digest) -> [UInt8] {
             var out: [UInt8] = []
             out.reserveCapacity(prefix.count + 65)
