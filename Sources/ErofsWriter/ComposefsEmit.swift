@@ -81,7 +81,11 @@ extension Plan {
     /// (bloom filter, shared count, shared indexes, inline entries), then the inline tail.
     func emitInode(_ i: Int, blockAddress: UInt32, into w: inout ByteWriter) {
         let node = nodes[i]
-        let inode = layer[inode: node.inode]
+        emitInode(i, node, layer[inode: node.inode], blockAddress: blockAddress, into: &w)
+    }
+
+    /// (`inode` is lent, not copied.)
+    private func emitInode(_ i: Int, _ node: Node, _ inode: Inode, blockAddress: UInt32, into w: inout ByteWriter) {
         let set = Int(inode.xattrs.rawValue)
         let xattrSize = Int(xattrSets.bodySize[set])
         let start = w.count

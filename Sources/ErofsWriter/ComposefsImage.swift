@@ -31,8 +31,9 @@ public enum ComposefsImage {
                 reason: "composefs format version must be 0 or 1 (min \(minVersion), max \(maxVersion))")
         }
         if minVersion == 0 && maxVersion >= 1
-            && image.inodes.contains(where: {
-                $0.type == .charDevice && UInt32(truncatingIfNeeded: $0.rdev) == 0
+            && image.inodes.indices.contains(where: {
+                // Read where each inode lies (an element copy would retain its data).
+                image.inodes[$0].type == .charDevice && UInt32(truncatingIfNeeded: image.inodes[$0].rdev) == 0
             })
         {
             return 1
@@ -69,9 +70,11 @@ public enum ComposefsImage {
         lap: (String) -> Void = { _ in }, to sink: ([UInt8]) throws -> Void
     ) throws -> Int {
         let version = try version(for: model, minVersion: minVersion, maxVersion: maxVersion)
-        for inode in model.inodes
-        where inode.type == .regular && inode.externalObject != nil && inode.size > Limits.maxExternalFileSize {
-            throw ComposefsError(reason: "file too large: \(inode.size) bytes needs more than 1024 chunks")
+        for i in model.inodes.indices
+        where model.inodes[i].type == .regular && model.inodes[i].size > Limits.maxExternalFileSize
+            && model.inodes[i].externalObject != nil
+        {
+            throw ComposefsError(reason: "file too large: \(model.inodes[i].size) bytes needs more than 1024 chunks")
         }
         let layer = try OverlayTranslation.translate(
             consume model, options: .composefs(version: version), jobs: jobs)
@@ -222,24 +225,28 @@ final class Plan {
         var pos = ComposefsFormat.inodeTableOffset
         for i in nodes.indices {
             var node = nodes[i]
-            let inode = layer[inode: node.inode]
-            (node.blocks, node.tail) = initialSplit(&node, inode, index: i)
-            let sizeForDecision: UInt64 =
-                inode.type == .directory ? UInt64(node.blocks * blockSize + node.tail) : inode.size
-            node.extended =
-                !(inode.mtime == minMtime && node.nlink <= 0xFFFF && inode.uid <= 0xFFFF
-                && inode.gid <= 0xFFFF && sizeForDecision <= 0xFFFF_FFFF)
-            let isz = node.extended ? ComposefsFormat.extendedInodeSize : ComposefsFormat.compactInodeSize
-            let xsz = Int(xattrSets.bodySize[Int(inode.xattrs.rawValue)])
-            pos = roundUp(pos, ComposefsFormat.inodeSlot)
-            pos += tailPadding(&node, isSymlink: inode.type == .symlink, pos: pos, isz: isz, xsz: xsz)
-            node.offset = pos
-            dataBlocks += node.blocks
-            pos += isz + xsz + node.tail
+            place(&node, layer[inode: node.inode], index: i, at: &pos)
             nodes[i] = node
         }
         inodesEnd = roundUp(pos, ComposefsFormat.inodeSlot)
         dataStart = roundUp(inodesEnd + xattrSets.sharedSize, blockSize)
+    }
+
+    /// Sizes node `index` (`inode` is lent, not copied) and places it at `pos` or after.
+    private func place(_ node: inout Node, _ inode: Inode, index i: Int, at pos: inout Int) {
+        (node.blocks, node.tail) = initialSplit(&node, inode, index: i)
+        let sizeForDecision: UInt64 =
+            inode.type == .directory ? UInt64(node.blocks * blockSize + node.tail) : inode.size
+        node.extended =
+            !(inode.mtime == minMtime && node.nlink <= 0xFFFF && inode.uid <= 0xFFFF
+            && inode.gid <= 0xFFFF && sizeForDecision <= 0xFFFF_FFFF)
+        let isz = node.extended ? ComposefsFormat.extendedInodeSize : ComposefsFormat.compactInodeSize
+        let xsz = Int(xattrSets.bodySize[Int(inode.xattrs.rawValue)])
+        pos = roundUp(pos, ComposefsFormat.inodeSlot)
+        pos += tailPadding(&node, isSymlink: inode.type == .symlink, pos: pos, isz: isz, xsz: xsz)
+        node.offset = pos
+        dataBlocks += node.blocks
+        pos += isz + xsz + node.tail
     }
 
     /// The blocks and inline tail an inode's data takes before padding (external files also
@@ -316,9 +323,9 @@ struct BFSOrder {
         var head = 0
         while head < nodes.count {
             let entry = nodes[head].entry
-            let inode = layer[inode: nodes[head].inode]
-            if inode.mtime < minMtime { minMtime = inode.mtime }
-            setUses[Int(inode.xattrs.rawValue)] += 1
+            let id = nodes[head].inode
+            if layer[inode: id].mtime < minMtime { minMtime = layer[inode: id].mtime }
+            setUses[Int(layer[inode: id].xattrs.rawValue)] += 1
             head += 1
             for child in layer.children(of: entry) where layer.isPrimary(child) {
                 let id = layer.inodeID(of: child)

@@ -70,7 +70,11 @@ public struct Image: Sendable {
     /// The inode an entry names.
     public func inode(of entry: EntryID) -> Inode { inodes[records[entry.index].inode.index] }
 
-    public subscript(inode id: InodeID) -> Inode { inodes[id.index] }
+    /// An inode, lent where it lies: read a field of it, or pass it as an argument, and it is
+    /// not copied (a copy retains each array it holds).
+    public subscript(inode id: InodeID) -> Inode {
+        _read { yield inodes[id.index] }
+    }
 
     /// An inode's type (without copying the inode).
     public func fileType(of id: InodeID) -> FileType { inodes[id.index].type }
@@ -116,8 +120,7 @@ public struct Image: Sendable {
 
     /// The link count: recorded for non-directories; `2 + subdirectories` for directories.
     public func nlink(of id: InodeID) -> UInt32 {
-        let node = inodes[id.index]
-        guard node.type == .directory else { return node.nlink }
+        guard inodes[id.index].type == .directory else { return inodes[id.index].nlink }
         let entry = primaries[id.index]
         var count: UInt32 = 2
         for child in records[entry.index].children where fileType(of: child) == .directory {
