@@ -223,8 +223,10 @@ private final class Session {
             let start = file.size
             let section: XattrSection
             if let xattrWork {
+                // What the worker has written so far is copied while it goes on; the rest it
+                // writes into the image itself.
+                try xattrWork.sink.handOff(to: file, at: start)
                 section = try xattrWork.finish()
-                try xattrWork.spill.copy(section.bytes, into: file, at: start)
             } else {
                 section = try xattrTable.writeSection(
                     to: file, at: start, compressor: xattrCompressor.pointer, path: path)
@@ -309,15 +311,16 @@ private final class Session {
     }
 }
 
-/// The xattr tables written into a spill file on a thread of their own, while the session
-/// writes the inode and directory tables: both read the same immutable layer, and the
-/// writer, spill file and compressor are the worker's alone until ``finish()`` or
-/// ``cancel()`` has waited for it.
+/// The xattr tables written on a thread of their own, into a spill file while the session
+/// writes the inode and directory tables (both read the same immutable layer), then, once the
+/// session knows where they go and has copied what was spilled, into the image (see
+/// ``HandoffSink``). The writer, sink and compressor are the worker's alone until
+/// ``finish()`` or ``cancel()`` has waited for it.
 private final class XattrWork: @unchecked Sendable {
     /// Below this many sets the thread costs more than it saves.
     static let minimumSets = 1024
 
-    let spill: SpillFile
+    let sink: HandoffSink
     private let writer: XattrTableWriter
     private let compressor: SqfsCompressor
     private let path: String
@@ -329,7 +332,7 @@ private final class XattrWork: @unchecked Sendable {
 
     init(writer: XattrTableWriter, spill: SpillFile, compressor: SqfsCompressor, path: String) {
         self.writer = writer
-        self.spill = spill
+        self.sink = HandoffSink(spill)
         self.compressor = compressor
         self.path = path
         // Unowned: the session holds this until it has waited for the worker, so the last
@@ -337,7 +340,7 @@ private final class XattrWork: @unchecked Sendable {
         DispatchQueue.global().async { [unowned self] in
             result = Result {
                 try self.writer.writeSection(
-                    to: self.spill, at: 0, compressor: self.compressor.pointer, path: self.path,
+                    to: self.sink, at: 0, compressor: self.compressor.pointer, path: self.path,
                     cancelled: { self.cancelled.load(ordering: .relaxed) })
             }
             done.signal()

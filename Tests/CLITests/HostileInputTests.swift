@@ -264,10 +264,20 @@ struct HostileInputTests {
         "a full filesystem is named as such (ENOSPC), and the output is not left half-written",
         .enabled(if: HostCapabilities.isRoot, "needs root to mount a small tmpfs"))
     func noSpace() throws {
+        // The filesystem fills at different points: at once, in the inode tables, or while
+        // the xattr tables (about 2 MB here) are spilled or written into the image (each
+        // image takes 2.9 MiB).
+        for size in ["64k", "1m", "2m", "2800k"] {
+            try noSpace(size: size)
+        }
+    }
+
+    private func noSpace(size: String) throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
         try FileManager.default.createDirectory(atPath: dir.path("small"), withIntermediateDirectories: true)
-        try #require(try run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "none", dir.path("small")]).status == 0)
+        let mount = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "none", dir.path("small")])
+        try #require(mount.status == 0)
         defer { _ = try? run("/bin/umount", [dir.path("small")]) }
         var dump = Self.root
         // Each file its own digest: the squashfs xattr tables are then written on their own
@@ -281,7 +291,7 @@ struct HostileInputTests {
             ["--compression", "none"], ["--compression", "none", "--jobs", "1"], ["--format", "composefs"],
         ] {
             let result = try run(ovlcfs, ["build", dir.path("m.dump"), "-o", dir.path("small/out.img")] + options)
-            let format = options.joined(separator: " ")
+            let format = "\(options.joined(separator: " ")), \(size)"
             #expect(result.status != 0)
             #expect(result.stderrText.contains("No space left on device"), "\(format): \(result.stderrText)")
             #expect(result.stderrText.contains("small/out.img"), "names the output, \(format): \(result.stderrText)")
