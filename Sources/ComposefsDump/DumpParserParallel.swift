@@ -141,6 +141,8 @@ extension DumpParser {
                 lineNumber += 1
                 try commit(&lines[i])
             }
+            // What is left of the lines (their paths) is freed beside the next batch.
+            releaseInBackground(consume lines)
             if let refusal = parts[p].refusal {
                 lineNumber += 1
                 try reject(refusal)
