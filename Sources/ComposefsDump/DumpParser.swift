@@ -617,6 +617,10 @@ extension DumpParser {
         guard entries > lineNumber else { return }
         builder!.reserveCapacity(entries: entries)
         lineOfEntry.reserveCapacity(entries)
+        // Directories in the share met so far (growing the table rehashes every path in it),
+        // at most a quarter of the entries.
+        let directoryShare = Double(directories.count) / Double(lineNumber)
+        directories.reserveCapacity(min(Int(directoryShare * Double(entries)), entries / 4))
     }
 }
 
