@@ -42,27 +42,28 @@ final class XattrTableWriter: Sendable {
         var sets: [XattrSetID] = []
         var ids = [UInt32](repeating: 0xFFFF_FFFF, count: table.count)
         var numbered = [Bool](repeating: false, count: table.count)
-        // Per list set: whether it holds a key squashfs cannot store (nil: not looked at
-        // yet); per rule, whether its keys all can be. Derived sets share both.
-        var unstorable = [Bool?](repeating: nil, count: table.count)
+        // A set is stored when it holds at least one key squashfs can store (the others are
+        // left out of it, and reported as losses). Per list set and per rule: whether it holds
+        // such a key (nil: not looked at yet). Derived sets share both.
+        var storableLists = [Bool?](repeating: nil, count: table.count)
         var storableRules = [Bool?](repeating: nil, count: table.ruleCount)
         // (No local function: the locals it captured would be checked at run time.)
         for set in uses where set != .empty && !numbered[Int(set.rawValue)] {
             numbered[Int(set.rawValue)] = true
             var list = set
-            var ruleStorable = true
+            var ruleStorable = false
             if let (base, rule, _) = table.derivation(of: set) {
                 list = base
                 ruleStorable =
                     storableRules[rule]
-                    ?? table.rule(rule).entries.allSatisfy { SquashfsLosses.isStorable($0.key) }
+                    ?? table.rule(rule).entries.contains { SquashfsLosses.isStorable($0.key) }
                 storableRules[rule] = ruleStorable
             }
-            let holds =
-                unstorable[Int(list.rawValue)] ?? !table.allKeys(in: list, satisfy: SquashfsLosses.isStorable)
-            unstorable[Int(list.rawValue)] = holds
-            let storable = ruleStorable && !holds
-            if storable {
+            let listStorable =
+                storableLists[Int(list.rawValue)]
+                ?? !table.allKeys(in: list, satisfy: { !SquashfsLosses.isStorable($0) })
+            storableLists[Int(list.rawValue)] = listStorable
+            if ruleStorable || listStorable {
                 ids[Int(set.rawValue)] = UInt32(sets.count)
                 sets.append(set)
             }

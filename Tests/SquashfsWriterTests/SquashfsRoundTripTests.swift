@@ -67,6 +67,31 @@ struct SquashfsRoundTripTests {
     }
 
     @Test(
+        "a set with keys squashfs cannot store keeps the ones it can (a file's user xattr, a stub's overlay xattrs)",
+        arguments: [1, 2])
+    func mixedSets(jobs: Int) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        var dump = "/ 4096 40755 2 0 0 0 0.0 - - -\n"
+        dump += "/a 3 100644 1 0 0 0 0.0 - abc - user.keep=1 system.posix_acl_access=x\n"
+        dump += "/b 3 100644 1 0 0 0 0.0 - abc - system.posix_acl_access=x\n"
+        // Stubs, each its own digest: over a thousand sets, so two threads write the tables.
+        for i in 0..<1100 {
+            let digest = String(repeating: "a", count: 56) + String(format: "%08x", i)
+            dump += "/s\(i) 4096 100644 1 0 0 0 0.0 - - \(digest) system.posix_acl_access=x user.s=\(i % 3)\n"
+        }
+        let image = try DumpParser.parse(Array(dump.utf8), input: "t")
+        let losses = SquashfsLosses(checking: image)
+        #expect(losses.items.map(\.kind) == [.unsupportedXattr])
+        try SquashfsWriter.write(try OverlayTranslation.translate(image), to: dir.path("i.sqfs"), jobs: jobs)
+        let back = try OverlayTranslation.untranslate(try SquashfsReader.read(path: dir.path("i.sqfs")).0)
+        #expect(try normalized(back) == normalized(try expectedAfterRoundTrip(image, losses: losses)))
+        let a = back.lookup(path: Array("/a".utf8))!, s = back.lookup(path: Array("/s7".utf8))!
+        #expect(back.xattrs(of: back.inode(of: a)).map(\.key) == [Array("user.keep".utf8)])
+        #expect(back.inode(of: s).externalObject != nil, "the stub still names its object")
+    }
+
+    @Test(
         "the loss report names exactly what is lost",
         arguments: [
             ("/f 0 100644 1 0 0 0 5.123 - - -\n", SquashfsLosses.Kind.nanosecondMtime),
