@@ -86,10 +86,12 @@ final class XattrTableWriter: Sendable {
         to sink: any MetadataSink, at start: UInt64, compressor: UnsafeMutablePointer<sqfs_compressor_t>,
         path: String, cancelled: () -> Bool = { false }
     ) throws -> XattrSection {
+        // Both tables named as one in errors: where a write fails (in the scratch file, the
+        // copy or the image) depends on the threads' timing, and the message must not.
         let kv = MetadataWriter(
-            streamingTo: sink, at: start, compressor: compressor, name: "the xattr table", path: path)
+            streamingTo: sink, at: start, compressor: compressor, name: "the xattr tables", path: path)
         // 16 bytes an id, 512 ids a block; kept in memory until the key/value table ends.
-        let ids = MetadataWriter(compressor: compressor, name: "the xattr id table", path: path)
+        let ids = MetadataWriter(compressor: compressor, name: "the xattr tables", path: path)
         var idBlocks: [UInt64] = []
         var encoder = SetEncoder(table: table)
         for (number, set) in sets.enumerated() {
