@@ -84,16 +84,19 @@ final class HandoffSink: MetadataSink, @unchecked Sendable {
 
     init(_ spill: SpillFile) { self.spill = spill }
 
-    /// The worker's writes, in table offsets from 0 (under the lock: a write is one block,
-    /// and the session takes the lock only to look and to redirect).
+    /// The worker's writes, in table offsets from 0, each where the last ended (under the
+    /// lock: a write is one block, and the session takes the lock only to look and to
+    /// redirect).
     func write(at offset: UInt64, _ bytes: [UInt8]) throws(SquashfsError) {
         try state.withLock { (state: inout State) throws(SquashfsError) in
             if let target = state.target {
                 try target.image.write(at: target.start + offset, bytes)
                 return
             }
+            // Appends only: the session may already have copied anything before `spilled`.
+            precondition(offset == state.spilled, "a table written out of order into a scratch file")
             try spill.write(at: offset, bytes)
-            state.spilled = max(state.spilled, offset + UInt64(bytes.count))
+            state.spilled = offset + UInt64(bytes.count)
         }
     }
 
