@@ -85,11 +85,11 @@ let package = Package(
         // Seeded mutation fuzzer of every reader (scripts/fuzz; short runs in the test suite).
         .executableTarget(
             name: "ovlcfs-fuzz",
-            dependencies: ["Bench", "ComposefsDump", "DiskImage", "ErofsWriter", "ImageModel", "LinuxSys", "OCIImage", "ObjectStore", "OverlayTranslation", "SquashfsWriter"],
+            dependencies: ["Bench", "ComposefsDump", "DiskImage", "ErofsWriter", "ImageModel", "LinuxSys", "OCIImage", "ObjectStore", "OverlayTranslation", "SquashfsWriter", "TestSupport"],
             path: "Tests/Fuzz", swiftSettings: strict
         ),
 
-        .target(name: "TestSupport", dependencies: ["ImageModel", "Bench", "MountDriver", "LinuxSys", system], path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["ImageModel", "Bench", "MountDriver", "LinuxSys", "ComposefsDump", "OverlayTranslation", "SquashfsWriter", system], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ImageModelTests", dependencies: ["ImageModel", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ComposefsDumpTests", dependencies: ["ImagePipeline", "ComposefsDump", "ImageModel", "LinuxSys", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "OverlayTranslationTests", dependencies: ["OverlayTranslation", "ImageModel", "ComposefsDump", "TestSupport"], swiftSettings: strict),

@@ -4,8 +4,9 @@ import Testing
 
 let fuzzer = TestPaths.productsDirectory.appendingPathComponent("ovlcfs-fuzz").path
 
-/// Short runs of the reader fuzzer (scripts/fuzz runs the long ones): in a process of its own,
-/// so a trap or a crash shows as a signal here instead of taking the test runner down.
+/// Short runs of the reader fuzzer (scripts/fuzz runs the long ones), and of its writers target
+/// (mutated dumps written both ways on one thread and two, then read back): in a process of
+/// its own, so a trap or a crash shows as a signal here instead of taking the test runner down.
 @Suite(
     "reader fuzzing, short runs",
     .enabled(if: FileManager.default.isExecutableFile(atPath: fuzzer), "ovlcfs-fuzz was not built"))
@@ -13,7 +14,7 @@ struct FuzzRunTests {
     @Test(
         "seeded mutations of every reader: no trap, no crash, every case under 2 s and 512 MiB",
         arguments: [
-            ("dump", 2000), ("cfs", 3000), ("sqfs", 3000), ("gpt", 600), ("layer", 1000),
+            ("dump", 2000), ("writers", 400), ("cfs", 3000), ("sqfs", 3000), ("gpt", 600), ("layer", 1000),
         ])
     func short(reader: String, cases: Int) throws {
         let result = try run(fuzzer, [reader, String(cases), "20261130"])

@@ -4,7 +4,10 @@
 // A case may be refused — with an error — but never trap, crash, take longer than the
 // per-case limit or grow memory past the limit.
 //
-//   ovlcfs-fuzz READER [ITERATIONS] [SEED]     READER: dump, cfs, sqfs, gpt, layer or all
+//   ovlcfs-fuzz READER [ITERATIONS] [SEED]     READER: dump, writers, cfs, sqfs, gpt, layer or all
+//
+// `writers` hunts the other way: mutated dumps that parse are written as both image kinds on
+// one thread and two (the same bytes), and read back (the model, less the reported losses).
 //
 // Every case is written to $TMPDIR/ovlcfs-fuzz-<reader>.case before it runs, so a case that
 // kills the process is left behind to reproduce. Prints one summary line per reader and
@@ -20,6 +23,7 @@ import OCIImage
 import ObjectStore
 import OverlayTranslation
 import SquashfsWriter
+import TestSupport
 
 let maxCaseSeconds = 2.0
 let maxResidentBytes = 512 << 20
@@ -51,6 +55,61 @@ func seedModel() throws -> Image {
     dump +=
         "/usr 4096 40755 2 0 0 0 0.0 - - -\n/usr/deep 4096 40755 2 0 0 0 0.0 - - -\n/usr/deep/er 4096 40755 2 0 0 0 0.0 - - -\n"
     return try DumpParser.parse(Array(dump.utf8), input: "seed")
+}
+
+/// A dump for the writers: xattr sets mixing what squashfs stores with what it cannot (ACLs),
+/// on plain files and on stubs; overlay keys the translation escapes; hard links, devices,
+/// inline content, and what each format loses (nanoseconds, an empty file's digest).
+/// `stubs` more stubs, each its own digest (over 1,024 sets: the tables' own thread).
+func writerSeed(stubs: Int) -> [UInt8] {
+    var dump = "/ 4096 40755 3 0 0 0 1700000000.0 - - - security.selinux=system_u:object_r:root_t:s0\n"
+    dump += "/a 4096 40755 2 0 0 0 5.25 - - - user.a=1 trusted.overlay.opaque=y system.posix_acl_default=x\n"
+    dump += "/a/acl 3 100644 1 0 0 0 0.0 - abc - user.keep=1 system.posix_acl_access=\\x02\\x00\n"
+    dump += "/a/only-acl 3 100644 1 0 0 0 0.0 - abc - system.posix_acl_access=x\n"
+    dump += "/a/link 0 @100644 2 0 0 0 0.0 /a/stub - -\n"
+    let digest = String(repeating: "5a", count: 32)
+    dump +=
+        "/a/stub 70000 100644 2 7 7 0 9.5 \(digest.prefix(2))/\(digest.dropFirst(2)) - \(digest) system.posix_acl_access=x user.s=1 trusted.overlay.x=y\n"
+    dump += "/a/empty 0 100644 1 0 0 0 0.0 - - \(digest)\n"
+    dump += "/a/sym 3 120777 1 0 0 0 0.0 abc - -\n"
+    dump += "/a/dev 0 20644 1 0 0 1025 0.0 - - - security.ima=x\n"
+    dump += "/a/fifo 0 10644 1 0 0 0 0.0 - - -\n"
+    dump += "/b 4096 40755 2 0 0 0 0.0 - - -\n"
+    for i in 0..<stubs {
+        let hex = String(format: "%08x", i) + String(repeating: "c3", count: 28)
+        let acl = i % 7 == 0 ? " system.posix_acl_access=x" : ""
+        dump += "/b/s\(i) \(i) 100644 1 0 0 0 0.0 - - \(hex) user.k=\(i % 5)\(acl)\n"
+    }
+    return Array(dump.utf8)
+}
+
+/// Line-level mutations of a dump, so that most cases still parse and reach the writers: a
+/// field from the same column of another line, an xattr of another line added, an xattr
+/// dropped, a line repeated under another name, a line removed (never the root's).
+func mutateLines(_ seed: [UInt8], count: Int, using rng: inout SplitMix64) -> [UInt8] {
+    var lines = seed.split(separator: 0x0A).map {
+        $0.split(separator: 0x20, omittingEmptySubsequences: false).map { Array($0) }
+    }
+    for _ in 0..<count where lines.count > 1 {
+        let l = Int.random(in: 1..<lines.count, using: &rng)
+        let other = lines.randomElement(using: &rng)!
+        switch Int.random(in: 0..<5, using: &rng) {
+        case 0:
+            let column = Int.random(in: 0..<min(lines[l].count, other.count), using: &rng)
+            lines[l][column] = other[column]
+        case 1:
+            if other.count > 11 { lines[l].append(other[Int.random(in: 11..<other.count, using: &rng)]) }
+        case 2:
+            if lines[l].count > 11 { lines[l].remove(at: Int.random(in: 11..<lines[l].count, using: &rng)) }
+        case 3:
+            var copy = lines[l]
+            copy[0] += Array("~\(Int.random(in: 0..<100, using: &rng))".utf8)
+            lines.insert(copy, at: l + 1)
+        default:
+            lines.remove(at: l)
+        }
+    }
+    return Array(lines.map { $0.joined(separator: [0x20]) }.joined(separator: [0x0A])) + [0x0A]
 }
 
 /// The first lines of the embedded cs9 model, for real-world dump text.
@@ -179,6 +238,40 @@ func targets(workDirectory: String) throws -> [String: Target] {
                 try image.validate()
                 _ = try DumpParser.parse(DumpWriter.render(image), input: "fuzz (rewritten)")
             }),
+        "writers": Target(
+            name: "writers", seeds: [writerSeed(stubs: 0), writerSeed(stubs: 1100)],
+            mutateCase: { seed, rng in
+                var bytes = mutateLines(seed, count: Int.random(in: 1...6, using: &rng), using: &rng)
+                if Int.random(in: 0..<4, using: &rng) == 0 { mutate(&bytes, count: 1, using: &rng) }
+                return bytes
+            },
+            run: { bytes, _ in
+                // Differential and round trip: each image is the same on one thread and two,
+                // and reads back as the model, less what its format reports it loses.
+                let image = try DumpParser.parse(bytes, input: "fuzz")
+                try image.validate()
+                let losses = SquashfsLosses(checking: image)
+                let one = workDirectory + "/one.sqfs", two = workDirectory + "/two.sqfs"
+                try SquashfsWriter.write(try OverlayTranslation.translate(image), to: one, jobs: 1)
+                try SquashfsWriter.write(try OverlayTranslation.translate(image), to: two, jobs: 2)
+                guard FileManager.default.contentsEqual(atPath: one, andPath: two) else {
+                    fatalError("squashfs images differ between one thread and two")
+                }
+                let back = try OverlayTranslation.untranslate(try SquashfsReader.read(path: one).0)
+                let model = try expectedAfterUntranslate(image, options: .init())
+                guard try normalized(back) == normalized(try expectedAfterRoundTrip(model, losses: losses)) else {
+                    fatalError("the squashfs image reads back as another model:\n\(losses.lines)")
+                }
+                var single: [UInt8] = [], double: [UInt8] = []
+                try ComposefsImage.write(image, jobs: 1) { single += $0 }
+                try ComposefsImage.write(image, jobs: 2) { double += $0 }
+                guard single == double else { fatalError("composefs images differ between one thread and two") }
+                let (read, header) = try ComposefsReader.read(single)
+                let expected = try expectedAfterUntranslate(image, options: .composefs(version: header.formatVersion))
+                guard try comparable(read) == comparable(expected) else {
+                    fatalError("the composefs image reads back as another model")
+                }
+            }),
         "cfs": Target(
             name: "cfs", seeds: cfsSeeds,
             mutateCase: { seed, rng in
@@ -277,8 +370,9 @@ func now() -> Double {
 }
 
 let arguments = CommandLine.arguments.dropFirst()
-guard let which = arguments.first, ["dump", "cfs", "sqfs", "gpt", "layer", "all"].contains(which) else {
-    FileHandle.standardError.write(Data("usage: ovlcfs-fuzz dump|cfs|sqfs|gpt|layer|all [ITERATIONS] [SEED]\n".utf8))
+guard let which = arguments.first, ["dump", "writers", "cfs", "sqfs", "gpt", "layer", "all"].contains(which) else {
+    FileHandle.standardError.write(
+        Data("usage: ovlcfs-fuzz dump|writers|cfs|sqfs|gpt|layer|all [ITERATIONS] [SEED]\n".utf8))
     exit(2)
 }
 let iterations = arguments.dropFirst().first.flatMap { Int($0) } ?? 10_000
@@ -288,7 +382,7 @@ try FileManager.default.createDirectory(atPath: work, withIntermediateDirectorie
 
 var failed = false
 let all = try targets(workDirectory: work)
-for name in which == "all" ? ["dump", "cfs", "sqfs", "gpt", "layer"] : [which] {
+for name in which == "all" ? ["dump", "writers", "cfs", "sqfs", "gpt", "layer"] : [which] {
     let target = all[name]!
     var rng = SplitMix64(seed: seed &+ UInt64(name.utf8.reduce(0) { $0 &* 31 &+ UInt64($1) }))
     let casePath = NSTemporaryDirectory() + "ovlcfs-fuzz-\(name).case"

@@ -8,33 +8,6 @@ import SquashfsWriter
 import TestSupport
 import Testing
 
-/// The model as a squashfs round trip should return it, given what `SquashfsLosses` reported:
-/// each reported loss applied, directory sizes (format-defined) and xattr order ignored.
-func expectedAfterRoundTrip(_ image: Image, losses: SquashfsLosses) throws -> Image {
-    let builder = try ImageBuilder(copying: image) { _, inode, xattrs in
-        if losses.count(.nanosecondMtime) > 0 { inode.mtime.nanoseconds = 0 }
-        if losses.count(.mtimeOutOfRange) > 0 {
-            inode.mtime.seconds = min(max(inode.mtime.seconds, 0), Int64(UInt32.max))
-        }
-        if losses.count(.unsupportedXattr) > 0 { xattrs = xattrs.filter { SquashfsLosses.isStorable($0.key) } }
-        if losses.count(.specialFileSize) > 0, [.blockDevice, .charDevice, .fifo, .socket].contains(inode.type) {
-            inode.size = 0
-        }
-        if losses.count(.emptyFileObject) > 0, inode.size == 0, inode.externalObject != nil { inode.data = .inline([]) }
-    }
-    return try builder.build()
-}
-
-/// A canonical form for comparing models: directory sizes (format-defined) zeroed, xattrs
-/// sorted (filesystems keep their own order), primaries the first path in depth-first order.
-func normalized(_ image: Image) throws -> [UInt8] {
-    let builder = try ImageBuilder(copying: image.withFirstPathsPrimary()) { _, inode, xattrs in
-        if inode.type == .directory { inode.size = 0 }
-        xattrs.sort { $0.key.lexicographicallyPrecedes($1.key) }
-    }
-    return DumpWriter.render(try builder.build())
-}
-
 @Suite("squashfs writer and reader")
 struct SquashfsRoundTripTests {
     static let vectors = TestPaths.roundTripInputs.map(\.path).filter { !$0.contains("bigfile") }
