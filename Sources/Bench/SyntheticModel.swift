@@ -110,7 +110,8 @@ private struct Generator {
             inode.size = fileSize()
             serial += 1
             var digestRNG = SplitMix64(seed: serial &* 0x9E37_79B9_7F4A_7C15 ^ rng.next())
-            let bytes = (0..<4).flatMap { _ in withUnsafeBytes(of: digestRNG.next().littleEndian) { Array($0) } }
+            var bytes: [UInt8] = []
+            for _ in 0..<4 { bytes.appendLE(digestRNG.next()) }
             let digest = Digest(bytes: bytes)!
             inode.data = .external(ExternalObject(payload: .object(digest), digest: digest))
         }

@@ -627,25 +627,22 @@ extension DumpParser {
 /// Byte strings compared eight bytes at a time.
 func sameBytes(_ a: Span<UInt8>, _ b: Span<UInt8>) -> Bool {
     guard a.count == b.count else { return false }
-    return a.withUnsafeBytes { x in
-        b.withUnsafeBytes { y in
-            let n = x.count
-            var i = 0
-            while i + 8 <= n {
-                if x.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                    != y.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                {
-                    return false
-                }
-                i += 8
-            }
-            while i < n {
-                if x[i] != y[i] { return false }
-                i += 1
-            }
-            return true
+    let x = a.bytes, y = b.bytes
+    let n = a.count
+    var i = 0
+    while i + 8 <= n {
+        if x.unsafeLoadUnaligned(fromByteOffset: i, as: UInt64.self)
+            != y.unsafeLoadUnaligned(fromByteOffset: i, as: UInt64.self)
+        {
+            return false
         }
+        i += 8
     }
+    while i < n {
+        if a[i] != b[i] { return false }
+        i += 1
+    }
+    return true
 }
 
 /// A byte string as a dictionary key, hashed in bulk (an array of bytes hashes each byte on
@@ -656,6 +653,6 @@ struct ByteKey: Hashable {
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     func hash(into hasher: inout Hasher) {
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        hasher.combine(byteSpan: bytes.span)
     }
 }

@@ -5,7 +5,7 @@ extension DumpParser {
     // MARK: - Fields
 
     func checkRawBytes(_ line: Span<UInt8>) throws(DumpError) {
-        if !Self.mayHoldControlBytes(line) { return }
+        if Self.firstControlByte(line, from: 0) == line.count { return }
         for i in line.indices {
             let byte = line[i]
             if byte >= 0x20 && byte != 0x7F { continue }
@@ -21,44 +21,23 @@ extension DumpParser {
     }
 
     /// The index of the first byte at or after `start` that is below 0x20 or 0x7F (DEL), or
-    /// `bytes.count`; eight bytes at a time, as ``mayHoldControlBytes(_:)``.
+    /// `span.count`; eight bytes at a time: a word holds a byte below n exactly when
+    /// `(w - n·0x01…01) & ~w & 0x80…80` is not zero.
     static func firstControlByte(_ span: Span<UInt8>, from start: Int) -> Int {
-        span.withUnsafeBytes { bytes in
-            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-            let n = bytes.count
-            var i = start
-            while i + 8 <= n {
-                let w = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                let del = w ^ (0x7F &* ones)
-                let hits = ((w &- 0x20 &* ones) & ~w | (del &- ones) & ~del) & highs
-                // The lowest flagged byte is a real hit (borrows only run upwards).
-                if hits != 0 { return i + hits.trailingZeroBitCount / 8 }
-                i += 8
-            }
-            while i < n, bytes[i] >= 0x20, bytes[i] != 0x7F { i += 1 }
-            return i
+        let bytes = span.bytes
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let n = span.count
+        var i = start
+        while i + 8 <= n {
+            let w = UInt64(littleEndian: bytes.unsafeLoadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let del = w ^ (0x7F &* ones)
+            let hits = ((w &- 0x20 &* ones) & ~w | (del &- ones) & ~del) & highs
+            // The lowest flagged byte is a real hit (borrows only run upwards).
+            if hits != 0 { return i + hits.trailingZeroBitCount / 8 }
+            i += 8
         }
-    }
-
-    /// False when no byte of `line` is below 0x20 or 0x7F (DEL), eight bytes at a time: a
-    /// word holds a byte below n exactly when `(w - n·0x01…01) & ~w & 0x80…80` is not zero.
-    static func mayHoldControlBytes(_ line: Span<UInt8>) -> Bool {
-        line.withUnsafeBytes { bytes in
-            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-            let n = bytes.count
-            var i = 0
-            while i + 8 <= n {
-                let w = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                let del = w ^ (0x7F &* ones)
-                if (w &- 0x20 &* ones) & ~w & highs != 0 || (del &- ones) & ~del & highs != 0 { return true }
-                i += 8
-            }
-            while i < n {
-                if bytes[i] < 0x20 || bytes[i] == 0x7F { return true }
-                i += 1
-            }
-            return false
-        }
+        while i < n, span[i] >= 0x20, span[i] != 0x7F { i += 1 }
+        return i
     }
 
     func unescape(_ field: Span<UInt8>, _ name: DumpField) throws(DumpError) -> [UInt8] {
@@ -162,7 +141,7 @@ extension DumpParser {
         for recent in recentXattrs where equal(region, recent.text) { return recent.index }
         var text: [UInt8] = []
         text.reserveCapacity(region.count)
-        region.withUnsafeBufferPointer { text.append(contentsOf: $0) }
+        text.append(copying: region)
         if let index = xattrCache[ByteKey(text)] {
             remember(text, index)
             return index

@@ -1,3 +1,5 @@
+import ImageModel
+
 /// The dump format's escaping (reference 01 §2).
 ///
 /// Decoding accepts `\\`, `\n`, `\r`, `\t` and `\xHH` (either case); everything else after a
@@ -17,10 +19,10 @@ public enum DumpEscaping {
         // Most fields hold no escape: found eight bytes at a time, they are copied whole.
         let firstEscape = firstBackslash(field)
         let n = field.count
-        if firstEscape == n { return field.withUnsafeBufferPointer { Array($0) } }
+        if firstEscape == n { return [UInt8](copying: field) }
         var out: [UInt8] = []
         out.reserveCapacity(n)
-        field.extracting(0..<firstEscape).withUnsafeBufferPointer { out.append(contentsOf: $0) }
+        out.append(copying: field.extracting(0..<firstEscape))
         var i = firstEscape
         while i < n {
             let byte = field[i]
@@ -59,19 +61,19 @@ public enum DumpEscaping {
     /// The index of the first backslash in `field`, or its count; a word's zero bytes after
     /// `^ 0x5C…5C` are its backslashes (the lowest flag is exact).
     static func firstBackslash(_ field: Span<UInt8>) -> Int {
-        field.withUnsafeBytes { bytes in
-            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-            let n = bytes.count
-            var i = 0
-            while i + 8 <= n {
-                let x = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) ^ (0x5C &* ones)
-                let hits = (x &- ones) & ~x & highs
-                if hits != 0 { return i + hits.trailingZeroBitCount / 8 }
-                i += 8
-            }
-            while i < n, bytes[i] != 0x5C { i += 1 }
-            return i
+        let bytes = field.bytes
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let n = field.count
+        var i = 0
+        while i + 8 <= n {
+            let x =
+                UInt64(littleEndian: bytes.unsafeLoadUnaligned(fromByteOffset: i, as: UInt64.self)) ^ (0x5C &* ones)
+            let hits = (x &- ones) & ~x & highs
+            if hits != 0 { return i + hits.trailingZeroBitCount / 8 }
+            i += 8
         }
+        while i < n, field[i] != 0x5C { i += 1 }
+        return i
     }
 
     /// Decodes an escaped field given as an array (convenience for tests and tools).

@@ -424,9 +424,9 @@ struct XattrClasses {
 /// Only a prefilter: equal hashes are always compared byte for byte.
 func pairHash(_ xattr: Xattr) -> UInt64 {
     var h: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(xattr.key.count) << 32 ^ UInt64(xattr.value.count)
-    xattr.key.withUnsafeBytes { mixBytes($0, into: &h) }
+    mixBytes(xattr.key.span, into: &h)
     h = mix(h, 0xFF)
-    xattr.value.withUnsafeBytes { mixBytes($0, into: &h) }
+    mixBytes(xattr.value.span, into: &h)
     h ^= h >> 31
     h = h &* 0xBF58_476D_1CE4_E5B9
     return h ^ (h >> 29)
@@ -439,16 +439,17 @@ private func mix(_ h: UInt64, _ word: UInt64) -> UInt64 {
 }
 
 @inline(__always)
-private func mixBytes(_ bytes: UnsafeRawBufferPointer, into h: inout UInt64) {
+private func mixBytes(_ span: Span<UInt8>, into h: inout UInt64) {
+    let bytes = span.bytes
     var i = 0
-    let n = bytes.count
+    let n = span.count
     while i + 8 <= n {
-        h = mix(h, bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+        h = mix(h, bytes.unsafeLoadUnaligned(fromByteOffset: i, as: UInt64.self))
         i += 8
     }
     if i < n {
         var last: UInt64 = 0
-        for k in i..<n { last = last << 8 | UInt64(bytes[k]) }
+        for k in i..<n { last = last << 8 | UInt64(span[k]) }
         h = mix(h, last)
     }
 }

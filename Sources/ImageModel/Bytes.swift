@@ -38,7 +38,22 @@ public enum Hex {
     }
 }
 
+// The byte primitives that need a raw buffer (a bulk copy, a bulk hash) live here, behind
+// span-typed functions: the rest of the code reads and writes bytes through spans.
+
 extension Array where Element == UInt8 {
+    /// A copy of `bytes`, in one move.
+    @inlinable
+    public init(copying bytes: Span<UInt8>) {
+        self = bytes.withUnsafeBufferPointer { Array($0) }
+    }
+
+    /// Appends a copy of `bytes`, in one move.
+    @inlinable
+    public mutating func append(copying bytes: Span<UInt8>) {
+        bytes.withUnsafeBufferPointer { append(contentsOf: $0) }
+    }
+
     /// Appends `value` little-endian.
     @inlinable @inline(__always)
     public mutating func appendLE<T: FixedWidthInteger & UnsignedInteger>(_ value: T) {
@@ -66,5 +81,13 @@ public enum LittleEndian {
         var value: T = 0
         for k in 0..<size { value |= T(bytes[offset + k]) << (8 * k) }
         return value
+    }
+}
+
+extension Hasher {
+    /// Feeds `bytes` in bulk (an array of bytes hashes each byte on its own).
+    @inlinable
+    public mutating func combine(byteSpan bytes: Span<UInt8>) {
+        bytes.withUnsafeBytes { combine(bytes: $0) }
     }
 }

@@ -65,10 +65,11 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// 64 lowercase hex digits, as ASCII bytes.
     public var hexBytes: [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: 2 * Self.byteCount) { buffer, count in
-            writeHex(into: UnsafeMutableRawBufferPointer(buffer), at: 0)
-            count = 2 * Self.byteCount
-        }
+        var out = [UInt8](repeating: 0, count: 2 * Self.byteCount)
+        var span = out.mutableSpan
+        var raw = span.mutableBytes
+        writeHex(into: &raw, at: 0)
+        return out
     }
 
     /// 64 lowercase hex digits.
@@ -87,28 +88,22 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
         return out
     }
 
-    /// Appends the object path (`xx/` + 62 hex digits) to `out`.
+    /// Appends the object path (`xx/` + 62 hex digits) to `out`: the 64 digits one place
+    /// along, then the first two moved back in front of the `/`.
     public func appendObjectPath(to out: inout [UInt8]) {
         let start = out.count
         out.append(contentsOf: repeatElement(0, count: 65))
-        out.withUnsafeMutableBufferPointer { write(objectPathInto: UnsafeMutableBufferPointer(rebasing: $0[start...])) }
-    }
-
-    /// Writes the object path (65 bytes) at the start of `buffer`: the 64 digits one place
-    /// along, then the first two moved back in front of the `/`.
-    public func write(objectPathInto buffer: UnsafeMutableBufferPointer<UInt8>) {
-        precondition(buffer.count >= 65, "an object path takes 65 bytes")
-        let raw = UnsafeMutableRawBufferPointer(buffer)
-        writeHex(into: raw, at: 1)
-        raw[0] = raw[1]
-        raw[1] = raw[2]
-        raw[2] = UInt8(ascii: "/")
+        var span = out.mutableSpan
+        var raw = span.mutableBytes
+        writeHex(into: &raw, at: start + 1)
+        span[start] = span[start + 1]
+        span[start + 1] = span[start + 2]
+        span[start + 2] = UInt8(ascii: "/")
     }
 
     /// Writes the 64 lowercase hex digits at `offset`, eight at a time.
     @inline(__always)
-    private func writeHex(into raw: UnsafeMutableRawBufferPointer, at offset: Int) {
-        precondition(raw.count >= offset + 64)
+    private func writeHex(into raw: inout MutableRawSpan, at offset: Int) {
         for (k, word) in [w0, w1, w2, w3].enumerated() {
             raw.storeBytes(
                 of: hexDigits(of: UInt32(truncatingIfNeeded: word >> 32)).littleEndian, toByteOffset: offset + 16 * k,
@@ -116,15 +111,6 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
             raw.storeBytes(
                 of: hexDigits(of: UInt32(truncatingIfNeeded: word)).littleEndian, toByteOffset: offset + 16 * k + 8,
                 as: UInt64.self)
-        }
-    }
-
-    /// Writes the 32 bytes at the start of `buffer`.
-    public func write(bytesInto buffer: UnsafeMutableBufferPointer<UInt8>) {
-        precondition(buffer.count >= Self.byteCount, "a digest takes 32 bytes")
-        let raw = UnsafeMutableRawBufferPointer(buffer)
-        for (k, word) in [w0, w1, w2, w3].enumerated() {
-            raw.storeBytes(of: word.bigEndian, toByteOffset: 8 * k, as: UInt64.self)
         }
     }
 
@@ -141,7 +127,11 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
     public func appendBytes(to out: inout [UInt8]) {
         let start = out.count
         out.append(contentsOf: repeatElement(0, count: Self.byteCount))
-        out.withUnsafeMutableBufferPointer { write(bytesInto: UnsafeMutableBufferPointer(rebasing: $0[start...])) }
+        var span = out.mutableSpan
+        var raw = span.mutableBytes
+        for (k, word) in [w0, w1, w2, w3].enumerated() {
+            raw.storeBytes(of: word.bigEndian, toByteOffset: start + 8 * k, as: UInt64.self)
+        }
     }
 
     public static func < (a: Digest, b: Digest) -> Bool {

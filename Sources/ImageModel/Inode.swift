@@ -66,8 +66,8 @@ public struct Xattr: Hashable, Sendable {
     /// Hashes the bytes in bulk (the synthesized hash feeds them one at a time).
     public func hash(into hasher: inout Hasher) {
         hasher.combine(key.count)
-        key.withUnsafeBytes { hasher.combine(bytes: $0) }
-        value.withUnsafeBytes { hasher.combine(bytes: $0) }
+        hasher.combine(byteSpan: key.span)
+        hasher.combine(byteSpan: value.span)
     }
 
     public var key: [UInt8]

@@ -29,15 +29,9 @@ public struct DigestXattrs: Sendable, Hashable {
             out.removeAll(keepingCapacity: true)
             out.reserveCapacity(prefix.count + 65)
             out.append(contentsOf: prefix)
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 65) { buffer in
-                switch encoding {
-                case .bytes:
-                    digest.write(bytesInto: buffer)
-                    out.append(contentsOf: UnsafeBufferPointer(start: buffer.baseAddress, count: Digest.byteCount))
-                case .objectPath:
-                    digest.write(objectPathInto: buffer)
-                    out.append(contentsOf: UnsafeBufferPointer(start: buffer.baseAddress, count: 65))
-                }
+            switch encoding {
+            case .bytes: digest.appendBytes(to: &out)
+            case .objectPath: digest.appendObjectPath(to: &out)
             }
         }
 

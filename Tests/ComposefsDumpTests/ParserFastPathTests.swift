@@ -13,15 +13,16 @@ struct ParserFastPathTests {
         for filler in fillers {
             for length in [1, 7, 8, 9, 16, 19] {
                 let clean = [UInt8](repeating: filler, count: length)
-                let flagged = DumpParser.mayHoldControlBytes(clean.span)
-                #expect(!flagged, "filler \(filler), \(length) bytes")
+                let none = DumpParser.firstControlByte(clean.span, from: 0)
+                #expect(none == length, "filler \(filler), \(length) bytes")
                 for position in 0..<length {
                     for byte in UInt8(0)...UInt8(255) {
                         var line = clean
                         line[position] = byte
-                        let expected = byte < 0x20 || byte == 0x7F
-                        guard DumpParser.mayHoldControlBytes(line.span) != expected else { continue }
-                        Issue.record("byte \(byte) at \(position) of \(length) (filler \(filler)): \(!expected)")
+                        let expected = byte < 0x20 || byte == 0x7F ? position : length
+                        let found = DumpParser.firstControlByte(line.span, from: 0)
+                        guard found != expected else { continue }
+                        Issue.record("byte \(byte) at \(position) of \(length) (filler \(filler)): \(found)")
                     }
                 }
             }
