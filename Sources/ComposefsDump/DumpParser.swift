@@ -493,6 +493,7 @@ public final class DumpParser {
         if fields.rdev != 0 && !isDevice && options.mode == .strict {
             throw error(.rdev, "RDEV \(fields.rdev) on a \(typeName(type)): only devices have a device number")
         }
+        if isDevice, let reason = Image.deviceNumberProblem(fields.rdev) { throw error(.rdev, reason) }
         var inode = Inode(
             type: type, permissions: UInt16(truncatingIfNeeded: fields.rawMode & 0o7777), uid: UInt32(fields.uid),
             gid: UInt32(fields.gid), nlink: UInt32(fields.nlink), rdev: isDevice ? fields.rdev : 0,

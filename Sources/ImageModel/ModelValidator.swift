@@ -74,11 +74,23 @@ extension Image {
             guard inode.size == UInt64(target.count) else {
                 return "symlink size \(inode.size) differs from its target's length \(target.count)"
             }
-        case .directory, .blockDevice, .charDevice, .fifo, .socket:
+        case .blockDevice, .charDevice:
+            if let reason = deviceNumberProblem(inode.rdev) { return reason }
+            if case .none = inode.data { break }
+            return "a \(inode.type.jsonName) cannot carry file data"
+        case .directory, .fifo, .socket:
             if case .none = inode.data { break }
             return "a \(inode.type.jsonName) cannot carry file data"
         }
         return nil
+    }
+
+    /// Why a device number cannot be a device's (nil when it can): the kernel's are 32 bits
+    /// (a 12-bit major, a 20-bit minor), and so are both image formats'. A wider one would be
+    /// cut to another device's number, or to 0/0, a whiteout that hides the entry.
+    public static func deviceNumberProblem(_ rdev: UInt64) -> String? {
+        guard rdev > UInt64(UInt32.max) else { return nil }
+        return "device number \(rdev) is wider than 32 bits (no kernel device has one; the formats store 32)"
     }
 
     /// Why an xattr set cannot be an inode's (nil when it can): key and value sizes, the

@@ -3,8 +3,8 @@ import ImageModel
 /// What a model loses when it is written as the overlay option's squashfs, found (on the
 /// model, before translation) before anything is written.
 ///
-/// squashfs stores mtimes as 32-bit seconds, device numbers in 32 bits, no size for devices,
-/// fifos and sockets, and xattrs only in the `user.`, `trusted.` and `security.` namespaces.
+/// squashfs stores mtimes as 32-bit seconds, no size for devices, fifos and sockets, and
+/// xattrs only in the `user.`, `trusted.` and `security.` namespaces.
 /// Like composefs, the translation turns empty files into plain empty files (no payload).
 /// Reading the image back cannot tell which hard-link path was the primary one, so it makes
 /// the first in depth-first order primary.
@@ -16,8 +16,6 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
         case mtimeOutOfRange = "mtime-out-of-range"
         /// An xattr outside user/trusted/security, e.g. POSIX ACLs (dropped).
         case unsupportedXattr = "unsupported-xattr"
-        /// A device number above 32 bits (cannot be encoded).
-        case wideDeviceNumber = "wide-device-number"
         /// A device, fifo or socket with a non-zero size (squashfs stores none; read back as 0).
         case specialFileSize = "special-file-size"
         /// An empty regular file with a payload or digest (written as a plain empty file).
@@ -64,7 +62,6 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
             let type = image.inodes[index].type, size = image.inodes[index].size
             switch type {
             case .blockDevice, .charDevice:
-                if image.inodes[index].rdev > UInt64(UInt32.max) { lost |= bit(.wideDeviceNumber) }
                 if size != 0 { lost |= bit(.specialFileSize) }
             case .fifo, .socket:
                 if size != 0 { lost |= bit(.specialFileSize) }
@@ -129,7 +126,6 @@ public struct SquashfsLosses: Sendable, Equatable, Codable {
                 case .mtimeOutOfRange: "mtime(s) outside 1970…2106, clamped"
                 case .unsupportedXattr:
                     "inode(s) with xattrs outside user./trusted./security. (e.g. POSIX ACLs), dropped"
-                case .wideDeviceNumber: "device number(s) wider than 32 bits, truncated"
                 case .specialFileSize: "device/fifo/socket size(s) other than 0, read back as 0"
                 case .emptyFileObject: "empty file(s) with a payload or digest, written as plain empty files"
                 case .hardLinkPrimary:

@@ -106,6 +106,9 @@ struct ParserTests {
             "SIZE 18446744073709551616 does not fit in 64 bits"
         ),
         ("/f 0 20644 1 0 0 18446744073709551616 0.0 - - -", .rdev, "RDEV 18446744073709551616 does not fit in 64 bits"),
+        // Cut to 32 bits, this one would be 0/0: a whiteout, hiding the entry.
+        ("/f 0 20644 1 0 0 4294967296 0.0 - - -", .rdev, "device number 4294967296 is wider than 32 bits"),
+        ("/f 0 60644 1 0 0 4294967553 0.0 - - -", .rdev, "device number 4294967553 is wider than 32 bits"),
         ("/f 0 100644 1 -1 0 0 0.0 - - -", .uid, "UID -1 is negative"),
         ("/f 0 100644 1 0 0 0 0.1000000000 - - -", .mtime, "nanoseconds"),
         ("/f 0 100644 1 0 0 0 12 - - -", .mtime, "SECONDS.NANOSECONDS"),

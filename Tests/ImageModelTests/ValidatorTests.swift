@@ -36,6 +36,17 @@ struct ValidatorTests {
         #expect(reason(try image(inode))?.contains(expected) == true)
     }
 
+    @Test(
+        "device numbers wider than the kernel's 32 bits are refused (cut, they would name another device or a whiteout)"
+    )
+    func deviceNumbers() throws {
+        for type in [FileType.charDevice, .blockDevice] {
+            #expect(reason(try image(Inode(type: type, permissions: 0o644, rdev: 0xFFFF_FFFF))) == nil)
+            let wide = try image(Inode(type: type, permissions: 0o644, rdev: 1 << 32))
+            #expect(reason(wide)?.contains("wider than 32 bits") == true)
+        }
+    }
+
     @Test("inline content, symlinks and xattrs within the formats' limits")
     func limits() throws {
         #expect(
