@@ -74,6 +74,10 @@ func writerSeed(stubs: Int) -> [UInt8] {
     dump += "/a/sym 3 120777 1 0 0 0 0.0 abc - -\n"
     dump += "/a/dev 0 20644 1 0 0 1025 0.0 - - - security.ima=x\n"
     dump += "/a/fifo 0 10644 1 0 0 0 0.0 - - -\n"
+    // A whiteout, in a directory with overlay markers of its own (escaped, then read back).
+    dump += "/w 4096 40755 2 0 0 0 0.0 - - - trusted.overlay.opaque=y user.overlay.opaque=y"
+    dump += " trusted.overlay.whiteouts=\n"
+    dump += "/w/gone 0 20000 1 0 0 0 0.0 - - -\n"
     dump += "/b 4096 40755 2 0 0 0 0.0 - - -\n"
     for i in 0..<stubs {
         let hex = String(format: "%08x", i) + String(repeating: "c3", count: 28)
@@ -110,6 +114,83 @@ func mutateLines(_ seed: [UInt8], count: Int, using rng: inout SplitMix64) -> [U
         }
     }
     return Array(lines.map { $0.joined(separator: [0x20]) }.joined(separator: [0x0A])) + [0x0A]
+}
+
+/// One case of the writers target: the dump is read on one thread and on three (the same
+/// model or error), its squashfs loss report is checked against a count of its own, and —
+/// when it is a valid model — it is written as both image kinds on one thread and two (the
+/// same bytes), which read back as the model, less what each format reports it loses and what
+/// the translation cannot carry back. A writer may refuse a model a format cannot hold, by
+/// name; any other failure, and any difference, stops the fuzzer.
+func writersCase(_ bytes: [UInt8], in work: String) throws {
+    let sequential = parseOutcome(bytes, DumpOptions())
+    guard sequential == parseOutcome(bytes, DumpOptions(jobs: 3, partSize: 97)) else {
+        fatalError("parallel and sequential reads disagree")
+    }
+    let image = try sequential.get()
+    try image.validate()
+    let losses = SquashfsLosses(checking: image)
+    checkLossCounts(losses, of: image)
+    let one = work + "/one.sqfs", two = work + "/two.sqfs"
+    var single: [UInt8] = [], double: [UInt8] = []
+    do {
+        try SquashfsWriter.write(try OverlayTranslation.translate(image), to: one, jobs: 1)
+        try SquashfsWriter.write(try OverlayTranslation.translate(image), to: two, jobs: 2)
+        try ComposefsImage.write(image, jobs: 1) { single += $0 }
+        try ComposefsImage.write(image, jobs: 2) { double += $0 }
+    } catch let error where error is TranslationError || error is SquashfsLimitError || error is ComposefsError {
+        throw error
+    } catch {
+        fatalError("writing a valid model failed: \(error)")
+    }
+    guard FileManager.default.contentsEqual(atPath: one, andPath: two) else {
+        fatalError("squashfs images differ between one thread and two")
+    }
+    guard single == double else { fatalError("composefs images differ between one thread and two") }
+    do {
+        let back = try OverlayTranslation.untranslate(try SquashfsReader.read(path: one).0)
+        let model = try expectedAfterUntranslate(image, options: .init())
+        guard try normalized(back) == normalized(try expectedAfterRoundTrip(model, losses: losses)) else {
+            fatalError("the squashfs image reads back as another model:\n\(losses.lines)")
+        }
+        let (read, header) = try ComposefsReader.read(single)
+        let expected = try expectedAfterUntranslate(image, options: .composefs(version: header.formatVersion))
+        guard try comparable(read) == comparable(expected) else {
+            fatalError("the composefs image reads back as another model")
+        }
+    } catch {
+        fatalError("an image just written does not read back: \(error)")
+    }
+}
+
+/// The squashfs loss report against a count of its own, inode by inode (the round trip
+/// applies each reported kind to every inode, so a count that is off would pass there).
+func checkLossCounts(_ losses: SquashfsLosses, of image: Image) {
+    var expected: [SquashfsLosses.Kind: Int] = [:]
+    for index in 0..<image.inodeCount {
+        let inode = image[inode: InodeID(index)]
+        var kinds: [SquashfsLosses.Kind] = []
+        if inode.mtime.nanoseconds != 0 { kinds.append(.nanosecondMtime) }
+        if inode.mtime.seconds < 0 || inode.mtime.seconds > Int64(UInt32.max) { kinds.append(.mtimeOutOfRange) }
+        if image.xattrs(of: inode).contains(where: { !SquashfsLosses.isStorable($0.key) }) {
+            kinds.append(.unsupportedXattr)
+        }
+        switch inode.type {
+        case .blockDevice, .charDevice, .fifo, .socket:
+            if inode.size != 0 { kinds.append(.specialFileSize) }
+        case .regular:
+            if inode.size == 0, let object = inode.externalObject, object.payload != nil || object.digest != nil {
+                kinds.append(.emptyFileObject)
+            }
+        case .directory, .symlink: break
+        }
+        for kind in kinds { expected[kind, default: 0] += 1 }
+    }
+    for kind in SquashfsLosses.Kind.allCases where kind != .hardLinkPrimary {
+        guard losses.count(kind) == expected[kind, default: 0] else {
+            fatalError("the loss report counts \(losses.count(kind)) \(kind), not \(expected[kind, default: 0])")
+        }
+    }
 }
 
 /// The first lines of the embedded cs9 model, for real-world dump text.
@@ -245,33 +326,7 @@ func targets(workDirectory: String) throws -> [String: Target] {
                 if Int.random(in: 0..<4, using: &rng) == 0 { mutate(&bytes, count: 1, using: &rng) }
                 return bytes
             },
-            run: { bytes, _ in
-                // Differential and round trip: each image is the same on one thread and two,
-                // and reads back as the model, less what its format reports it loses.
-                let image = try DumpParser.parse(bytes, input: "fuzz")
-                try image.validate()
-                let losses = SquashfsLosses(checking: image)
-                let one = workDirectory + "/one.sqfs", two = workDirectory + "/two.sqfs"
-                try SquashfsWriter.write(try OverlayTranslation.translate(image), to: one, jobs: 1)
-                try SquashfsWriter.write(try OverlayTranslation.translate(image), to: two, jobs: 2)
-                guard FileManager.default.contentsEqual(atPath: one, andPath: two) else {
-                    fatalError("squashfs images differ between one thread and two")
-                }
-                let back = try OverlayTranslation.untranslate(try SquashfsReader.read(path: one).0)
-                let model = try expectedAfterUntranslate(image, options: .init())
-                guard try normalized(back) == normalized(try expectedAfterRoundTrip(model, losses: losses)) else {
-                    fatalError("the squashfs image reads back as another model:\n\(losses.lines)")
-                }
-                var single: [UInt8] = [], double: [UInt8] = []
-                try ComposefsImage.write(image, jobs: 1) { single += $0 }
-                try ComposefsImage.write(image, jobs: 2) { double += $0 }
-                guard single == double else { fatalError("composefs images differ between one thread and two") }
-                let (read, header) = try ComposefsReader.read(single)
-                let expected = try expectedAfterUntranslate(image, options: .composefs(version: header.formatVersion))
-                guard try comparable(read) == comparable(expected) else {
-                    fatalError("the composefs image reads back as another model")
-                }
-            }),
+            run: { bytes, _ in try writersCase(bytes, in: workDirectory) }),
         "cfs": Target(
             name: "cfs", seeds: cfsSeeds,
             mutateCase: { seed, rng in
