@@ -59,9 +59,6 @@ public final class DumpParser {
     var lineNumber = 0
     var carry: [UInt8] = []
     var builder: ImageBuilder?
-    /// Whether the root is in `builder` (asked per line: testing `builder` for nil would copy
-    /// the whole builder out of this class, retaining every array it holds).
-    var hasRoot = false
     /// Line of each entry, by entry index, to name the line of a duplicate.
     var lineOfEntry: [UInt32] = []
     /// Directory paths (without the leading `/`; the root is empty) → entry.
@@ -180,7 +177,6 @@ public final class DumpParser {
             throw DumpError(input: input, line: max(lineNumber, 1), field: .line, reason: "no files in dump file")
         }
         self.builder = nil
-        hasRoot = false
         try resolveHardLinks(&builder)
         do {
             return try builder.build()
@@ -454,7 +450,7 @@ public final class DumpParser {
 
     /// The root comes first, once, and is a directory.
     private func checkRoot(_ fields: Located) throws(DumpError) {
-        if lineNumber == 1 || !hasRoot {
+        if lineNumber == 1 || builder == nil {
             guard fields.path.isEmpty else {
                 throw error(
                     .path, "the first line must be the root directory \"/\", not \(displayBytes(fields.rawPath))")
@@ -557,9 +553,8 @@ public final class DumpParser {
     /// Adds the entry (the root creates the builder) with its xattrs (a list index).
     private func insert(_ inode: consuming Inode, _ fields: Located, xattrs: Int32) throws(DumpError) {
         let (parent, name) = try locateParent(fields.path, rawPath: fields.rawPath)
-        if !hasRoot {
+        if builder == nil {
             do { builder = try ImageBuilder(root: inode) } catch { throw self.error(.mode, error.description) }
-            hasRoot = true
             lineOfEntry.append(UInt32(lineNumber))
             directories[ByteKey([])] = .root
             if xattrs >= 0 {
@@ -611,7 +606,7 @@ extension DumpParser {
     /// Makes room in the tree for the entries the input's size suggests, from the bytes per
     /// line so far (an eighth more, in case later lines are shorter).
     func reserveForEstimatedEntries() {
-        guard sizeHint > 0, committedBytes > 0, hasRoot else { return }
+        guard sizeHint > 0, committedBytes > 0, builder != nil else { return }
         // A line takes at least 27 bytes (`/ 0 40755 0 0 0 0 0.0 - - -` and its newline).
         let estimate = min(Double(sizeHint) / Double(committedBytes) * Double(lineNumber), Double(sizeHint / 27))
         let entries = Int(estimate) + Int(estimate) / 8
