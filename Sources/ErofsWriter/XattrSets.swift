@@ -213,8 +213,8 @@ struct XattrSets {
             }
             var layout = KeyLayout()
             forEachSorted(s, scratch: &scratch) { i, xattr in
-                place(i, inlineSize: entrySize(xattr))
                 layout.add(key: xattr.key, valueLength: xattr.value.count)
+                place(i, inlineSize: layout.sizes[i])
             }
             hasACL = hasACL || layout.hasACL
             bodySize[s] = UInt32(size)

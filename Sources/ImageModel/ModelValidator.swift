@@ -74,11 +74,10 @@ extension Image {
             guard inode.size == UInt64(target.count) else {
                 return "symlink size \(inode.size) differs from its target's length \(target.count)"
             }
-        case .blockDevice, .charDevice:
-            if let reason = deviceNumberProblem(inode.rdev) { return reason }
-            if case .none = inode.data { break }
-            return "a \(inode.type.jsonName) cannot carry file data"
-        case .directory, .fifo, .socket:
+        case .directory, .blockDevice, .charDevice, .fifo, .socket:
+            if inode.type == .blockDevice || inode.type == .charDevice, let reason = deviceNumberProblem(inode.rdev) {
+                return reason
+            }
             if case .none = inode.data { break }
             return "a \(inode.type.jsonName) cannot carry file data"
         }

@@ -27,7 +27,7 @@ public struct DigestXattrs: Sendable, Hashable {
         /// reused when `out` holds the only reference to it).
         public func value(for digest: Digest, into out: inout [UInt8]) {
             out.removeAll(keepingCapacity: true)
-            out.reserveCapacity(prefix.count + 65)
+            out.reserveCapacity(valueLength)
             out.append(contentsOf: prefix)
             switch encoding {
             case .bytes: digest.appendBytes(to: &out)
@@ -40,7 +40,6 @@ public struct DigestXattrs: Sendable, Hashable {
 
         public func value(for digest: Digest) -> [UInt8] {
             var out: [UInt8] = []
-            out.reserveCapacity(prefix.count + 65)
             value(for: digest, into: &out)
             return out
         }

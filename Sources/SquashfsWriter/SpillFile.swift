@@ -37,9 +37,8 @@ final class SpillFile: MetadataSink {
     func copy(_ range: Range<UInt64>, into image: SqfsFile, at offset: UInt64) throws(SquashfsError) {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var done = range.lowerBound
-        let count = range.upperBound
-        while done < count {
-            let want = Int(min(UInt64(buffer.count), count - done))
+        while done < range.upperBound {
+            let want = Int(min(UInt64(buffer.count), range.upperBound - done))
             let got: Int
             do {
                 got = try FileIO.read(file.descriptor, at: done, into: &buffer, count: want, path: file.path)

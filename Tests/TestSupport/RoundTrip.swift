@@ -62,18 +62,17 @@ public func expectedAfterUntranslate(_ image: Image, options: OverlayTranslation
     for entry in image.entryIDs where entry != .root && image.inode(of: entry).isWhiteout {
         whiteoutParents.insert(image.parent(of: entry))
     }
-    let key = { (name: String) in Array(name.utf8) }
+    // The model's own keys (the translation escapes them below its markers).
+    let whiteouts = OverlayXattr.prefix + Array("whiteouts".utf8)
     let builder = try ImageBuilder(copying: image) { entry, _, xattrs in
         guard whiteoutParents.contains(entry) else { return }
         let replaced =
             options.formatVersion >= 1
-            && (options.composefsCompatible || !xattrs.contains { $0.key == key("trusted.overlay.opaque") })
+            && (options.composefsCompatible || !xattrs.contains { $0.key == OverlayXattr.opaque })
         xattrs.removeAll { xattr in
-            if xattr.key == key("trusted.overlay.whiteouts") || xattr.key == key("user.overlay.whiteouts") {
-                return true
-            }
-            if xattr.key == key("trusted.overlay.opaque") || xattr.key == key("user.overlay.opaque") {
-                return replaced || xattr.value == key("x")
+            if xattr.key == whiteouts || xattr.key == OverlayXattr.userWhiteouts { return true }
+            if xattr.key == OverlayXattr.opaque || xattr.key == OverlayXattr.userOpaque {
+                return replaced || xattr.value == Array("x".utf8)
             }
             return false
         }
